@@ -1,0 +1,35 @@
+"""lossgraph: GAN objectives written as math in YAML, compiled into PyTorch training steps.
+
+    import lossgraph
+    program = lossgraph.compile("specs/cyclegan.yaml")   # or a built-in spec's name
+    nets = program.build_networks(seed=0)
+    losses = program.losses(nets, program.example_inputs(batch_size=4))
+
+The spec layer (`load`) imports no torch; `compile` does.
+"""
+
+from .errors import CodegenError, DataError, FormulaError, LossgraphError, Origin, SpecError
+from .spec import Spec, load, loads
+
+__version__ = "0.1.0"
+
+
+def compile(spec):  # noqa: A001 - the public name DESIGN.md promises
+    """A spec (object, path or built-in name) compiled into a `Program`."""
+    from .program import compile_spec
+
+    return compile_spec(spec)
+
+
+__all__ = [
+    "CodegenError",
+    "DataError",
+    "FormulaError",
+    "LossgraphError",
+    "Origin",
+    "Spec",
+    "SpecError",
+    "compile",
+    "load",
+    "loads",
+]

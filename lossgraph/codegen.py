@@ -1,0 +1,306 @@
+"""IR to readable, straight-line PyTorch source.
+
+The module emitted for a spec has one function per job:
+- `losses(nets, inputs)`: every player's objective and every term, each distinct network
+  application computed once and shared across terms and players;
+- `step_<player>(nets, inputs, optimizer, parameters)`: one optimizer step of that player.
+  Network calls its gradient does not pass through run under `torch.no_grad()`, terms constant
+  for it are not computed, and backward runs with `inputs=parameters`, so no player computes
+  gradients for another's networks;
+- `samples(nets, inputs)` and `evaluate(nets, inputs)`: sample-grid rows and held-out metrics.
+
+Naming (Note [Generated names]): values are named after the spec: data and networks keep their
+names, a network application is named after the network and its argument
+(`G_YX_G_XY_x` is `G_YX(G_XY(x))`), terms keep their term names, `let:` bindings their let names.
+A `Namespace` keeps names unique and never shadows a keyword, a builtin or the module's globals.
+A value is inlined where it is used once and is cheap (elementwise or a reduction); network
+calls, shared values and terms get a line of their own, with a comment pointing at the spec line
+that wrote it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Mapping
+
+from .errors import CodegenError
+from .expr import Expr
+from .graph import Graph, Player, consumers
+from .ops import OPS, Ops
+from .passes.gradients import PlayerPlan
+from .printing import number_text
+
+_ATOM = 100
+_PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
+_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "parameters"}
+MAX_NAME = 32
+
+
+class Namespace:
+    """Unique, readable Python names that never shadow keywords, builtins or module globals."""
+
+    def __init__(self, reserved: set[str] = frozenset()):
+        self.used: set[str] = set(reserved)
+
+    def take(self, name: str) -> str:
+        """Claim a spec name exactly (data, networks); the spec's own checks keep them distinct."""
+        self.used.add(name)
+        return name
+
+    def fresh(self, hint: str) -> str:
+        base = re.sub(r"\W", "_", hint).strip("_") or "v"
+        if base[0].isdigit():
+            base = f"v_{base}"
+        if len(base) > MAX_NAME:
+            base = base[:MAX_NAME].rstrip("_")
+        candidate, count = base, 1
+        while candidate in self.used or keyword.iskeyword(candidate) or hasattr(builtins, candidate):
+            count += 1
+            candidate = f"{base}_{count}"
+        self.used.add(candidate)
+        return candidate
+
+
+def _precedence(code: str) -> int:
+    body = ast.parse(code, mode="eval").body
+    if isinstance(body, ast.BinOp):
+        return _PRECEDENCE[type(body.op)]
+    if isinstance(body, ast.UnaryOp):
+        return 30
+    if isinstance(body, ast.Constant) and isinstance(body.value, (int, float)) and body.value < 0:
+        return 30
+    return _ATOM
+
+
+def _wrap(code: str, needed: int, strict: bool = False) -> str:
+    power = _precedence(code)
+    return f"({code})" if power < needed or (strict and power == needed) else code
+
+
+@dataclass
+class _Line:
+    code: str
+    comment: str
+    no_grad: bool = False
+
+
+class FunctionWriter:
+    """Writes one function: decides what to name, orders the lines, renders expressions."""
+
+    def __init__(self, graph: Graph, ranks: Mapping[Expr, int], names: Namespace, hints: Mapping[Expr, str]):
+        self.graph = graph
+        self.ranks = ranks
+        self.names = names
+        self.hints = hints
+        self.named: dict[Expr, str] = {}
+        self.lines: list[_Line] = []
+
+    # -- naming -------------------------------------------------------------------------------
+
+    def hint(self, node: Expr) -> str:
+        if node in self.hints:
+            return self.hints[node]
+        if node in self.graph.names:
+            return self.graph.names[node]
+        if node.op in (Ops.DATA, Ops.RANDOM):
+            return str(node.arg)
+        if node.op is Ops.APPLY:
+            parts = [self.named.get(a) or self.hint(a) for a in node.args]
+            joined = f"{node.arg}_{'_'.join(parts)}"
+            return joined if len(joined) <= MAX_NAME else f"{node.arg}_out"
+        if node.op is Ops.HEAD:
+            call = node.args[0]
+            parts = [self.named.get(a) or self.hint(a) for a in call.args]
+            return f"{call.arg}_{node.arg[0]}_{'_'.join(parts)}"
+        if node.op is Ops.CONST:
+            return "c"
+        return OPS[node.op].spelling if OPS[node.op].spelling.isidentifier() else "v"
+
+    def comment(self, node: Expr) -> str:
+        origins = self.graph.origins.get(node) or ()
+        if not origins:
+            return ""
+        first = origins[0]
+        more = f" (+{len(origins) - 1} more)" if len(origins) > 1 else ""
+        return f"{PurePath(first.file).name}:{first.line} {first.key}{more}"
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(self, node: Expr) -> str:
+        """The expression for `node`, using names for named nodes."""
+        if node in self.named:
+            return self.named[node]
+        op = node.op
+        if op is Ops.CONST:
+            return number_text(node.arg)
+        if op is Ops.APPLY:
+            return f"{node.arg}({', '.join(self.render(a) for a in node.args)})"
+        if op is Ops.HEAD:
+            return f"{_wrap(self.render(node.args[0]), _ATOM)}[{node.arg[1]}]"
+        row = OPS.get(op)
+        if row is None or row.torch is None:
+            raise CodegenError(op.name, self.graph.origin(node))
+        args = [self.render(a) for a in node.args]
+        ranks = [self.ranks.get(a, 0) for a in node.args]
+        if row.infix and len(args) == 2:
+            right_assoc = op is Ops.POW
+            args = [
+                _wrap(args[0], row.infix, strict=right_assoc),
+                _wrap(args[1], row.infix, strict=not right_assoc),
+            ]
+        elif row.infix:
+            args = [_wrap(args[0], row.infix)]
+        elif row.atomic:
+            args = [_wrap(a, _ATOM) for a in args]
+        return row.torch(args, ranks)
+
+    def assign(self, node: Expr, hint: str | None = None, no_grad: bool = False) -> str:
+        code = self.render(node)
+        name = self.names.fresh(hint or self.hint(node))
+        self.named[node] = name
+        self.lines.append(_Line(f"{name} = {code}", self.comment(node), no_grad))
+        return name
+
+    # -- a whole body ---------------------------------------------------------------------------
+
+    def compute(self, roots: list[tuple[Expr, str | None]], no_grad: frozenset[Expr] = frozenset()) -> None:
+        """Emit lines computing every root. `no_grad` nodes are network calls run without autograd."""
+        order: dict[Expr, None] = {}
+        for root, _ in roots:
+            for node in root.walk():
+                order.setdefault(node, None)
+        uses = consumers(order)
+        root_hints = {}
+        for root, hint in roots:
+            root_hints.setdefault(root, hint)
+        must_name = {
+            node for node in order
+            if node.op in (Ops.APPLY, Ops.HEAD) or node in root_hints or (uses.get(node, 0) > 1 and node.op not in (Ops.CONST, Ops.DATA, Ops.RANDOM))
+        }
+        # network calls without autograd first, inside one no_grad block; they never depend on a
+        # value that carries gradient, so hoisting them keeps a valid order
+        for node in order:
+            if node in no_grad and node in must_name and node not in self.named:
+                self.assign(node, root_hints.get(node), no_grad=True)
+        for node in order:
+            if node in must_name and node not in self.named:
+                self.assign(node, root_hints.get(node))
+
+    def body(self, indent: str = "    ") -> list[str]:
+        out: list[str] = []
+        block = False
+        for line in self.lines:
+            if line.no_grad and not block:
+                out.append(f"{indent}with torch.no_grad():")
+                block = True
+            elif not line.no_grad:
+                block = False
+            pad = indent + ("    " if line.no_grad else "")
+            text = f"{pad}{line.code}"
+            out.append(f"{text}  # {line.comment}" if line.comment else text)
+        return out
+
+
+def _prologue(writer: FunctionWriter, roots: list[Expr]) -> list[str]:
+    """`G_XY = nets["G_XY"]` and `x = inputs["x"]` for what the function uses."""
+    nets_used: dict[str, None] = {}
+    data_used: dict[Expr, None] = {}
+    for root in roots:
+        for node in root.walk():
+            if node.op is Ops.APPLY:
+                nets_used.setdefault(node.arg, None)
+            elif node.op in (Ops.DATA, Ops.RANDOM):
+                data_used.setdefault(node, None)
+    lines = [f'    {writer.names.take(net)} = nets["{net}"]' for net in sorted(nets_used)]
+    for node in data_used:
+        writer.named[node] = writer.names.take(node.arg)
+        lines.append(f'    {node.arg} = inputs["{node.arg}"]')
+    return lines
+
+
+def _spec_names(graph: Graph) -> set[str]:
+    # data and network names are claimed by the prologue; keep generated names off them
+    return set(graph.networks) | set(graph.data) | _GLOBALS
+
+
+def emit_losses(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    roots = [term.value for player in graph.players for term in player.terms] + [p.loss for p in graph.players]
+    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
+    prologue = _prologue(writer, roots)
+    writer.compute([(term.value, term.name) for player in graph.players for term in player.terms])
+    writer.compute([(player.loss, f"loss_{player.name}") for player in graph.players])
+    returns = []
+    for player in graph.players:
+        returns.append(f'        "{player.name}": {writer.named[player.loss]},')
+        returns += [f'        "{player.name}/{term.name}": {writer.named[term.value]},' for term in player.terms]
+    doc = '    """Every player\'s objective and term; each network application runs once."""'
+    return "\n".join(["def losses(nets, inputs):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
+
+
+def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    live = [term for term in player.terms if term.name in plan.live_terms]
+    loss = _loss_of(player, live)
+    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
+    prologue = _prologue(writer, [loss])
+    no_grad = frozenset(node for node in loss.walk() if node.op in (Ops.APPLY, Ops.HEAD) and not plan.carries_gradient(node))
+    writer.compute([(term.value, term.name) for term in live], no_grad)
+    writer.compute([(loss, "loss")])
+    verb = "maximize" if player.sense == "maximize" else "minimize"
+    dead = f" ({', '.join(plan.dead_terms)} constant here: not computed)" if plan.dead_terms else ""
+    doc = f'    """Player {player.name}: {verb} {" + ".join(t.name for t in player.terms)} over {", ".join(player.networks)}{dead}."""'
+    returns = [f'        "{player.name}": {writer.named[loss]}.detach(),']
+    returns += [f'        "{player.name}/{term.name}": {writer.named[term.value]}.detach(),' for term in live]
+    tail = [
+        "    optimizer.zero_grad(set_to_none=True)",
+        f"    {writer.named[loss]}.backward(inputs=parameters)",
+        "    optimizer.step()",
+        "    return {",
+        *returns,
+        "    }",
+    ]
+    return "\n".join([f"def step_{player.name}(nets, inputs, optimizer, parameters):", doc, *prologue, *writer.body(), *tail])
+
+
+def _loss_of(player: Player, live) -> Expr:
+    from dataclasses import replace
+
+    return replace(player, terms=tuple(live)).loss
+
+
+def emit_samples(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    roots = [expr for _, expr in graph.samples]
+    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
+    prologue = _prologue(writer, roots)
+    writer.compute([(expr, None) for expr in roots])
+    rows = [f"        ({label!r}, {writer.named[expr]})," for label, expr in graph.samples]
+    doc = '    """Rows of the sample grid: (label, images in [-1, 1])."""'
+    return "\n".join(["@torch.no_grad()", "def samples(nets, inputs):", doc, *prologue, *writer.body(), "    return [", *rows, "    ]"])
+
+
+def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    roots = [expr for _, expr in graph.evaluate]
+    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
+    prologue = _prologue(writer, roots)
+    writer.compute([(expr, name) for name, expr in graph.evaluate])
+    rows = [f'        "{name}": {writer.named[expr]},' for name, expr in graph.evaluate]
+    doc = '    """Held-out metrics, as the spec\'s evaluate: section defines them."""'
+    return "\n".join(["@torch.no_grad()", "def evaluate(nets, inputs):", doc, *prologue, *writer.body(), "    return {", *rows, "    }"])
+
+
+def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    header = [
+        f'"""Generated by lossgraph from {PurePath(graph.file).name} ({graph.name}): `lossgraph emit` prints it again."""',
+        "",
+        "import torch",
+        "import torch.nn.functional as F",
+    ]
+    functions = [emit_losses(graph, ranks, hints)]
+    functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in graph.players]
+    functions.append(emit_samples(graph, ranks, hints))
+    functions.append(emit_evaluate(graph, ranks, hints))
+    return "\n".join(header) + "\n\n\n" + "\n\n\n".join(functions) + "\n"

@@ -1,0 +1,143 @@
+"""One exception family for everything a user can get wrong.
+
+`LossgraphError` is the root. `SpecError` (also a `ValueError`) is a bad spec: it carries every
+`Problem` found, each with an `Origin` that points at the file, line, column and dotted key, and
+renders as the offending line with a caret under the span. `FormulaError` is a `SpecError` raised
+from inside a formula. `DataError` is a dataset that cannot be read; `CodegenError` an IR node the
+code generator has no lowering for (a bug in lossgraph, not in the spec, but still located).
+
+Invariant: a user mistake never reaches the user as a Python traceback; the CLI prints `str(error)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from: `file:line:col` (1-based) plus the dotted key path.
+
+    `end_col` is exclusive and on the same line; `text` is that file line, kept so an error can be
+    rendered without reading the file again.
+    """
+
+    file: str
+    line: int
+    col: int
+    key: str = ""
+    end_col: int | None = None
+    text: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        return f"{where} {self.key}" if self.key else where
+
+    def snippet(self) -> str:
+        """The source line with a `^~~~` caret under the span, like a compiler diagnostic."""
+        if self.text is None:
+            return ""
+        line = self.text.rstrip("\n").expandtabs(1)
+        width = max(1, (self.end_col or self.col + 1) - self.col)
+        gutter = f"{self.line:>5} | "
+        caret = " " * (len(gutter) - 2) + "| " + " " * (self.col - 1) + "^" + "~" * (width - 1)
+        return f"{gutter}{line}\n{caret}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    origin: Origin | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        head = f"{self.origin.file}:{self.origin.line}:{self.origin.col}: " if self.origin else ""
+        key = f"{self.origin.key}: " if self.origin and self.origin.key else ""
+        text = f"{head}{key}{self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        snippet = self.origin.snippet() if self.origin else ""
+        return f"{text}\n{snippet}" if snippet else text
+
+
+class LossgraphError(Exception):
+    """Root of every error lossgraph raises on purpose."""
+
+
+class SpecError(LossgraphError, ValueError):
+    """A spec with one or more problems, all collected before raising."""
+
+    def __init__(self, problems: Problem | str | Sequence[Problem], origin: Origin | None = None, hint: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem(problems, origin, hint)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        body = "\n".join(p.render() for p in self.problems)
+        if len(self.problems) > 1:
+            return f"{len(self.problems)} problems:\n{body}"
+        return body
+
+    @property
+    def origin(self) -> Origin | None:
+        return self.problems[0].origin if self.problems else None
+
+
+class FormulaError(SpecError):
+    """A formula that does not parse or does not mean anything lossgraph can compute."""
+
+
+class DataError(LossgraphError):
+    """A dataset (folder or built-in) that cannot provide what the spec asks for."""
+
+
+class CodegenError(LossgraphError):
+    """An IR node with no lowering; names the op and where it came from."""
+
+    def __init__(self, op: str, origin: Origin | None = None):
+        self.op = op
+        self.origin = origin
+        where = f"{origin}: " if origin else ""
+        super().__init__(f"{where}no code generation rule for op {op}")
+
+
+@dataclass
+class Problems:
+    """Collects problems so that a spec reports all of its mistakes at once."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, message: str, origin: Origin | None = None, hint: str | None = None) -> None:
+        self.items.append(Problem(message, origin, hint))
+
+    def extend(self, error: SpecError) -> None:
+        self.items.extend(error.problems)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self, kind: type[SpecError] = SpecError) -> None:
+        if self.items:
+            raise kind(self.items)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """A `did you mean 'G_XY'?` hint for the closest valid name, or a list when none is close."""
+    choices = sorted(set(choices))
+    if not choices:
+        return None
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    if close:
+        return f"did you mean '{close[0]}'?"
+    shown = ", ".join(f"'{c}'" for c in choices[:12])
+    more = ", ..." if len(choices) > 12 else ""
+    return f"expected one of {shown}{more}"

@@ -1,0 +1,149 @@
+"""The op table: every operation of the IR defined once, in one row.
+
+A row gives the op's arity, its spelling in formulas (a builtin name or an infix symbol), whether
+it is pure (random draws are not), how it lowers to PyTorch source, its sympy form (for `show` and
+for proving rewrite rules) and a one-line meaning. Printers, the parser, the interpreter and the
+code generator all look ops up here and never hard-code one: adding an op is one row plus tests.
+
+Lowerings are small functions from the argument *source strings* and their tensor ranks to a
+source string, so that `E[l1(v)]` on an image becomes `v.abs().mean(dim=(1, 2, 3))`: what a
+person would write, with no helper call per op. The interpreter evaluates the same lowerings, so
+generated code and interpreter cannot disagree.
+
+Conventions (METHODS.md): `E[v]` is the mean over every element; `l1`/`l2sq` are per-sample means
+over the non-batch dimensions; `ce(logits, c)` is the per-sample cross-entropy; `kl(mu, logvar)` the
+per-sample KL divergence from N(0, I), summed over latent dimensions.
+
+This module does not import torch or sympy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+import math
+from typing import Any, Callable, Sequence
+
+
+class Ops(enum.Enum):
+    # leaves
+    CONST = enum.auto()
+    DATA = enum.auto()
+    RANDOM = enum.auto()
+    # network application and head selection
+    APPLY = enum.auto()
+    HEAD = enum.auto()
+    # arithmetic
+    ADD = enum.auto()
+    SUB = enum.auto()
+    MUL = enum.auto()
+    DIV = enum.auto()
+    POW = enum.auto()
+    NEG = enum.auto()
+    # elementwise functions
+    LOG = enum.auto()
+    EXP = enum.auto()
+    SQRT = enum.auto()
+    ABS = enum.auto()
+    SIGMOID = enum.auto()
+    SOFTPLUS = enum.auto()
+    TANH = enum.auto()
+    RELU = enum.auto()
+    STOP_GRADIENT = enum.auto()
+    # reductions
+    MEAN = enum.auto()
+    L1 = enum.auto()
+    L2SQ = enum.auto()
+    CE = enum.auto()
+    KL = enum.auto()
+
+
+Lowering = Callable[[Sequence[str], Sequence[int]], str]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    op: Ops
+    arity: int | None
+    spelling: str               # builtin name in formulas, or the infix symbol
+    meaning: str
+    torch: Lowering | None      # None: leaves and network calls, which codegen handles itself
+    sympy: Callable[..., Any] | None  # (sympy module, *args) -> sympy expression
+    infix: int = 0              # binding power of an infix/prefix operator; 0 for calls
+    pure: bool = True
+    reduces: str = ""           # "all": to a scalar; "sample": to one value per sample
+    atomic: bool = False        # the lowering puts arguments where they must be atoms: `{0}.mean()`
+    fold: Callable[..., float] | None = None  # value on plain numbers, for constant folding
+
+
+def _call(template: str) -> Lowering:
+    return lambda args, ranks: template.format(*args)
+
+
+def _sample_dims(rank: int) -> str:
+    """The non-batch dimensions of a rank-`rank` tensor, as a `dim=` argument."""
+    dims = tuple(range(1, rank))
+    return f"dim={dims[0]}" if len(dims) == 1 else f"dim={dims}"
+
+
+def _per_sample_mean(inner: str) -> Lowering:
+    def lower(args: Sequence[str], ranks: Sequence[int]) -> str:
+        body = inner.format(*args)
+        return body if ranks[0] <= 1 else f"{body}.mean({_sample_dims(ranks[0])})"
+
+    return lower
+
+
+def _kl(args: Sequence[str], ranks: Sequence[int]) -> str:
+    mu, logvar = args
+    body = f"0.5 * ({mu} ** 2 + {logvar}.exp() - 1 - {logvar})"
+    return body if ranks[0] <= 1 else f"({body}).sum({_sample_dims(ranks[0])})"
+
+
+def _sigmoid_sympy(sp, x):
+    return 1 / (1 + sp.exp(-x))
+
+
+def _softplus_sympy(sp, x):
+    return sp.log(1 + sp.exp(x))
+
+
+def _function(name: str):
+    return lambda sp, *args: sp.Function(name)(*args)
+
+
+ROWS = [
+    OpDef(Ops.CONST, 0, "", "a number", None, None),
+    OpDef(Ops.DATA, 0, "", "a data variable of the batch", None, None),
+    OpDef(Ops.RANDOM, 0, "", "a named random draw", None, None, pure=False),
+    OpDef(Ops.APPLY, None, "", "a network applied to its inputs", None, None),
+    OpDef(Ops.HEAD, 1, "", "one named output of a network with several heads", None, None),
+    OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10),
+    OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10),
+    OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20),
+    OpDef(Ops.DIV, 2, "/", "quotient", _call("{0} / {1}"), lambda sp, a, b: a / b, infix=20),
+    OpDef(Ops.NEG, 1, "-", "negation", _call("-{0}"), lambda sp, a: -a, infix=30),
+    OpDef(Ops.POW, 2, "^", "power", _call("{0} ** {1}"), lambda sp, a, b: a ** b, infix=40),
+    OpDef(Ops.LOG, 1, "log", "natural logarithm", _call("torch.log({0})"), lambda sp, a: sp.log(a), fold=math.log),
+    OpDef(Ops.EXP, 1, "exp", "exponential", _call("torch.exp({0})"), lambda sp, a: sp.exp(a), fold=math.exp),
+    OpDef(Ops.SQRT, 1, "sqrt", "square root", _call("torch.sqrt({0})"), lambda sp, a: sp.sqrt(a), fold=math.sqrt),
+    OpDef(Ops.ABS, 1, "abs", "absolute value", _call("torch.abs({0})"), lambda sp, a: sp.Abs(a), fold=abs),
+    OpDef(Ops.SIGMOID, 1, "sigmoid", "logistic sigmoid 1 / (1 + exp(-v))", _call("torch.sigmoid({0})"), _sigmoid_sympy, fold=lambda a: 1 / (1 + math.exp(-a)) if a > -700 else 0.0),
+    OpDef(Ops.SOFTPLUS, 1, "softplus", "log(1 + exp(v)), computed stably", _call("F.softplus({0})"), _softplus_sympy, fold=lambda a: a + math.log1p(math.exp(-a)) if a > 0 else math.log1p(math.exp(a))),
+    OpDef(Ops.TANH, 1, "tanh", "hyperbolic tangent", _call("torch.tanh({0})"), lambda sp, a: sp.tanh(a), fold=math.tanh),
+    OpDef(Ops.RELU, 1, "relu", "max(v, 0)", _call("torch.relu({0})"), lambda sp, a: sp.Max(a, 0), fold=lambda a: max(a, 0.0)),
+    OpDef(Ops.STOP_GRADIENT, 1, "stop_gradient", "the value, with no gradient flowing back", _call("{0}.detach()"), lambda sp, a: a, atomic=True),
+    OpDef(Ops.MEAN, 1, "E", "expectation: mean over every element", _call("{0}.mean()"), _function("E"), reduces="all", atomic=True, fold=lambda a: a),
+    OpDef(Ops.L1, 1, "l1", "per-sample mean of |v| over non-batch dimensions", _per_sample_mean("{0}.abs()"), _function("l1"), reduces="sample", atomic=True, fold=abs),
+    OpDef(Ops.L2SQ, 1, "l2sq", "per-sample mean of v^2 over non-batch dimensions", _per_sample_mean("{0}.square()"), _function("l2sq"), reduces="sample", atomic=True, fold=lambda a: a * a),
+    OpDef(Ops.CE, 2, "ce", "per-sample cross-entropy of logits against integer labels", _call("F.cross_entropy({0}, {1}, reduction='none')"), _function("ce"), reduces="sample"),
+    OpDef(Ops.KL, 2, "kl", "per-sample KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims", _kl, _function("kl"), reduces="sample", atomic=True),
+]
+
+OPS: dict[Ops, OpDef] = {row.op: row for row in ROWS}
+
+# Builtins callable by name in a formula: spelling -> op.
+BUILTINS: dict[str, Ops] = {row.spelling: row.op for row in ROWS if row.spelling.isidentifier() and row.op is not Ops.MEAN}
+
+# Ops that consume randomness or have effects; CSE and interning must keep them apart.
+IMPURE = frozenset(row.op for row in ROWS if not row.pure)

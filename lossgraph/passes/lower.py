@@ -1,0 +1,148 @@
+"""Spec to IR: parse every formula, inline `let:` bindings, check names and call arities.
+
+Each formula is parsed against a scope that knows the spec's data, lets and networks. A let is
+parsed the first time it is used and then shared (interning makes every use the same node);
+a let that reaches itself is a cycle, reported with the chain. Every problem in every formula is
+collected before one `SpecError` is raised.
+
+The IR produced here is the objective *as written*: a probability network's `D(v)` is still a
+plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from ..errors import FormulaError, Origin, Problems, SpecError, did_you_mean
+from ..expr import Expr
+from ..formula import Site, parse
+from ..graph import Graph, Network, Player, Term
+from ..ops import BUILTINS, Ops
+from ..spec import Spec
+
+
+class SpecScope:
+    """Names as the spec declares them."""
+
+    def __init__(self, spec: Spec, origins: dict[Expr, list[Origin]]):
+        self.spec = spec
+        self.origins = origins
+        self.lets: dict[str, Expr] = {}
+        self.resolving: list[str] = []
+        self.arity: dict[str, tuple[int, Origin | None]] = {}
+
+    def site(self, path: tuple, text: str) -> Site:
+        source = self.spec.source
+        return Site(text, lambda span: source.origin(path, span), self.origins)
+
+    # -- Scope protocol -----------------------------------------------------------------------
+
+    def name(self, name: str, where: Site, span: tuple[int, int]) -> Expr:
+        spec = self.spec
+        if name in spec.data:
+            return Expr(Ops.DATA, (), name)
+        if name in spec.let:
+            return self.let(name, where, span)
+        if name in spec.networks:
+            raise where.error(f"network '{name}' must be applied to its inputs", span, f"write {name}(...)")
+        if name in BUILTINS:
+            raise where.error(f"'{name}' is a function", span, f"write {name}(...)")
+        known = list(spec.data) + list(spec.let)
+        raise where.error(f"unknown name '{name}'", span, did_you_mean(name, known + list(spec.networks)))
+
+    def call(self, name: str, head: str | None, args: list[Expr], where: Site, span: tuple[int, int]) -> Expr | None:
+        if name not in self.spec.networks:
+            if head is not None:
+                raise where.error(f"unknown network '{name}'", span, did_you_mean(name, self.spec.networks))
+            return None
+        if head is not None:
+            raise where.error(f"network '{name}' has no head '{head}'", span, f"write {name}(...)")
+        if not args:
+            raise where.error(f"network '{name}' needs at least one input", span)
+        known = self.arity.get(name)
+        if known is None:
+            self.arity[name] = (len(args), where.origin(span))
+        elif known[0] != len(args):
+            first = f" at {known[1].file}:{known[1].line}:{known[1].col}" if known[1] else ""
+            raise where.error(f"network '{name}' applied to {len(args)} inputs here but {known[0]}{first}", span)
+        return Expr(Ops.APPLY, tuple(args), name)
+
+    def callables(self) -> list[str]:
+        return list(self.spec.networks)
+
+    # -- lets -----------------------------------------------------------------------------------
+
+    def let(self, name: str, where: Site, span: tuple[int, int]) -> Expr:
+        if name in self.lets:
+            return self.lets[name]
+        if name in self.resolving:
+            chain = " -> ".join(self.resolving[self.resolving.index(name):] + [name])
+            raise where.error(f"let binding '{name}' refers to itself: {chain}", span)
+        self.resolving.append(name)
+        try:
+            text = self.spec.let[name]
+            expr = parse(text, self, self.site(("let", name), text))
+        finally:
+            self.resolving.pop()
+        self.lets[name] = expr
+        return expr
+
+
+def lower(spec: Spec) -> Graph:
+    origins: dict[Expr, list[Origin]] = {}
+    scope = SpecScope(spec, origins)
+    problems = Problems()
+
+    def formula(path: tuple, text: str) -> Expr | None:
+        try:
+            return parse(text, scope, scope.site(path, text))
+        except FormulaError as error:
+            problems.extend(error)
+            return None
+
+    for name in spec.let:  # every let is checked, used or not
+        try:
+            scope.let(name, scope.site(("let", name), spec.let[name]), (0, 1))
+        except FormulaError as error:
+            problems.extend(error)
+
+    owner = {net: name for name, player in spec.players.items() for net in player.networks}
+    players = []
+    for player_name in spec.order:
+        player = spec.players[player_name]
+        terms = []
+        for term_name, term in player.terms.items():
+            raw = (player.maximize if player.sense == "maximize" else player.minimize)[term_name]
+            path = ("players", player_name, player.sense, term_name) + (() if isinstance(raw, str) else ("expr",))
+            expr = formula(path, term.expr)
+            if expr is not None:
+                terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms)))
+
+    samples = []
+    for index, text in enumerate(spec.samples):
+        expr = formula(("samples", index), text)
+        if expr is not None:
+            samples.append((text.strip(), expr))
+    evaluate = []
+    for name, text in spec.evaluate.items():
+        expr = formula(("evaluate", name), text)
+        if expr is not None:
+            evaluate.append((name, expr))
+    problems.raise_if_any(SpecError)
+
+    networks = {
+        name: Network(name, net.arch, net.output, tuple(sorted(net.options.items())), net.out_channels, owner.get(name))
+        for name, net in spec.networks.items()
+    }
+    return Graph(
+        name=spec.name,
+        file=spec.path or "<spec>",
+        players=tuple(players),
+        networks=MappingProxyType(networks),
+        data=MappingProxyType(dict(spec.data)),
+        samples=tuple(samples),
+        evaluate=tuple(evaluate),
+        origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
+        names=MappingProxyType({expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}),
+    )

@@ -1,0 +1,158 @@
+"""Shape checking before any training: a dry run of the objective on meta tensors.
+
+Meta tensors have shapes and no data, so the whole objective "runs" in milliseconds without
+allocating images. Each network is built on the meta device the first time it is applied, with
+its input channels taken from what it is applied to (`D(x, y)` on two images gets 6), so the
+same pass infers the configuration `build_networks` later uses. A failure is reported at the
+formula node that failed: a network applied to a value of the wrong kind or shape, operands
+that do not broadcast, a term that does not reduce to a scalar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import nets as architectures
+
+from .errors import Problem, Problems, SpecError, did_you_mean
+from .expr import Expr
+from .graph import Graph
+from .interpret import evaluate_node
+from .ops import Ops
+from .printing import formula_text
+from .spec import Spec
+
+IMAGE_CHANNELS = 3
+META_BATCH = 2
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    name: str
+    arch: str
+    in_channels: int
+    out_channels: int
+    image_size: int
+    options: tuple[tuple[str, Any], ...]
+
+    def build(self) -> torch.nn.Module:
+        return architectures.build(
+            self.arch,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            image_size=self.image_size,
+            **dict(self.options),
+        )
+
+
+@dataclass(frozen=True)
+class Shapes:
+    ranks: dict[Expr, int]
+    shapes: dict[Expr, tuple[int, ...]]
+    networks: dict[str, NetConfig]
+
+
+def meta_inputs(spec: Spec, batch: int = META_BATCH) -> dict[str, torch.Tensor]:
+    size = spec.train.image_size
+    return {name: torch.empty(batch, IMAGE_CHANNELS, size, size, device="meta") for name, kind in spec.data.items() if kind == "image"}
+
+
+def check_networks(spec: Spec) -> None:
+    """Archs exist and options are known, each located at its key."""
+    problems = Problems()
+    source = spec.source
+    for name, net in spec.networks.items():
+        if net.arch not in architectures.ARCHS:
+            problems.add(f"unknown arch '{net.arch}'", source.origin(("networks", name, "arch")), did_you_mean(net.arch, architectures.ARCHS))
+            continue
+        valid = architectures.options_of(net.arch)
+        for option in net.options:
+            if option not in valid:
+                problems.add(
+                    f"unknown option '{option}' for arch {net.arch}",
+                    source.origin(("networks", name, option), at_key=True),
+                    did_you_mean(option, list(valid) + ["arch", "output", "out_channels"]),
+                )
+    problems.raise_if_any()
+
+
+def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
+    check_networks(spec)
+    inputs = meta_inputs(spec)
+    configs: dict[str, NetConfig] = {}
+    modules: dict[str, torch.nn.Module] = {}
+    values: dict[Expr, Any] = {}
+    problems = Problems()
+
+    def fail(node: Expr, message: str, hint: str | None = None) -> None:
+        problems.items.append(Problem(message, graph.origin(node), hint))
+
+    def build(node: Expr, args: list[Any]) -> torch.nn.Module | None:
+        name = node.arg
+        if name in modules:
+            return modules[name]
+        net = spec.networks[name]
+        channels = 0
+        for arg, value in zip(node.args, args):
+            if not isinstance(value, torch.Tensor) or value.dim() not in (2, 4):
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
+                fail(node, f"network '{name}' applied to {formula_text(arg)} of shape {shape}; networks take images (N, C, H, W) or vectors (N, k)")
+                return None
+            channels += value.shape[1]
+        role = architectures.ARCHS[net.arch].role
+        out = net.out_channels or (IMAGE_CHANNELS if role == "generator" else 1)
+        config = NetConfig(name, net.arch, channels, out, spec.train.image_size, tuple(sorted(net.options.items())))
+        try:
+            with torch.device("meta"):
+                modules[name] = config.build()
+        except (ValueError, TypeError) as error:
+            problems.add(f"cannot build network '{name}': {error}", spec.source.origin(("networks", name)))
+            return None
+        configs[name] = config
+        return modules[name]
+
+    for root in graph.roots():
+        for node in root.walk():
+            if node in values:
+                continue
+            if any(arg not in values for arg in node.args):
+                continue  # an argument already failed
+            args = [values[arg] for arg in node.args]
+            if node.op is Ops.APPLY and build(node, args) is None:
+                continue
+            try:
+                values[node] = evaluate_node(node, args, modules, inputs)
+            except Exception as error:  # noqa: BLE001 - any torch failure is a shape problem here
+                detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+                shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
+                what = f"network '{node.arg}'" if node.op is Ops.APPLY else formula_text(node)
+                fail(node, f"{what} fails on inputs of shape {shapes}: {detail}")
+        if problems:
+            break
+    problems.raise_if_any(SpecError)
+
+    for name in spec.networks:
+        if name not in configs:
+            problems.add(f"network '{name}' is declared but never applied", spec.source.origin(("networks", name), at_key=True), "apply it in a term or remove it")
+    for player in graph.players:
+        for term in player.terms:
+            value = values[term.expr]
+            if isinstance(value, torch.Tensor) and value.dim() != 0:
+                fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values")
+    for label, expr in graph.samples:
+        value = values[expr]
+        if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[1] == IMAGE_CHANNELS):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
+            fail(expr, f"sample '{label}' is not an image batch (N, {IMAGE_CHANNELS}, H, W): shape {shape}")
+    for name, expr in graph.evaluate:
+        value = values[expr]
+        if isinstance(value, torch.Tensor) and value.dim() != 0:
+            fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]")
+    problems.raise_if_any(SpecError)
+
+    ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
+    shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
+    return Shapes(ranks, shapes, configs)

@@ -1,0 +1,325 @@
+"""The spec: a YAML file checked into pydantic models, every value traceable to file:line:col.
+
+`load(path_or_name)` reads a file (or a built-in spec by name, e.g. `discogan`), parses it with
+the located safe loader in `source.py`, validates it against the models below, then checks what
+pydantic cannot: that names are unique identifiers, that players name declared networks, that
+schedule and optimizer settings name players. Every problem is collected, with a did-you-mean
+hint where a name is close to a valid one, before one `SpecError` is raised.
+
+Formulas stay text here; `lower.py` turns them into IR. Arch options (`width: 16`) ride along as
+extra keys of a network and are checked against the arch's own options.
+"""
+
+from __future__ import annotations
+
+import keyword
+from importlib import resources
+from pathlib import Path as FilePath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from .errors import Problems, SpecError, did_you_mean
+from .ops import BUILTINS
+from .source import Source, dotted
+
+RESERVED = {"E", "torch", "F", "nets", "inputs", "lossgraph"} | set(BUILTINS)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkSpec(BaseModel):
+    """A network: an arch from `nets`, how its output is read in formulas, and arch options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    arch: str
+    output: Literal["raw", "probability"] = "raw"
+    out_channels: int | None = Field(default=None, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TermSpec(_Model):
+    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1."""
+
+    expr: str
+    weight: float = 1.0
+
+
+class PlayerSpec(_Model):
+    networks: list[str] = Field(min_length=1)
+    minimize: dict[str, str | TermSpec] | None = None
+    maximize: dict[str, str | TermSpec] | None = None
+
+    @property
+    def sense(self) -> str:
+        return "maximize" if self.maximize is not None else "minimize"
+
+    @property
+    def terms(self) -> dict[str, TermSpec]:
+        raw = self.maximize if self.maximize is not None else (self.minimize or {})
+        return {name: TermSpec(expr=value) if isinstance(value, str) else value for name, value in raw.items()}
+
+
+class AdamSpec(_Model):
+    lr: float = Field(default=2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class RMSpropSpec(_Model):
+    lr: float = Field(default=5e-5, gt=0)
+    alpha: float = Field(default=0.99, gt=0, lt=1)
+    eps: float = Field(default=1e-8, gt=0)
+    momentum: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class SGDSpec(_Model):
+    lr: float = Field(gt=0)
+    momentum: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class OptimizerSpec(_Model):
+    """Exactly one of `adam`, `rmsprop`, `sgd`."""
+
+    adam: AdamSpec | None = None
+    rmsprop: RMSpropSpec | None = None
+    sgd: SGDSpec | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in ("adam", "rmsprop", "sgd") if getattr(self, name) is not None)
+
+    @property
+    def settings(self) -> _Model:
+        return getattr(self, self.kind)
+
+
+class TrainSpec(_Model):
+    steps: int = Field(default=2000, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    image_size: int = Field(default=32, ge=8)
+    log_every: int = Field(default=25, gt=0)
+    sample_every: int = Field(default=250, gt=0)
+    checkpoint_every: int = Field(default=500, gt=0)
+    eval_every: int = Field(default=250, gt=0)
+
+
+DATA_KINDS = ("image",)
+
+
+class Spec(_Model):
+    name: str
+    paper: str | None = None
+    data: dict[str, str] = Field(min_length=1)
+    dataset: dict[str, Any] = Field(default_factory=lambda: {"builtin": "shapes", "pairing": "unpaired"})
+    networks: dict[str, NetworkSpec] = Field(min_length=1)
+    let: dict[str, str] = Field(default_factory=dict)
+    players: dict[str, PlayerSpec] = Field(min_length=1)
+    schedule: list[str] | None = None
+    optim: dict[str, OptimizerSpec] = Field(default_factory=dict)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    samples: list[str] = Field(default_factory=list)
+    evaluate: dict[str, str] = Field(default_factory=dict)
+
+    _source: Source | None = PrivateAttr(default=None)
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Source:
+        return self._source  # type: ignore[return-value]
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    @property
+    def order(self) -> list[str]:
+        """Players in schedule order (each once, first appearance)."""
+        order = list(dict.fromkeys(self.schedule or list(self.players)))
+        return order + [name for name in self.players if name not in order]
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def builtin_specs() -> dict[str, Any]:
+    """Built-in specs by name: the `specs/` folder, installed as package data."""
+    folder = resources.files("lossgraph.specs")
+    return {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+
+
+def resolve(path_or_name: str | FilePath) -> tuple[str, str]:
+    """(display path, text) of a spec file, or of a built-in spec given by name."""
+    path = FilePath(path_or_name)
+    if path.is_file():
+        try:
+            return str(path_or_name), path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise SpecError(f"{path}: cannot read spec: {error}") from None
+    name = str(path_or_name)
+    known = builtin_specs()
+    stem = name[:-5] if name.endswith(".yaml") else name
+    if not path.exists() and FilePath(stem).name in known:
+        stem = FilePath(stem).name  # `lossgraph run specs/discogan.yaml` outside a checkout
+    if stem in known:
+        return f"{stem}.yaml", known[stem].read_text(encoding="utf-8")
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder, not a spec file")
+    hint = did_you_mean(stem, known)
+    raise SpecError(f"no spec file '{name}' and no built-in spec of that name" + (f" ({hint})" if hint else ""))
+
+
+def load(path_or_name: str | FilePath | Spec) -> Spec:
+    if isinstance(path_or_name, Spec):
+        return path_or_name
+    display, text = resolve(path_or_name)
+    return loads(text, display)
+
+
+def loads(text: str, file: str = "<spec>") -> Spec:
+    source, data = Source.parse(text, file)
+    problems = Problems()
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as error:
+        _collect_validation(error, source, data, problems)
+        problems.raise_if_any()
+        raise  # unreachable: a ValidationError always has errors
+    spec._source = source
+    spec._path = file
+    _check_names(spec, source, problems)
+    problems.raise_if_any()
+    return spec
+
+
+_MODELS_BY_PATH = {
+    (): Spec,
+    ("networks", "*"): NetworkSpec,
+    ("players", "*"): PlayerSpec,
+    ("players", "*", "minimize", "*"): TermSpec,
+    ("players", "*", "maximize", "*"): TermSpec,
+    ("optim", "*"): OptimizerSpec,
+    ("optim", "*", "adam"): AdamSpec,
+    ("optim", "*", "rmsprop"): RMSpropSpec,
+    ("optim", "*", "sgd"): SGDSpec,
+    ("train",): TrainSpec,
+}
+
+
+def _model_at(path: tuple) -> type[BaseModel] | None:
+    for pattern, model in _MODELS_BY_PATH.items():
+        if len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path)):
+            return model
+    return None
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """The part of a pydantic `loc` that addresses the data (drops union-member tags)."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _collect_validation(error: ValidationError, source: Source, data: Any, problems: Problems) -> None:
+    seen: set[tuple] = set()
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        path = _data_path(loc, data)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(path[:-1])
+            fields = list(model.model_fields) if model else []
+            if (path, kind) in seen:
+                continue
+            seen.add((path, kind))
+            problems.add(f"unknown key '{path[-1]}'", source.origin(path, at_key=True), did_you_mean(str(path[-1]), fields))
+            continue
+        if (path, "value") in seen:
+            continue  # a union reports one error per member; one is enough
+        seen.add((path, "value"))
+        if kind == "missing":
+            missing = loc[-1]
+            problems.add(f"missing key '{missing}'", source.origin(path), f"add '{missing}:'")
+            continue
+        problems.add(_message(item, path, source), source.origin(path))
+
+
+def _message(item: dict, path: tuple, source: Source) -> str:
+    kind = item["type"]
+    if path and path[0] in ("players",) and len(path) == 4 and kind in ("string_type", "model_type", "model_attributes_type", "dict_type"):
+        return "a term is a formula string or {weight: <number>, expr: <formula>}"
+    return item["msg"][0].lower() + item["msg"][1:]
+
+
+def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
+    declared: dict[str, tuple] = {}
+
+    def claim(name: str, path: tuple, what: str) -> None:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
+        elif name in RESERVED:
+            problems.add(f"{what} name '{name}' is reserved", source.origin(path, at_key=True), "choose another name")
+        elif name in declared:
+            problems.add(f"'{name}' is already declared at {dotted(declared[name])}", source.origin(path, at_key=True), "names of data, lets and networks must differ")
+        else:
+            declared[name] = path
+
+    for name in spec.data:
+        claim(name, ("data", name), "data")
+    for name in spec.networks:
+        claim(name, ("networks", name), "network")
+    for name in spec.let:
+        claim(name, ("let", name), "let")
+    for name, kind in spec.data.items():
+        if kind not in DATA_KINDS:
+            problems.add(f"unknown data kind '{kind}'", source.origin(("data", name)), did_you_mean(kind, DATA_KINDS))
+
+    owner: dict[str, str] = {}
+    for player_name, player in spec.players.items():
+        if not player_name.isidentifier():
+            problems.add(f"player name '{player_name}' is not a valid name", source.origin(("players", player_name), at_key=True))
+        if (player.minimize is None) == (player.maximize is None):
+            problems.add(
+                "a player has exactly one of 'minimize' or 'maximize'",
+                source.origin(("players", player_name), at_key=True),
+            )
+        elif not player.terms:
+            problems.add("a player needs at least one term", source.origin(("players", player_name, player.sense)))
+        for index, net in enumerate(player.networks):
+            path = ("players", player_name, "networks", index)
+            if net not in spec.networks:
+                problems.add(f"unknown network '{net}'", source.origin(path), did_you_mean(net, spec.networks))
+            elif net in owner:
+                problems.add(f"network '{net}' is already updated by player '{owner[net]}'", source.origin(path), "each network belongs to one player")
+            else:
+                owner[net] = player_name
+        for term in player.terms:
+            if not term.isidentifier():
+                problems.add(f"term name '{term}' is not a valid name", source.origin(("players", player_name, player.sense, term), at_key=True))
+    for index, name in enumerate(spec.schedule or []):
+        if name not in spec.players:
+            problems.add(f"unknown player '{name}' in schedule", source.origin(("schedule", index)), did_you_mean(name, spec.players))
+    for name in spec.optim:
+        if name not in spec.players:
+            problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))
+    for name, optimizer in spec.optim.items():
+        chosen = [kind for kind in ("adam", "rmsprop", "sgd") if getattr(optimizer, kind) is not None]
+        if len(chosen) != 1:
+            problems.add("choose exactly one optimizer: adam, rmsprop or sgd", source.origin(("optim", name)))
+
