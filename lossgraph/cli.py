@@ -102,7 +102,7 @@ def _run(args) -> int:
         seed=args.seed,
         out_dir=Path(args.out) if args.out else None,
         resume=args.resume,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,  # None: a bar on a terminal, log lines otherwise
     )
     train(program, dataset, options)
     return 0

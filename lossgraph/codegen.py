@@ -123,6 +123,8 @@ class FunctionWriter:
 
     def comment(self, node: Expr) -> str:
         origins = self.graph.origins.get(node) or ()
+        if not origins and node.op is Ops.MUL and node.args[0].op is Ops.CONST:
+            origins = self.graph.origins.get(node.args[1]) or ()  # a weighted term: its formula
         if not origins:
             return ""
         first = origins[0]
@@ -217,7 +219,8 @@ def _prologue(writer: FunctionWriter, roots: list[Expr]) -> list[str]:
             elif node.op in (Ops.DATA, Ops.RANDOM):
                 data_used.setdefault(node, None)
     lines = [f'    {writer.names.take(net)} = nets["{net}"]' for net in sorted(nets_used)]
-    for node in data_used:
+    declared = list(writer.graph.data)
+    for node in sorted(data_used, key=lambda n: declared.index(n.arg) if n.arg in declared else len(declared)):
         writer.named[node] = writer.names.take(node.arg)
         lines.append(f'    {node.arg} = inputs["{node.arg}"]')
     return lines

@@ -1,0 +1,214 @@
+"""Compiled losses equal the reference objectives of METHODS.md.
+
+The references below are written directly from METHODS.md, naively (log of a sigmoid, as the
+paper writes it), and evaluated in float64 on the same random networks and inputs. Hypothesis
+varies seeds, batch sizes and the scale of the discriminator logits; in the hundreds the naive
+float32 formula overflows, the compiled float32 losses must stay finite and match float64.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import lossgraph
+
+
+class Scaled(torch.nn.Module):
+    """A discriminator whose logits are multiplied by `scale` (to push them into the hundreds)."""
+
+    def __init__(self, net, scale):
+        super().__init__()
+        self.net = net
+        self.scale = scale
+
+    def forward(self, *args):
+        return self.net(*args) * self.scale
+
+
+def l1(v):
+    return v.abs().flatten(1).mean(1)
+
+
+def l2sq(v):
+    return (v ** 2).flatten(1).mean(1)
+
+
+def naive_log_d(logits):
+    return torch.log(torch.sigmoid(logits))
+
+
+def naive_log_one_minus_d(logits):
+    return torch.log(1 - torch.sigmoid(logits))
+
+
+def _elementwise_mpmath(function):
+    """Apply `function` to every element with 400 significant digits: exact for |logits| < 900."""
+    import mpmath
+
+    def apply(logits):
+        flat = logits.detach().double().flatten().tolist()
+        with mpmath.workdps(400):
+            values = [float(function(mpmath.mpf(v))) for v in flat]
+        return torch.tensor(values, dtype=torch.float64).reshape(logits.shape)
+
+    return apply
+
+
+exact_log_d = _elementwise_mpmath(lambda l: mpmath_log(1 / (1 + mpmath_exp(-l))))
+exact_log_one_minus_d = _elementwise_mpmath(lambda l: mpmath_log(1 - 1 / (1 + mpmath_exp(-l))))
+
+
+def mpmath_log(v):
+    import mpmath
+
+    return mpmath.log(v)
+
+
+def mpmath_exp(v):
+    import mpmath
+
+    return mpmath.exp(v)
+
+
+def discogan_reference(n, x, y, log_d=naive_log_d, log_one_minus_d=naive_log_one_minus_d):
+    """METHODS.md: log D(v) with D = sigmoid(logits), written as the paper writes it."""
+    G_XY, G_YX = n["G_XY"], n["G_YX"]
+    E = torch.mean
+    V_D = (E(log_d(n["D_Y"](y))) + E(log_one_minus_d(n["D_Y"](G_XY(x))))
+           + E(log_d(n["D_X"](x))) + E(log_one_minus_d(n["D_X"](G_YX(y)))))
+    G = (-E(log_d(n["D_Y"](G_XY(x)))) - E(log_d(n["D_X"](G_YX(y))))
+         + E(l2sq(G_YX(G_XY(x)) - x)) + E(l2sq(G_XY(G_YX(y)) - y)))
+    return {"D": -V_D, "G": G}
+
+
+def cyclegan_reference(n, x, y, **_):
+    D_X, D_Y, G_XY, G_YX = n["D_X"], n["D_Y"], n["G_XY"], n["G_YX"]
+    E = torch.mean
+    D = E((D_Y(y) - 1) ** 2) + E(D_Y(G_XY(x)) ** 2) + E((D_X(x) - 1) ** 2) + E(D_X(G_YX(y)) ** 2)
+    G = E((D_Y(G_XY(x)) - 1) ** 2) + E((D_X(G_YX(y)) - 1) ** 2) + 10 * (E(l1(G_YX(G_XY(x)) - x)) + E(l1(G_XY(G_YX(y)) - y)))
+    return {"D": D, "G": G, "G/cycle": 10 * (E(l1(G_YX(G_XY(x)) - x)) + E(l1(G_XY(G_YX(y)) - y)))}
+
+
+REFERENCES = {"discogan": discogan_reference, "cyclegan": cyclegan_reference}
+
+
+@pytest.fixture(scope="module", params=sorted(REFERENCES))
+def compiled(request):
+    return request.param, lossgraph.compile(request.param)
+
+
+def networks(program, seed, scale, dtype):
+    nets = program.build_networks(seed=seed)
+    for name in nets:
+        nets[name] = nets[name].to(dtype)
+        if name.startswith("D"):
+            nets[name] = Scaled(nets[name], scale)
+    return nets
+
+
+# No shrinking: a failing example is reported as drawn (shrinking networks is slow and adds little).
+PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=(Phase.explicit, Phase.reuse, Phase.generate))
+
+
+@settings(max_examples=12, **PROPERTY)
+@given(seed=st.integers(0, 2**16), batch=st.integers(1, 3), scale=st.sampled_from([0.1, 1.0, 10.0]))
+def test_losses_equal_reference_in_float64(compiled, seed, batch, scale):
+    name, program = compiled
+    nets = networks(program, seed, scale, torch.float64)
+    inputs = {k: v.double() for k, v in program.example_inputs(batch_size=batch, seed=seed).items()}
+    got = program.losses(nets, inputs)
+    want = REFERENCES[name](nets, inputs["x"], inputs["y"])
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-10, atol=1e-10, msg=f"{name} {key}")
+
+
+@settings(max_examples=6, **PROPERTY)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([100.0, 300.0]))
+def test_float32_losses_stay_finite_and_exact_with_logits_in_the_hundreds(compiled, seed, scale):
+    name, program = compiled
+    nets = networks(program, seed, scale, torch.float32)
+    inputs = program.example_inputs(batch_size=2, seed=seed)
+    got = program.losses(nets, inputs)
+    assert all(torch.isfinite(v) for v in got.values()), {k: float(v) for k, v in got.items()}
+    nets64 = {k: v.double() for k, v in nets.items()}
+    with torch.no_grad():
+        want = REFERENCES[name](nets64, inputs["x"].double(), inputs["y"].double(), log_d=exact_log_d, log_one_minus_d=exact_log_one_minus_d)
+    for key, value in want.items():
+        assert torch.isfinite(value), "the float64 reference must be exact here"
+        torch.testing.assert_close(got[key].double(), value, rtol=2e-4, atol=2e-3, msg=f"{name} {key}")
+
+
+def test_naive_float32_discogan_overflows_where_compiled_does_not():
+    program = lossgraph.compile("discogan")
+    nets = networks(program, 0, 300.0, torch.float32)
+    inputs = program.example_inputs(batch_size=2, seed=0)
+    naive = discogan_reference(nets, inputs["x"], inputs["y"])
+    assert not all(torch.isfinite(v) for v in naive.values())
+
+
+def count_forwards(nets):
+    counts = {name: 0 for name in nets}
+    for name, net in nets.items():
+        net.register_forward_hook(lambda module, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
+    return counts
+
+
+def test_losses_run_each_distinct_network_application_once(compiled):
+    name, program = compiled
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.losses(nets, program.example_inputs(batch_size=2))
+    # G_XY: x and fake_x; G_YX: y and fake_y; D_X: x and fake_x; D_Y: y and fake_y
+    assert counts == {"G_XY": 2, "G_YX": 2, "D_X": 2, "D_Y": 2}
+
+
+def test_losses_leave_train_and_eval_modes_as_set(compiled):
+    _, program = compiled
+    nets = program.build_networks(seed=0)
+    nets["G_XY"].eval()
+    program.losses(nets, program.example_inputs(batch_size=2))
+    assert not nets["G_XY"].training and nets["D_Y"].training
+
+
+def test_step_updates_only_the_players_parameters(compiled):
+    _, program = compiled
+    nets = program.build_networks(seed=0)
+    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in nets.items()}
+    trainer = program.trainer(nets)
+    step = program.step_function("D")
+    stats = step(trainer.nets, program.example_inputs(batch_size=2), trainer.optimizers["D"], trainer.parameters["D"])
+    assert set(stats) >= {"D"}
+    for name, net in nets.items():
+        moved = any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters()))
+        assert moved == name.startswith("D"), name
+        if not name.startswith("D"):
+            assert all(p.grad is None for p in net.parameters()), f"{name} got gradients in D's step"
+
+
+def test_step_losses_equal_losses_before_the_update(compiled):
+    """A player's step reports the same loss `losses()` computes on the same networks."""
+    _, program = compiled
+    nets = program.build_networks(seed=1)
+    inputs = program.example_inputs(batch_size=2, seed=1)
+    with torch.no_grad():
+        expected = {k: float(v) for k, v in program.losses(nets, inputs).items()}
+    trainer = program.trainer(nets)
+    stats = program.step_function("D")(trainer.nets, inputs, trainer.optimizers["D"], trainer.parameters["D"])
+    for key, value in stats.items():
+        assert float(value) == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def test_discriminator_step_runs_generators_without_autograd():
+    program = lossgraph.compile("discogan")
+    assert "with torch.no_grad():\n        fake_y = G_XY(x)" in program.code
+
+
+def test_trainer_step_reports_every_player_and_term(compiled):
+    _, program = compiled
+    trainer = program.trainer(program.build_networks(seed=0))
+    stats = trainer.step(program.example_inputs(batch_size=2))
+    assert set(program.players) <= set(stats)
+    assert all(isinstance(v, float) for v in stats.values())
+    assert F is not None
