@@ -12,8 +12,12 @@ Invariant: a user mistake never reaches the user as a Python traceback; the CLI 
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+SNIPPET_WIDTH = 100  # characters of a source line shown around the caret
+MAX_SHOWN = 20  # problems rendered in one message
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,26 @@ class Origin:
         return f"{where} {self.key}" if self.key else where
 
     def snippet(self) -> str:
-        """The source line with a `^~~~` caret under the span, like a compiler diagnostic."""
+        """The source line with a `^~~~` caret under the span, like a compiler diagnostic.
+
+        A line longer than `SNIPPET_WIDTH` is cut to a window around the caret (`...` marks
+        each cut), so a 4000-character formula does not flood the terminal.
+        """
         if self.text is None:
             return ""
         line = self.text.rstrip("\n").expandtabs(1)
+        col = self.col - 1
         width = max(1, (self.end_col or self.col + 1) - self.col)
+        if len(line) > SNIPPET_WIDTH:
+            start = max(0, min(col - SNIPPET_WIDTH // 4, len(line) - SNIPPET_WIDTH))
+            end = start + SNIPPET_WIDTH
+            head = "..." if start > 0 else ""
+            tail = "..." if end < len(line) else ""
+            width = max(1, min(width, end - col))
+            line = head + line[start:end] + tail
+            col = col - start + len(head)
         gutter = f"{self.line:>5} | "
-        caret = " " * (len(gutter) - 2) + "| " + " " * (self.col - 1) + "^" + "~" * (width - 1)
+        caret = " " * (len(gutter) - 2) + "| " + " " * col + "^" + "~" * (width - 1)
         return f"{gutter}{line}\n{caret}"
 
 
@@ -78,7 +95,11 @@ class SpecError(LossgraphError, ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        body = "\n".join(p.render() for p in self.problems)
+        # like a compiler's error limit: all problems stay in `problems`, the message shows the first
+        shown = self.problems[:MAX_SHOWN]
+        body = "\n".join(p.render() for p in shown)
+        if len(self.problems) > len(shown):
+            body += f"\n... and {len(self.problems) - len(shown)} more problems"
         if len(self.problems) > 1:
             return f"{len(self.problems)} problems:\n{body}"
         return body
@@ -131,7 +152,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     choices = sorted(set(choices))
     if not choices:
         return None
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    # NOTE: difflib alone breaks ties in reverse alphabetical order, so `G_XZ` got `G_YX`;
+    # among equally close names prefer the longest common prefix, then alphabetical order.
+    scored = [(difflib.SequenceMatcher(None, name, c).ratio(), len(os.path.commonprefix([name, c])), c) for c in choices]
+    best = max(scored, key=lambda item: item[:2])
+    close = [best[2]] if best[0] >= 0.6 else []
     if not close:
         lowered = {c.lower(): c for c in choices}
         if name.lower() in lowered:

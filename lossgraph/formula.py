@@ -25,7 +25,7 @@ from .expr import Expr, const
 from .ops import BUILTINS, OPS, Ops
 
 MAX_LENGTH = 4000
-MAX_DEPTH = 48
+MAX_DEPTH = 100  # brackets, calls and chained operators (a + b + c is 2 deep) all count
 
 # Python syntax that has no place in a formula, with the reason shown to the user.
 _REJECTED = {
@@ -105,13 +105,18 @@ def parse(text: str, scope: Scope, site: Site) -> Expr:
         raise site.error("empty formula", (0, 1), "write an expression such as E[l1(G(x) - y)]")
     if len(text) > MAX_LENGTH:
         raise site.error(f"formula longer than {MAX_LENGTH} characters", (0, 1), "split it with let: bindings")
+    if "#" in text:
+        # NOTE: Python would read `#` as a comment and drop the rest of the line, silently;
+        # in a block scalar (`|`) the rest of the formula too, once lines are joined.
+        at = text.index("#")
+        raise site.error("'#' is not part of the formula language", (at, at + 1), "put comments after the YAML value, outside the formula")
     _check_nesting(text, site)
     source, to_original = _prepare(text)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
-        offset = _char_offset(source, (error.offset or 1) - 1)
-        start = to_original(min(offset, len(source) - 1))
+        offset = (error.offset or 1) - 1  # characters, unlike the UTF-8 bytes of ast columns
+        start = to_original(max(0, min(offset, len(source) - 1)))
         raise site.error(f"syntax error: {error.msg}", (start, start + 1)) from None
     except (RecursionError, MemoryError, ValueError) as error:
         raise site.error(f"cannot parse formula: {error}", (0, 1)) from None
@@ -252,7 +257,7 @@ class _Builder:
 
     def call(self, node: ast.Call, depth: int) -> Expr:
         if node.keywords:
-            raise self.fail("keyword arguments are not part of the formula language", node.keywords[0].value)
+            raise self.fail("keyword arguments are not part of the formula language", node.keywords[0])
         func = node.func
         head = None
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
@@ -263,6 +268,9 @@ class _Builder:
             name = func.id
         else:
             raise self.fail("only names, network heads and builtins can be called", func)
+        if head is None and name != "E" and name not in BUILTINS and name not in self.scope.callables():
+            # the callee first: `__import__('os')` is an unknown function before it is a string
+            raise self.unknown_function(name, head, func)
         args = [self.build(arg, depth) for arg in node.args]
         span = self.span(node)
         applied = self.scope.call(name, head, args, self.site, span)
@@ -278,8 +286,11 @@ class _Builder:
             return Expr.make(op, *args)
         if name == "E":
             raise self.fail("E is the expectation and takes brackets", node, "write E[...]")
+        raise self.unknown_function(name, head, func)
+
+    def unknown_function(self, name: str, head: str | None, func: ast.AST) -> FormulaError:
         what = f"{name}.{head}" if head else name
-        raise self.site.error(
+        return self.site.error(
             f"unknown function '{what}'",
             self.span(func),
             did_you_mean(name, list(BUILTINS) + self.scope.callables()),

@@ -17,7 +17,7 @@ import torch
 
 import nets as architectures
 
-from .errors import Problem, Problems, SpecError, did_you_mean
+from .errors import Origin, Problem, Problems, SpecError, did_you_mean
 from .expr import Expr
 from .graph import Graph
 from .interpret import evaluate_node
@@ -87,21 +87,22 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     values: dict[Expr, Any] = {}
     problems = Problems()
 
-    def fail(node: Expr, message: str, hint: str | None = None) -> None:
-        problems.items.append(Problem(message, graph.origin(node), hint))
+    def fail(node: Expr, message: str, hint: str | None = None, key: str = "") -> None:
+        problems.items.append(Problem(message, _origin_under(graph, node, key), hint))
 
     def build(node: Expr, args: list[Any]) -> torch.nn.Module | None:
         name = node.arg
+        channels = 0
+        # every application is checked, not only the one that builds the module
+        for arg, value in zip(node.args, args):
+            if not isinstance(value, torch.Tensor) or value.dim() not in (2, 4):
+                what = f"of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "(a number)"
+                fail(node, f"network '{name}' applied to {formula_text(arg)} {what}; networks take images (N, C, H, W) or vectors (N, k)")
+                return None
+            channels += value.shape[1]
         if name in modules:
             return modules[name]
         net = spec.networks[name]
-        channels = 0
-        for arg, value in zip(node.args, args):
-            if not isinstance(value, torch.Tensor) or value.dim() not in (2, 4):
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
-                fail(node, f"network '{name}' applied to {formula_text(arg)} of shape {shape}; networks take images (N, C, H, W) or vectors (N, k)")
-                return None
-            channels += value.shape[1]
         role = architectures.ARCHS[net.arch].role
         out = net.out_channels or (IMAGE_CHANNELS if role == "generator" else 1)
         config = NetConfig(name, net.arch, channels, out, spec.train.image_size, tuple(sorted(net.options.items())))
@@ -141,18 +142,30 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
         for term in player.terms:
             value = values[term.expr]
             if isinstance(value, torch.Tensor) and value.dim() != 0:
-                fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values")
-    for label, expr in graph.samples:
+                fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values", term.key)
+    for index, (label, expr) in enumerate(graph.samples):
         value = values[expr]
         if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[1] == IMAGE_CHANNELS):
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
-            fail(expr, f"sample '{label}' is not an image batch (N, {IMAGE_CHANNELS}, H, W): shape {shape}")
+            fail(expr, f"sample '{label}' is not an image batch (N, {IMAGE_CHANNELS}, H, W): shape {shape}", None, f"samples[{index}]")
     for name, expr in graph.evaluate:
         value = values[expr]
         if isinstance(value, torch.Tensor) and value.dim() != 0:
-            fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]")
+            fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]", f"evaluate.{name}")
     problems.raise_if_any(SpecError)
 
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     return Shapes(ranks, shapes, configs)
+
+
+def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:
+    """Where `node` is written under the spec key `key`, else where it is first written.
+
+    An interned node may be written in several places (`D_Y(fake_y)` as D's term and as G's);
+    a problem of G's term belongs at G's term, not at the first place the node appears.
+    """
+    for origin in graph.origins.get(node, ()):
+        if key and (origin.key == key or origin.key.startswith(key + ".")):
+            return origin
+    return graph.origin(node)

@@ -13,6 +13,7 @@ extra keys of a network and are checked against the arch's own options.
 from __future__ import annotations
 
 import keyword
+import unicodedata
 from importlib import resources
 from pathlib import Path as FilePath
 from typing import Any, Literal
@@ -252,11 +253,13 @@ def _collect_validation(error: ValidationError, source: Source, data: Any, probl
             continue
         if (path, "value") in seen:
             continue  # a union reports one error per member; one is enough
-        seen.add((path, "value"))
         if kind == "missing":
             missing = loc[-1]
-            problems.add(f"missing key '{missing}'", source.origin(path), f"add '{missing}:'")
+            if (path, missing) not in seen:  # every missing key of a mapping is reported
+                seen.add((path, missing))
+                problems.add(f"missing key '{missing}'", source.origin(path), f"add '{missing}:'")
             continue
+        seen.add((path, "value"))
         problems.add(_message(item, path, source), source.origin(path))
 
 
@@ -273,6 +276,10 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
     def claim(name: str, path: tuple, what: str) -> None:
         if not name.isidentifier() or keyword.iskeyword(name):
             problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
+        elif unicodedata.normalize("NFKC", name) != name:
+            # Python's parser NFKC-normalizes names, so a formula could never refer to this one
+            normal = unicodedata.normalize("NFKC", name)
+            problems.add(f"{what} name '{name}' reads as '{normal}' in formulas", source.origin(path, at_key=True), f"write '{normal}'")
         elif name in RESERVED:
             problems.add(f"{what} name '{name}' is reserved", source.origin(path, at_key=True), "choose another name")
         elif name in declared:

@@ -62,7 +62,10 @@ def check_updates(graph: Graph) -> PassResult:
     for player in graph.players:
         plan = plans[player.name]
         if not plan.live_terms and player.terms:
-            origin = graph.origin(player.terms[0].expr)
+            term = player.terms[0]
+            # an interned node may be written in several places: blame this player's own term
+            written = graph.origins.get(term.expr, ())
+            origin = next((o for o in written if o.key.startswith(term.key)), written[0] if written else None)
             problems.items.append(Problem(
                 f"the objective of player '{player.name}' does not depend on its networks ({', '.join(player.networks)})",
                 origin,

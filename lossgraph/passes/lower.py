@@ -29,6 +29,7 @@ class SpecScope:
         self.origins = origins
         self.lets: dict[str, Expr] = {}
         self.resolving: list[str] = []
+        self.broken: set[str] = set()  # lets whose problem is already reported
         self.arity: dict[str, tuple[int, Origin | None]] = {}
 
     def site(self, path: tuple, text: str) -> Site:
@@ -75,17 +76,52 @@ class SpecScope:
     def let(self, name: str, where: Site, span: tuple[int, int]) -> Expr:
         if name in self.lets:
             return self.lets[name]
+        if name in self.broken:
+            # NOTE: reported once, at the let; a use of a broken let adds no problem of its own,
+            # or one typo in `fake_y` would be repeated for every term that uses it.
+            raise FormulaError(())
         if name in self.resolving:
             chain = " -> ".join(self.resolving[self.resolving.index(name):] + [name])
             raise where.error(f"let binding '{name}' refers to itself: {chain}", span)
-        self.resolving.append(name)
+        if self.resolving:
+            raise _Unresolved(name)  # while resolving: parsed first by `resolve`'s stack
+        self.resolve(name)
+        return self.lets[name]
+
+    def resolve(self, name: str) -> None:
+        """Parse let `name` and, first, every let it uses.
+
+        Note [Flat let resolution]: parsing a let inside the parse of the let that uses it would
+        nest the parser once per link, so a chain of a few hundred lets (`a0: a1 + x`,
+        `a1: a2 + x`, ...) ran out of Python's recursion limit. Instead a use of an unparsed let
+        stops the parse (`_Unresolved`); the let goes on an explicit stack, is parsed, and the
+        user is parsed again. `resolving` is that stack, so a cycle is a name already on it.
+        """
+        stack = self.resolving
+        stack.append(name)
         try:
-            text = self.spec.let[name]
-            expr = parse(text, self, self.site(("let", name), text))
+            while stack:
+                current = stack[-1]
+                text = self.spec.let[current]
+                try:
+                    self.lets[current] = parse(text, self, self.site(("let", current), text))
+                except _Unresolved as needed:
+                    stack.append(needed.name)
+                    continue
+                stack.pop()
+        except FormulaError:
+            self.broken.update(stack)  # the failed let and every let waiting on it
+            raise
         finally:
-            self.resolving.pop()
-        self.lets[name] = expr
-        return expr
+            stack.clear()
+
+
+class _Unresolved(Exception):
+    """A let used before it was parsed (Note [Flat let resolution])."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
 
 
 def lower(spec: Spec) -> Graph:
