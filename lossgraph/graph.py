@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import Origin
+from .kinds import Draw, Kind
 from .expr import Expr, const
 from .ops import OPS, Ops
 
@@ -30,6 +31,10 @@ class Network:
     options: tuple[tuple[str, Any], ...]
     out_channels: int | None
     player: str | None          # the player whose optimizer updates it
+    heads: tuple[tuple[str, str], ...] = ()  # (name, "raw" | "probability"), in tuple order
+
+    def reads_probability(self, head: str | None) -> bool:
+        return dict(self.heads).get(head) == "probability" if self.heads else self.output == "probability"
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,11 @@ class Graph:
     file: str
     players: tuple[Player, ...]             # schedule order
     networks: Mapping[str, Network]
-    data: Mapping[str, str]                 # name -> kind
+    data: Mapping[str, Kind]                # name -> kind
     samples: tuple[tuple[str, Expr], ...]   # label -> image-valued expression
     evaluate: tuple[tuple[str, Expr], ...]  # metric name -> scalar expression
+    random: Mapping[str, Draw] = field(default_factory=dict)         # named random draws
+    random_like: Mapping[str, Expr] = field(default_factory=dict)    # draws shaped like a value
     origins: Mapping[Expr, tuple[Origin, ...]] = field(default_factory=dict)
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
 
@@ -134,6 +141,7 @@ class Graph:
             players=players,
             samples=tuple((label, rebuild(expr)) for label, expr in self.samples),
             evaluate=tuple((name, rebuild(expr)) for name, expr in self.evaluate),
+            random_like=MappingProxyType({name: rebuild(expr) for name, expr in self.random_like.items()}),
             origins=MappingProxyType(origins),
             names=MappingProxyType(names),
         )

@@ -19,7 +19,7 @@ from .expr import Expr
 from .graph import Graph
 from .passes import run_pipeline
 from .passes.gradients import PlayerPlan, analyse
-from .shapes import IMAGE_CHANNELS, NetConfig, infer_shapes
+from .shapes import NetConfig, infer_shapes
 from .spec import Spec, load
 
 
@@ -30,6 +30,7 @@ class Program:
         shapes = infer_shapes(spec, self.graph)
         self.ranks: dict[Expr, int] = shapes.ranks
         self.network_configs: dict[str, NetConfig] = shapes.networks
+        self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
         self.plans: dict[str, PlayerPlan] = analyse(self.graph)
         self.code: str = emit_module(self.graph, self.plans, self.ranks, {})
         self._module = _load_module(self.code, f"<lossgraph:{spec.name}>", self)
@@ -54,29 +55,56 @@ class Program:
             torch.random.set_rng_state(state)
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
-        """A batch of every data variable: images uniform in [-1, 1]."""
+        """A batch of every data and random variable: images uniform in [-1, 1], labels
+        uniform over their classes, vectors standard normal, random variables drawn."""
         generator = torch.Generator().manual_seed(seed)
         size = self.spec.train.image_size
-        inputs = {}
-        for name, kind in self.spec.data.items():
-            if kind == "image":
-                inputs[name] = torch.rand(batch_size, IMAGE_CHANNELS, size, size, generator=generator) * 2 - 1
-        return inputs
+        inputs: dict[str, torch.Tensor] = {}
+        for name, kind in self.graph.data.items():
+            if kind.kind == "image":
+                inputs[name] = torch.rand(batch_size, kind.size, size, size, generator=generator) * 2 - 1
+            elif kind.kind == "label":
+                inputs[name] = torch.randint(kind.size, (batch_size,), generator=generator)
+            else:
+                inputs[name] = torch.randn(batch_size, kind.size, generator=generator)
+        return self.draw(inputs, generator)
+
+    def draw(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """`inputs` with every random variable it lacks drawn; a supplied one is kept as given."""
+        missing = [name for name in self.graph.random if name not in inputs]
+        if not missing:
+            return dict(inputs)
+        first = next(iter(inputs.values()))
+        batch, device = first.shape[0], first.device
+        out = dict(inputs)
+        for name in missing:
+            draw = self.graph.random[name]
+            shape = (batch, *self.like_shapes[name]) if draw.like is not None else (batch, draw.size)
+            if draw.dist == "label":
+                out[name] = torch.randint(draw.size, (batch,), device=device, generator=generator)
+            elif draw.dist == "normal":
+                out[name] = torch.randn(shape, device=device, generator=generator)
+            else:
+                out[name] = torch.rand(shape, device=device, generator=generator) * (draw.high - draw.low) + draw.low
+        return out
 
     def losses(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every player's loss (what its optimizer minimizes) and every term `player/term`."""
-        return self._module["losses"](nets, inputs)
+        """Every player's loss (what its optimizer minimizes) and every term `player/term`.
+
+        Random variables missing from `inputs` are drawn; those given are used as given.
+        """
+        return self._module["losses"](nets, self.draw(inputs))
 
     def step_function(self, player: str):
         return self._module[f"step_{player}"]
 
     def samples(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         with _eval_mode(nets):
-            return list(self._module["samples"](nets, inputs))
+            return list(self._module["samples"](nets, self.draw(inputs)))
 
     def evaluate(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         with _eval_mode(nets):
-            return {name: float(value) for name, value in self._module["evaluate"](nets, inputs).items()}
+            return {name: float(value) for name, value in self._module["evaluate"](nets, self.draw(inputs)).items()}
 
     def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu"):
         from .trainer import Trainer

@@ -23,6 +23,7 @@ from .graph import Graph
 from .interpret import evaluate_node
 from .ops import Ops
 from .printing import formula_text
+from .kinds import Draw, Kind
 from .spec import Spec
 
 IMAGE_CHANNELS = 3
@@ -53,11 +54,37 @@ class Shapes:
     ranks: dict[Expr, int]
     shapes: dict[Expr, tuple[int, ...]]
     networks: dict[str, NetConfig]
+    like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value
+
+
+def empty_input(kind: Kind | Draw, batch: int, image_size: int, device: str = "meta") -> torch.Tensor:
+    """A tensor of the shape and dtype a data kind or a (non-`_like`) draw has."""
+    if isinstance(kind, Kind) and kind.kind == "image":
+        return torch.empty(batch, kind.size, image_size, image_size, device=device)
+    if (kind.kind if isinstance(kind, Kind) else kind.dist) == "label":
+        return torch.empty(batch, dtype=torch.long, device=device)
+    return torch.empty(batch, kind.size, device=device)
 
 
 def meta_inputs(spec: Spec, batch: int = META_BATCH) -> dict[str, torch.Tensor]:
     size = spec.train.image_size
-    return {name: torch.empty(batch, IMAGE_CHANNELS, size, size, device="meta") for name, kind in spec.data.items() if kind == "image"}
+    inputs = {name: empty_input(kind, batch, size) for name, kind in spec.kinds.items()}
+    inputs.update({name: empty_input(draw, batch, size) for name, draw in spec.draws.items() if draw.like is None})
+    return inputs
+
+
+def image_channels(spec: Spec) -> int:
+    """Channels of a generated image: those of the spec's first image variable."""
+    return next((kind.size for kind in spec.kinds.values() if kind.kind == "image"), IMAGE_CHANNELS)
+
+
+def label_classes(spec: Spec, graph: Graph, node: Expr) -> int | None:
+    """The number of classes of a label-valued leaf, or None when `node` is not a label."""
+    if node.op is Ops.DATA and spec.kinds[node.arg].kind == "label":
+        return spec.kinds[node.arg].size
+    if node.op is Ops.RANDOM and graph.random[node.arg].dist == "label":
+        return graph.random[node.arg].size
+    return None
 
 
 def check_networks(spec: Spec) -> None:
@@ -93,8 +120,17 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     def build(node: Expr, args: list[Any]) -> torch.nn.Module | None:
         name = node.arg
         channels = 0
+        classes: int | None = None
         # every application is checked, not only the one that builds the module
         for arg, value in zip(node.args, args):
+            count = label_classes(spec, graph, arg)
+            if count is not None:
+                if classes is not None and classes != count:
+                    fail(node, f"network '{name}' applied to labels of {classes} and of {count} classes")
+                    return None
+                classes = count
+                channels += count  # one-hot, broadcast over height and width
+                continue
             if not isinstance(value, torch.Tensor) or value.dim() not in (2, 4):
                 what = f"of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "(a number)"
                 fail(node, f"network '{name}' applied to {formula_text(arg)} {what}; networks take images (N, C, H, W) or vectors (N, k)")
@@ -104,8 +140,11 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             return modules[name]
         net = spec.networks[name]
         role = architectures.ARCHS[net.arch].role
-        out = net.out_channels or (IMAGE_CHANNELS if role == "generator" else 1)
-        config = NetConfig(name, net.arch, channels, out, spec.train.image_size, tuple(sorted(net.options.items())))
+        out = net.out_channels or (image_channels(spec) if role == "generator" else 1)
+        options = dict(net.options)
+        if classes is not None:
+            options.setdefault("num_classes", classes)
+        config = NetConfig(name, net.arch, channels, out, spec.train.image_size, tuple(sorted(options.items())))
         try:
             with torch.device("meta"):
                 modules[name] = config.build()
@@ -115,7 +154,25 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
         configs[name] = config
         return modules[name]
 
-    for root in graph.roots():
+    def check_output(node: Expr) -> None:
+        heads = graph.networks[node.arg].heads
+        value = values[node]
+        if heads and not (isinstance(value, tuple) and len(value) == len(heads)):
+            got = f"a tuple of {len(value)}" if isinstance(value, tuple) else "one tensor"
+            fail(node, f"network '{node.arg}' declares {len(heads)} heads but its module returns {got}")
+            del values[node]
+        elif not heads and not isinstance(value, torch.Tensor):
+            fail(node, f"network '{node.arg}' returns several outputs: declare them as heads", "heads: {name: raw, ...}")
+            del values[node]
+
+    # draws shaped like a value come first: other formulas read them
+    like_roots = list(graph.random_like.values())
+    for root in like_roots + [None] + graph.roots():
+        if root is None:
+            for name, expr in graph.random_like.items():
+                if expr in values:
+                    inputs[name] = torch.empty(values[expr].shape, device="meta")
+            continue
         for node in root.walk():
             if node in values:
                 continue
@@ -126,6 +183,8 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
                 continue
             try:
                 values[node] = evaluate_node(node, args, modules, inputs)
+                if node.op is Ops.APPLY:
+                    check_output(node)
             except Exception as error:  # noqa: BLE001 - any torch failure is a shape problem here
                 detail = str(error).splitlines()[0] if str(error) else type(error).__name__
                 shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
@@ -156,7 +215,8 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
 
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
-    return Shapes(ranks, shapes, configs)
+    like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
+    return Shapes(ranks, shapes, configs, like)
 
 
 def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:

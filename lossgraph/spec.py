@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import Problems, SpecError, did_you_mean
+from .kinds import DATA_KINDS, DRAW_KINDS, Draw, Kind, parse_data_kind, parse_draw
 from .ops import BUILTINS
 from .source import Source, dotted
 
@@ -38,6 +39,7 @@ class NetworkSpec(BaseModel):
 
     arch: str
     output: Literal["raw", "probability"] = "raw"
+    heads: dict[str, Literal["raw", "probability"]] | None = None  # module returns a tuple, in this order
     out_channels: int | None = Field(default=None, gt=0)
 
     @property
@@ -114,13 +116,13 @@ class TrainSpec(_Model):
     eval_every: int = Field(default=250, gt=0)
 
 
-DATA_KINDS = ("image",)
 
 
 class Spec(_Model):
     name: str
     paper: str | None = None
     data: dict[str, str] = Field(min_length=1)
+    random: dict[str, str] = Field(default_factory=dict)
     dataset: dict[str, Any] = Field(default_factory=lambda: {"builtin": "shapes", "pairing": "unpaired"})
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     let: dict[str, str] = Field(default_factory=dict)
@@ -141,6 +143,15 @@ class Spec(_Model):
     @property
     def path(self) -> str | None:
         return self._path
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        """Every data variable's kind (the spec is validated, so each parses)."""
+        return {name: parse_data_kind(text) for name, text in self.data.items()}
+
+    @property
+    def draws(self) -> dict[str, Draw]:
+        return {name: parse_draw(text) for name, text in self.random.items()}
 
     @property
     def order(self) -> list[str]:
@@ -280,7 +291,8 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
             # Python's parser NFKC-normalizes names, so a formula could never refer to this one
             normal = unicodedata.normalize("NFKC", name)
             problems.add(f"{what} name '{name}' reads as '{normal}' in formulas", source.origin(path, at_key=True), f"write '{normal}'")
-        elif name in RESERVED:
+        elif name in RESERVED and not (what == "network" and name == "E"):
+            # a network may be named E (BicycleGAN's encoder): E(...) is a call, E[...] the expectation
             problems.add(f"{what} name '{name}' is reserved", source.origin(path, at_key=True), "choose another name")
         elif name in declared:
             problems.add(f"'{name}' is already declared at {dotted(declared[name])}", source.origin(path, at_key=True), "names of data, lets and networks must differ")
@@ -291,11 +303,33 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
         claim(name, ("data", name), "data")
     for name in spec.networks:
         claim(name, ("networks", name), "network")
+    for name in spec.random:
+        claim(name, ("random", name), "random variable")
     for name in spec.let:
         claim(name, ("let", name), "let")
     for name, kind in spec.data.items():
-        if kind not in DATA_KINDS:
-            problems.add(f"unknown data kind '{kind}'", source.origin(("data", name)), did_you_mean(kind, DATA_KINDS))
+        try:
+            parse_data_kind(kind)
+        except ValueError as error:
+            word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
+            hint = did_you_mean(word, DATA_KINDS) if word not in DATA_KINDS else "e.g. image, label(10), vector(8)"
+            problems.add(str(error), source.origin(("data", name)), hint)
+    for name, kind in spec.random.items():
+        try:
+            parse_draw(kind)
+        except ValueError as error:
+            word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
+            hint = did_you_mean(word, DRAW_KINDS) if word not in DRAW_KINDS else "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"
+            problems.add(str(error), source.origin(("random", name)), hint)
+    for name, net in spec.networks.items():
+        if net.heads is not None:
+            if not net.heads:
+                problems.add("heads: name at least one head", source.origin(("networks", name, "heads")))
+            if "output" in (net.model_fields_set or set()):
+                problems.add("give either output: or heads:, not both", source.origin(("networks", name, "output"), at_key=True), "a head's entry says how it is read")
+            for head in net.heads:
+                if not head.isidentifier() or head.startswith("_"):
+                    problems.add(f"head name '{head}' is not a valid name", source.origin(("networks", name, "heads", head), at_key=True))
 
     owner: dict[str, str] = {}
     for player_name, player in spec.players.items():

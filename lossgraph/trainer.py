@@ -57,6 +57,8 @@ class Trainer:
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One iteration of the schedule; returns each player's loss and live terms."""
         batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
+        # one draw of each random variable per iteration, shared by every player's step
+        batch = self.program.draw(batch)
         stats: dict[str, torch.Tensor] = {}
         for player in self.program.players:
             stats.update(self.steps[player](self.nets, batch, self.optimizers[player], self.parameters[player]))

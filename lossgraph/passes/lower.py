@@ -42,13 +42,15 @@ class SpecScope:
         spec = self.spec
         if name in spec.data:
             return Expr(Ops.DATA, (), name)
+        if name in spec.random:
+            return Expr(Ops.RANDOM, (), name)
         if name in spec.let:
             return self.let(name, where, span)
         if name in spec.networks:
             raise where.error(f"network '{name}' must be applied to its inputs", span, f"write {name}(...)")
         if name in BUILTINS:
             raise where.error(f"'{name}' is a function", span, f"write {name}(...)")
-        known = list(spec.data) + list(spec.let)
+        known = list(spec.data) + list(spec.random) + list(spec.let)
         raise where.error(f"unknown name '{name}'", span, did_you_mean(name, known + list(spec.networks)))
 
     def call(self, name: str, head: str | None, args: list[Expr], where: Site, span: tuple[int, int]) -> Expr | None:
@@ -56,8 +58,12 @@ class SpecScope:
             if head is not None:
                 raise where.error(f"unknown network '{name}'", span, did_you_mean(name, self.spec.networks))
             return None
-        if head is not None:
-            raise where.error(f"network '{name}' has no head '{head}'", span, f"write {name}(...)")
+        heads = list(self.spec.networks[name].heads or ())
+        if head is not None and head not in heads:
+            hint = did_you_mean(head, heads) if heads else f"write {name}(...)"
+            raise where.error(f"network '{name}' has no head '{head}'", span, hint)
+        if head is None and heads:
+            raise where.error(f"network '{name}' has heads {', '.join(heads)}: choose one", span, f"write {name}.{heads[0]}(...)")
         if not args:
             raise where.error(f"network '{name}' needs at least one input", span)
         known = self.arity.get(name)
@@ -66,7 +72,9 @@ class SpecScope:
         elif known[0] != len(args):
             first = f" at {known[1].file}:{known[1].line}:{known[1].col}" if known[1] else ""
             raise where.error(f"network '{name}' applied to {len(args)} inputs here but {known[0]}{first}", span)
-        return Expr(Ops.APPLY, tuple(args), name)
+        call = Expr(Ops.APPLY, tuple(args), name)
+        # two heads of one network on one input share this APPLY node: one forward
+        return Expr(Ops.HEAD, (call,), (head, heads.index(head))) if head is not None else call
 
     def callables(self) -> list[str]:
         return list(self.spec.networks)
@@ -155,6 +163,23 @@ def lower(spec: Spec) -> Graph:
                 terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
         players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms)))
 
+    random_like = {}
+    for name, draw in spec.draws.items():
+        if draw.like is None:
+            continue
+        offset = draw.like_offset
+        site = Site(draw.like, lambda span, name=name, offset=offset: spec.source.origin(("random", name), (span[0] + offset, span[1] + offset)), origins)
+        try:
+            expr = parse(draw.like, scope, site)
+        except FormulaError as error:
+            problems.extend(error)
+            continue
+        drawn = [n.arg for n in expr.walk() if n.op is Ops.RANDOM and spec.draws[n.arg].like is not None]
+        if drawn:
+            problems.add(f"'{name}' is shaped like a value that uses '{drawn[0]}', itself shaped like another value", spec.source.origin(("random", name)), "shape it like data or a network's output")
+            continue
+        random_like[name] = expr
+
     samples = []
     for index, text in enumerate(spec.samples):
         expr = formula(("samples", index), text)
@@ -168,7 +193,7 @@ def lower(spec: Spec) -> Graph:
     problems.raise_if_any(SpecError)
 
     networks = {
-        name: Network(name, net.arch, net.output, tuple(sorted(net.options.items())), net.out_channels, owner.get(name))
+        name: Network(name, net.arch, net.output, tuple(sorted(net.options.items())), net.out_channels, owner.get(name), tuple((net.heads or {}).items()))
         for name, net in spec.networks.items()
     }
     return Graph(
@@ -176,7 +201,9 @@ def lower(spec: Spec) -> Graph:
         file=spec.path or "<spec>",
         players=tuple(players),
         networks=MappingProxyType(networks),
-        data=MappingProxyType(dict(spec.data)),
+        data=MappingProxyType(spec.kinds),
+        random=MappingProxyType(spec.draws),
+        random_like=MappingProxyType(random_like),
         samples=tuple(samples),
         evaluate=tuple(evaluate),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),

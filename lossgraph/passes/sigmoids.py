@@ -1,7 +1,7 @@
 """Make a probability network's sigmoid explicit.
 
-A network declared `output: probability` returns logits from its module; in a formula `D(v)`
-means `sigmoid(logits)` (METHODS.md). Writing the sigmoid into the IR lets the stable-log rules
+A network declared `output: probability` (or a head declared `probability`) returns logits from
+its module; in a formula `D(v)` (or `D.src(v)`) means `sigmoid(logits)` (METHODS.md). Writing the sigmoid into the IR lets the stable-log rules
 see `log(sigmoid(l))` and turn it into `-softplus(-l)`.
 """
 
@@ -14,17 +14,19 @@ from . import PassResult
 
 
 def insert_sigmoids(graph: Graph) -> PassResult:
-    probability = {name for name, net in graph.networks.items() if net.output == "probability"}
+    networks = graph.networks
     count = 0
 
     def wrap(node: Expr) -> Expr | None:
         nonlocal count
-        if node.op is Ops.APPLY and node.arg in probability:
+        single = node.op is Ops.APPLY and not networks[node.arg].heads and networks[node.arg].reads_probability(None)
+        head = node.op is Ops.HEAD and networks[node.args[0].arg].reads_probability(node.arg[0])
+        if single or head:
             count += 1
             return Expr.make(Ops.SIGMOID, node)
         return None
 
-    if not probability:
+    if not any(net.output == "probability" or "probability" in dict(net.heads).values() for net in networks.values()):
         return PassResult(graph, False)
     result = graph.map_exprs(wrap)
     return PassResult(result, count > 0, (f"{count} probability outputs read as sigmoid(logits)",) if count else ())

@@ -335,7 +335,7 @@ def test_optim_needs_exactly_one_optimizer(value):
     assert_located(message, text, value, "optim.G")
 
 
-@pytest.mark.parametrize("name", ["E", "log", "torch", "l1", "sigmoid"])
+@pytest.mark.parametrize("name", ["log", "torch", "l1", "sigmoid"])
 def test_reserved_names(name):
     text = edit("data: {x: image, y: image}", f"data: {{x: image, y: image, {name}: image}}")
     text = edit("  D_Y: {arch", f"  {name}: {{arch: unet}}\n  D_Y: {{arch", text)
@@ -344,6 +344,14 @@ def test_reserved_names(name):
     assert f"network name '{name}' is reserved (choose another name)" in message
     assert_located(message, text, name, f"data.{name}", within=f"{name}: image")
     assert_located(message, text, name, f"networks.{name}", within=f"  {name}: {{arch: unet}}")
+
+
+def test_E_is_reserved_for_data_but_may_name_a_network():
+    """BicycleGAN's encoder is E: E(...) is a call and E[...] the expectation."""
+    text = edit("data: {x: image, y: image}", "data: {x: image, y: image, E: image}")
+    assert "data name 'E' is reserved (choose another name)" in str(error_of(text))
+    text = edit("  D_Y: {arch", "  E: {arch: unet}\n  D_Y: {arch")
+    assert "E" in lossgraph.loads(text, FILE).networks
 
 
 def test_name_clashes_between_data_let_and_network():
