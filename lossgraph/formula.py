@@ -290,11 +290,11 @@ class _Builder:
 
     def unknown_function(self, name: str, head: str | None, func: ast.AST) -> FormulaError:
         what = f"{name}.{head}" if head else name
-        return self.site.error(
-            f"unknown function '{what}'",
-            self.span(func),
-            did_you_mean(name, list(BUILTINS) + self.scope.callables()),
-        )
+        hint = did_you_mean(name, list(BUILTINS) + self.scope.callables())
+        networks = self.scope.callables()
+        # a name that reads like a network is reported as one: `G_XZ(x)` is a typo of `G_XY`
+        kind = "network" if any(hint and f"'{net}'" in hint and hint.startswith("did") for net in networks) else "function"
+        return self.site.error(f"unknown {kind} '{what}'", self.span(func), hint)
 
 
 def _operator_symbol(source: str, node: ast.BinOp) -> str:

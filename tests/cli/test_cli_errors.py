@@ -69,7 +69,7 @@ def test_formula_error_through_the_cli(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     col = "      adv: E[D_Y(y)] - E[D_Y(G_XZ(x))]".index("G_XZ") + 1
-    assert f"bad.yaml:10:{col}: players.D.minimize.adv: unknown function 'G_XZ' (did you mean 'G_XY'?)" in err
+    assert f"bad.yaml:10:{col}: players.D.minimize.adv: unknown network 'G_XZ' (did you mean 'G_XY'?)" in err
     assert "   10 |       adv: E[D_Y(y)] - E[D_Y(G_XZ(x))]\n      | " + " " * (col - 1) + "^~~~\n" in err
 
 

@@ -103,7 +103,7 @@ def assert_points_at(message: str, text: str, needle: str, key: str, occurrence:
 def test_unknown_network_has_did_you_mean_and_exact_caret():
     text = spec_text("bad: E[(D_Y(G_XZ(x)) - 1)^2]")
     message = str(error_of(text))
-    assert "unknown function 'G_XZ'" in message
+    assert "unknown network 'G_XZ'" in message
     assert "(did you mean 'G_XY'?)" in message  # not G_YX: the common prefix breaks the tie
     assert_points_at(message, text, "G_XZ", "players.G.minimize.bad")
     assert message.count("\n") == 2  # one problem: message, line, caret
@@ -434,7 +434,7 @@ def test_columns_are_right_in_every_scalar_style(term):
     text = spec_text(term)
     message = str(error_of(text))
     key = "players.G.minimize.bad.expr" if "expr" in term else "players.G.minimize.bad"
-    assert "unknown function 'G_XZ' (did you mean 'G_XY'?)" in message
+    assert "unknown network 'G_XZ' (did you mean 'G_XY'?)" in message
     assert_points_at(message, text, "G_XZ", key)
 
 
