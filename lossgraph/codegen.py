@@ -37,7 +37,7 @@ from .printing import number_text
 
 _ATOM = 100
 _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
-_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "parameters"}
+_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "parameters", "pools", "frozen", "gradient_penalty"}
 MAX_NAME = 32
 
 
@@ -99,6 +99,7 @@ class FunctionWriter:
         self.hints = hints
         self.named: dict[Expr, str] = {}
         self.lines: list[_Line] = []
+        self.after: dict[Expr, str] = {}  # a line to emit right after a node's own (a pool query)
 
     # -- naming -------------------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class FunctionWriter:
             return self.graph.names[node]
         if node.op in (Ops.DATA, Ops.RANDOM):
             return str(node.arg)
-        if node.op is Ops.APPLY:
+        if node.op in (Ops.APPLY, Ops.FROZEN):
             parts = [self.named.get(a) or self.hint(a) for a in node.args]
             joined = f"{node.arg}_{'_'.join(parts)}"
             return joined if len(joined) <= MAX_NAME else f"{node.arg}_out"
@@ -144,6 +145,13 @@ class FunctionWriter:
             return f"{node.arg}({', '.join(self.render(a) for a in node.args)})"
         if op is Ops.HEAD:
             return f"{_wrap(self.render(node.args[0]), _ATOM)}[{node.arg[1]}]"
+        if op is Ops.FROZEN:
+            args = ", ".join(self.render(a) for a in node.args)
+            return f"torch.func.functional_call({node.arg}, frozen({node.arg}), ({args},))"
+        if op is Ops.GRADIENT_PENALTY:
+            name, head, _ = node.arg
+            extra = f", head={head}" if head is not None else ""
+            return f"gradient_penalty({name}, {self.render(node.args[0])}, {self.render(node.args[1])}{extra})"
         row = OPS.get(op)
         if row is None or row.torch is None:
             raise CodegenError(op.name, self.graph.origin(node))
@@ -166,6 +174,8 @@ class FunctionWriter:
         name = self.names.fresh(hint or self.hint(node))
         self.named[node] = name
         self.lines.append(_Line(f"{name} = {code}", self.comment(node), no_grad))
+        if node in self.after:
+            self.lines.append(_Line(self.after[node].format(name=name), "", no_grad))
         return name
 
     # -- a whole body ---------------------------------------------------------------------------
@@ -182,7 +192,7 @@ class FunctionWriter:
             root_hints.setdefault(root, hint)
         must_name = {
             node for node in order
-            if node.op in (Ops.APPLY, Ops.HEAD) or node in root_hints or (uses.get(node, 0) > 1 and node.op not in (Ops.CONST, Ops.DATA, Ops.RANDOM))
+            if node.op in (Ops.APPLY, Ops.FROZEN, Ops.HEAD, Ops.GRADIENT_PENALTY) or node in root_hints or (uses.get(node, 0) > 1 and node.op not in (Ops.CONST, Ops.DATA, Ops.RANDOM))
         }
         # network calls without autograd first, inside one no_grad block; they never depend on a
         # value that carries gradient, so hoisting them keeps a valid order
@@ -214,8 +224,10 @@ def _prologue(writer: FunctionWriter, roots: list[Expr]) -> list[str]:
     data_used: dict[Expr, None] = {}
     for root in roots:
         for node in root.walk():
-            if node.op is Ops.APPLY:
+            if node.op in (Ops.APPLY, Ops.FROZEN):
                 nets_used.setdefault(node.arg, None)
+            elif node.op is Ops.GRADIENT_PENALTY:
+                nets_used.setdefault(node.arg[0], None)
             elif node.op in (Ops.DATA, Ops.RANDOM):
                 data_used.setdefault(node, None)
     lines = [f'    {writer.names.take(net)} = nets["{net}"]' for net in sorted(nets_used)]
@@ -250,7 +262,12 @@ def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Exp
     loss = _loss_of(player, live)
     writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
     prologue = _prologue(writer, [loss])
-    no_grad = frozenset(node for node in loss.walk() if node.op in (Ops.APPLY, Ops.HEAD) and not plan.carries_gradient(node))
+    lets = {name: node for node, name in graph.names.items()}
+    for let_name, _ in player.pool:
+        if let_name in lets:
+            # the discriminator sees earlier generated images too; losses() does not
+            writer.after[lets[let_name]] = f'{{name}} = pools["{let_name}"].query({{name}})'
+    no_grad = frozenset(node for node in loss.walk() if node.op in (Ops.APPLY, Ops.HEAD, Ops.FROZEN) and not plan.carries_gradient(node))
     writer.compute([(term.value, term.name) for term in live], no_grad)
     writer.compute([(loss, "loss")])
     verb = "maximize" if player.sense == "maximize" else "minimize"
@@ -258,15 +275,21 @@ def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Exp
     doc = f'    """Player {player.name}: {verb} {" + ".join(t.name for t in player.terms)} over {", ".join(player.networks)}{dead}."""'
     returns = [f'        "{player.name}": {writer.named[loss]}.detach(),']
     returns += [f'        "{player.name}/{term.name}": {writer.named[term.value]}.detach(),' for term in live]
+    clip = []
+    if player.clip is not None:
+        # the Lipschitz bound of a WGAN critic, kept by clipping after each step
+        clip = ["    with torch.no_grad():", f"        torch._foreach_clamp_min_(parameters, -{player.clip!r})", f"        torch._foreach_clamp_max_(parameters, {player.clip!r})"]
     tail = [
         "    optimizer.zero_grad(set_to_none=True)",
         f"    {writer.named[loss]}.backward(inputs=parameters)",
         "    optimizer.step()",
+        *clip,
         "    return {",
         *returns,
         "    }",
     ]
-    return "\n".join([f"def step_{player.name}(nets, inputs, optimizer, parameters):", doc, *prologue, *writer.body(), *tail])
+    signature = "nets, inputs, optimizer, parameters" + (", pools" if player.pool else "")
+    return "\n".join([f"def step_{player.name}({signature}):", doc, *prologue, *writer.body(), *tail])
 
 
 def _loss_of(player: Player, live) -> Expr:
@@ -302,6 +325,10 @@ def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Ex
         "import torch",
         "import torch.nn.functional as F",
     ]
+    used = {node.op for node in graph.nodes()}
+    helpers = [name for op, name in ((Ops.FROZEN, "frozen"), (Ops.GRADIENT_PENALTY, "gradient_penalty")) if op in used]
+    if helpers:
+        header.append(f"from lossgraph.runtime import {', '.join(helpers)}")
     functions = [emit_losses(graph, ranks, hints)]
     functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in graph.players]
     functions.append(emit_samples(graph, ranks, hints))

@@ -60,6 +60,14 @@ _FOLD = {
 }
 
 
+@dataclass(frozen=True)
+class NetworkRef:
+    """A network (or one head of it) passed to a macro as an argument: `nsgan_d(D_Y, y, fake_y)`."""
+
+    name: str
+    head: str | None = None
+
+
 class Scope(Protocol):
     """What names mean. The spec's lowering and the rule parser each provide one."""
 
@@ -268,6 +276,11 @@ class _Builder:
             name = func.id
         else:
             raise self.fail("only names, network heads and builtins can be called", func)
+        expand = getattr(self.scope, "expand", None)
+        if head is None and expand is not None and self.scope.is_macro(name):
+            # macro arguments may be networks: build each as a value or a network reference
+            args = [self.argument(arg, depth) for arg in node.args]
+            return expand(name, args, self.site, self.span(node))
         if head is None and name != "E" and name not in BUILTINS and name not in self.scope.callables():
             # the callee first: `__import__('os')` is an unknown function before it is a string
             raise self.unknown_function(name, head, func)
@@ -287,6 +300,21 @@ class _Builder:
         if name == "E":
             raise self.fail("E is the expectation and takes brackets", node, "write E[...]")
         raise self.unknown_function(name, head, func)
+
+    def argument(self, node: ast.AST, depth: int) -> "Expr | NetworkRef":
+        network_ref = getattr(self.scope, "network_ref", None)
+        if network_ref is not None:
+            if isinstance(node, ast.Name):
+                ref = network_ref(node.id)
+                if ref is not None:
+                    return ref
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and not node.attr.startswith("_"):
+                ref = network_ref(node.value.id)
+                if ref is not None:
+                    if ref.head is not None:
+                        raise self.fail(f"'{node.value.id}' is already the head {ref.name}.{ref.head}", node)
+                    return NetworkRef(ref.name, node.attr)
+        return self.build(node, depth)
 
     def unknown_function(self, name: str, head: str | None, func: ast.AST) -> FormulaError:
         what = f"{name}.{head}" if head else name

@@ -56,6 +56,8 @@ class Player:
     sense: str                  # "minimize" or "maximize"
     networks: tuple[str, ...]
     terms: tuple[Term, ...]
+    clip: float | None = None                       # weight clipping after each step
+    pool: tuple[tuple[str, int], ...] = ()          # (let name, size): history pools in its step
 
     @property
     def objective(self) -> Expr:
@@ -159,6 +161,8 @@ class Graph:
                 dag.add_edge(child, node)
             if node.op is Ops.APPLY:
                 dag.add_edge(f"params:{node.arg}", node)
+            elif node.op is Ops.GRADIENT_PENALTY:
+                dag.add_edge(f"params:{node.arg[0]}", node)
         return dag
 
 

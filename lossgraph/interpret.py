@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from . import runtime
 from .expr import Expr
 from .ops import OPS, Ops
 
@@ -40,6 +41,12 @@ def evaluate_node(node: Expr, args: list[Any], nets: Mapping[str, Any], inputs: 
         return nets[node.arg](*args)
     if op is Ops.HEAD:
         return args[0][node.arg[1]]
+    if op is Ops.FROZEN:
+        network = nets[node.arg]
+        return torch.func.functional_call(network, runtime.frozen(network), tuple(args))
+    if op is Ops.GRADIENT_PENALTY:
+        name, head, _ = node.arg
+        return runtime.gradient_penalty(nets[name], args[0], args[1], head)
     return _kernel(op, tuple(_rank(a) for a in args))(*args)
 
 

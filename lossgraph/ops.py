@@ -50,6 +50,9 @@ class Ops(enum.Enum):
     TANH = enum.auto()
     RELU = enum.auto()
     STOP_GRADIENT = enum.auto()
+    # a network applied with its parameters held constant, and the WGAN-GP gradient penalty
+    FROZEN = enum.auto()
+    GRADIENT_PENALTY = enum.auto()
     # reductions
     MEAN = enum.auto()
     L1 = enum.auto()
@@ -118,6 +121,8 @@ ROWS = [
     OpDef(Ops.RANDOM, 0, "", "a named random draw", None, None, pure=False),
     OpDef(Ops.APPLY, None, "", "a network applied to its inputs", None, None),
     OpDef(Ops.HEAD, 1, "", "one named output of a network with several heads", None, None),
+    OpDef(Ops.FROZEN, None, "", "a network applied with its parameters constant: gradient reaches its inputs only", None, None),
+    OpDef(Ops.GRADIENT_PENALTY, 2, "gp", "E[(|grad D(mix)| - 1)^2], mix = a real + (1 - a) fake, a ~ U(0, 1) per sample", None, _function("gp"), pure=False, reduces="all"),
     OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10),
     OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10),
     OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20),

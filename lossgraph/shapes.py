@@ -179,11 +179,14 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             if any(arg not in values for arg in node.args):
                 continue  # an argument already failed
             args = [values[arg] for arg in node.args]
-            if node.op is Ops.APPLY and build(node, args) is None:
+            if node.op in (Ops.APPLY, Ops.FROZEN) and build(node, args) is None:
+                continue
+            if node.op is Ops.GRADIENT_PENALTY and node.arg[0] not in modules:
+                fail(node, f"gp needs network '{node.arg[0]}' applied elsewhere in the objective")
                 continue
             try:
                 values[node] = evaluate_node(node, args, modules, inputs)
-                if node.op is Ops.APPLY:
+                if node.op in (Ops.APPLY, Ops.FROZEN):
                     check_output(node)
             except Exception as error:  # noqa: BLE001 - any torch failure is a shape problem here
                 detail = str(error).splitlines()[0] if str(error) else type(error).__name__

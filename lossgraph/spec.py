@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import Problems, SpecError, did_you_mean
+from .macros import parse_signature
 from .kinds import DATA_KINDS, DRAW_KINDS, Draw, Kind, parse_data_kind, parse_draw
 from .ops import BUILTINS
 from .source import Source, dotted
@@ -52,12 +53,15 @@ class TermSpec(_Model):
 
     expr: str
     weight: float = 1.0
+    updates: list[str] | None = None  # the networks of its player this term updates (default: all)
 
 
 class PlayerSpec(_Model):
     networks: list[str] = Field(min_length=1)
     minimize: dict[str, str | TermSpec] | None = None
     maximize: dict[str, str | TermSpec] | None = None
+    clip: float | None = Field(default=None, gt=0)          # clamp every weight to [-clip, clip] after each step
+    pool: dict[str, int] = Field(default_factory=dict)      # let name -> history pool size, in this player's step
 
     @property
     def sense(self) -> str:
@@ -126,8 +130,9 @@ class Spec(_Model):
     dataset: dict[str, Any] = Field(default_factory=lambda: {"builtin": "shapes", "pairing": "unpaired"})
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     let: dict[str, str] = Field(default_factory=dict)
+    macros: dict[str, str] = Field(default_factory=dict)
     players: dict[str, PlayerSpec] = Field(min_length=1)
-    schedule: list[str] | None = None
+    schedule: list[str | dict[str, int]] | None = None
     optim: dict[str, OptimizerSpec] = Field(default_factory=dict)
     train: TrainSpec = Field(default_factory=TrainSpec)
     samples: list[str] = Field(default_factory=list)
@@ -154,9 +159,17 @@ class Spec(_Model):
         return {name: parse_draw(text) for name, text in self.random.items()}
 
     @property
+    def schedule_steps(self) -> list[tuple[str, int]]:
+        """One iteration: (player, consecutive steps), e.g. [("D", 5), ("G", 1)] for `[{D: 5}, G]`."""
+        steps = []
+        for entry in self.schedule or list(self.players):
+            steps.extend(entry.items() if isinstance(entry, dict) else [(entry, 1)])
+        return steps
+
+    @property
     def order(self) -> list[str]:
         """Players in schedule order (each once, first appearance)."""
-        order = list(dict.fromkeys(self.schedule or list(self.players)))
+        order = list(dict.fromkeys(name for name, _ in self.schedule_steps))
         return order + [name for name in self.players if name not in order]
 
 
@@ -166,7 +179,8 @@ class Spec(_Model):
 def builtin_specs() -> dict[str, Any]:
     """Built-in specs by name: the `specs/` folder, installed as package data."""
     folder = resources.files("lossgraph.specs")
-    return {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    # stdlib.yaml holds the standard macros, not a spec
+    return {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".yaml") and entry.name != "stdlib.yaml"}
 
 
 def resolve(path_or_name: str | FilePath) -> tuple[str, str]:
@@ -305,6 +319,11 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
         claim(name, ("networks", name), "network")
     for name in spec.random:
         claim(name, ("random", name), "random variable")
+    for key in spec.macros:
+        try:
+            parse_signature(key)
+        except ValueError as error:
+            problems.add(str(error), source.origin(("macros", key), at_key=True), "e.g. nsgan_d(D, real, fake): E[log(D(real))] + E[log(1 - D(fake))]")
     for name in spec.let:
         claim(name, ("let", name), "let")
     for name, kind in spec.data.items():
@@ -353,9 +372,27 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
         for term in player.terms:
             if not term.isidentifier():
                 problems.add(f"term name '{term}' is not a valid name", source.origin(("players", player_name, player.sense, term), at_key=True))
-    for index, name in enumerate(spec.schedule or []):
-        if name not in spec.players:
-            problems.add(f"unknown player '{name}' in schedule", source.origin(("schedule", index)), did_you_mean(name, spec.players))
+    for index, entry in enumerate(spec.schedule or []):
+        items = entry.items() if isinstance(entry, dict) else [(entry, 1)]
+        if isinstance(entry, dict) and len(entry) != 1:
+            problems.add("a repeated schedule entry names one player: {D: 5}", source.origin(("schedule", index)))
+        for name, count in items:
+            if name not in spec.players:
+                problems.add(f"unknown player '{name}' in schedule", source.origin(("schedule", index)), did_you_mean(name, spec.players))
+            elif count < 1:
+                problems.add(f"player '{name}' must step at least once", source.origin(("schedule", index)))
+    for player_name, player in spec.players.items():
+        for term_name, term in player.terms.items():
+            for index, net in enumerate(term.updates or []):
+                if net not in player.networks:
+                    path = ("players", player_name, player.sense, term_name, "updates", index)
+                    problems.add(f"term '{term_name}' can only update networks of player '{player_name}'", source.origin(path), did_you_mean(net, player.networks))
+        for let_name, size in player.pool.items():
+            path = ("players", player_name, "pool", let_name)
+            if let_name not in spec.let:
+                problems.add(f"a history pool holds a let-bound value; '{let_name}' is not a let", source.origin(path, at_key=True), did_you_mean(let_name, spec.let))
+            elif size < 1:
+                problems.add("a history pool holds at least one image", source.origin(path))
     for name in spec.optim:
         if name not in spec.players:
             problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))

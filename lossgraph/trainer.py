@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
+from .pool import ImagePool
 from .spec import AdamSpec, OptimizerSpec
 
 
@@ -52,6 +53,8 @@ class Trainer:
             self.parameters[player.name] = params
             self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, self.device)
         self.steps = {player: program.step_function(player) for player in program.players}
+        self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
+        self.schedule = program.spec.schedule_steps
         self.iteration = 0
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -60,20 +63,31 @@ class Trainer:
         # one draw of each random variable per iteration, shared by every player's step
         batch = self.program.draw(batch)
         stats: dict[str, torch.Tensor] = {}
-        for player in self.program.players:
-            stats.update(self.steps[player](self.nets, batch, self.optimizers[player], self.parameters[player]))
+        for player, repeats in self.schedule:
+            # NOTE: repeated steps (a critic's 5 per generator step) reuse this iteration's batch
+            for _ in range(repeats):
+                stats.update(self.step_player(player, batch))
         self.iteration += 1
         # one device-to-host copy for all the numbers, not one sync per value
         values = torch.stack([value.float() for value in stats.values()]).tolist()
         return dict(zip(stats, values))
 
+    def step_player(self, player: str, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimizer step of one player on a batch already on the device (draws included)."""
+        pools = (self.pools[player],) if self.pools[player] else ()
+        return self.steps[player](self.nets, batch, self.optimizers[player], self.parameters[player], *pools)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
             "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.iteration = int(state.get("iteration", 0))
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        for player, pools in state.get("pools", {}).items():
+            for name, pool_state in pools.items():
+                self.pools[player][name].load_state_dict(pool_state)

@@ -3,11 +3,14 @@
     ROOT/trainA/  ROOT/trainB/    training images of domain A and domain B (required, non-empty)
     ROOT/testA/   ROOT/testB/     held-out images (optional)
 
+This is `layout: unaligned`, the default; `aligned.py` (pix2pix side-by-side pairs) and
+`classes.py` (class sub-folders) hold the other layouts and share this module's image reading.
+
 Images are files with a suffix in `IMAGE_SUFFIXES` (any case), found recursively and sorted by
 their path relative to the domain folder; names starting with a dot are skipped (macOS writes
 `._name.png` companions that are not images). Each is decoded with Pillow when a batch needs it,
-turned upright by its EXIF orientation, converted to RGB, resized so its shorter side is
-`image_size`, centre-cropped to a square and scaled to [-1, 1].
+turned upright by its EXIF orientation, converted to RGB (or grey for an `image(1)` variable),
+resized so its shorter side is `image_size`, centre-cropped to a square and scaled to [-1, 1].
 
 Pairs are matched by name: two files are a pair when their relative paths without suffix agree
 (`trainA/0001.jpg` and `trainB/0001.png`). Paired training requires trainA and trainB to pair up
@@ -24,7 +27,9 @@ import numpy
 import torch
 from PIL import Image, ImageOps
 
-from lossgraph.data.dataset import Dataset
+from typing import Any, Callable, Mapping
+
+from lossgraph.data.dataset import DOMAINS, Dataset
 from lossgraph.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -55,15 +60,25 @@ def pair_key(path: Path, folder: Path) -> str:
     return path.relative_to(folder).with_suffix("").as_posix()
 
 
-def load_image(path: Path, image_size: int) -> torch.Tensor:
-    """One image as (3, image_size, image_size) float32 in [-1, 1]."""
+def open_image(path: Path) -> Image.Image:
+    """The image at `path`, upright by its EXIF orientation; a DataError names an unreadable file."""
     try:
         with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+            return image
     # Pillow reports unreadable files as OSError (UnidentifiedImageError is one), a truncated or
     # malformed stream also as ValueError or SyntaxError, and some bombs as DecompressionBombError.
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
+
+
+def to_tensor(image: Image.Image, image_size: int, channels: int = 3) -> torch.Tensor:
+    """A decoded image as (channels, image_size, image_size) float32 in [-1, 1].
+
+    Resized so its shorter side is `image_size`, then centre-cropped to a square.
+    """
+    image = image.convert("RGB" if channels == 3 else "L")
     width, height = image.size
     scale = image_size / min(width, height)
     resized = (max(image_size, round(width * scale)), max(image_size, round(height * scale)))
@@ -72,25 +87,69 @@ def load_image(path: Path, image_size: int) -> torch.Tensor:
     top = (resized[1] - image_size) // 2
     image = image.crop((left, top, left + image_size, top + image_size))
     pixels = torch.from_numpy(numpy.asarray(image, dtype=numpy.float32))
+    if pixels.dim() == 2:
+        pixels = pixels.unsqueeze(-1)
     return (pixels.permute(2, 0, 1) / 127.5 - 1).contiguous()
 
 
+def load_image(path: Path, image_size: int, channels: int = 3) -> torch.Tensor:
+    """One image as (channels, image_size, image_size) float32 in [-1, 1]."""
+    return to_tensor(open_image(path), image_size, channels)
+
+
+class ImageCache:
+    """Decoded images by key, kept until `CACHE_BYTES` is spent, so small datasets decode once."""
+
+    def __init__(self) -> None:
+        self._images: dict[Any, torch.Tensor] = {}
+        self._bytes = 0
+
+    def get(self, key: Any, load: Callable[[], torch.Tensor]) -> torch.Tensor:
+        image = self._images.get(key)
+        if image is None:
+            image = load()
+            size = image.numel() * image.element_size()
+            if self._bytes + size <= CACHE_BYTES:
+                self._images[key] = image
+                self._bytes += size
+        return image
+
+
+def check_root(root: Path, layout: str) -> None:
+    if not root.is_dir():
+        problem = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"dataset folder {root} {problem}; expected the layout {layout}")
+
+
+def two_images(dataset: Dataset, layout: str, reads: str) -> None:
+    """Refuse anything but exactly two image variables for a two-domain folder layout."""
+    if len(dataset.images) != 2:
+        raise DataError(
+            f"dataset: layout '{layout}' provides 2 image domains ({reads}), so the spec needs exactly "
+            f"2 distinct image variables (the first reads A, the second B); got {list(dataset.images)}"
+        )
+
+
 class FolderDataset(Dataset):
-    """A CycleGAN-layout folder of images (see module docstring)."""
+    """A CycleGAN-layout folder of images (see module docstring): `layout: unaligned`."""
+
+    NO_LABELS_HINT = "; labelled images need layout: classes (ROOT/train/<class_name>/*.png)"
 
     def __init__(
         self,
         root: str | os.PathLike,
-        variables: list[str] | tuple[str, ...],
+        variables: Any,
         image_size: int,
         seed: int = 0,
         pairing: str = "unpaired",
+        labels: Mapping[str, str] | None = None,
+        held_out: Mapping[str, str] | None = None,
     ):
         super().__init__(variables, image_size, seed, pairing)
+        two_images(self, "unaligned", "trainA/ and trainB/")
+        self.bind(labels, held_out)
         self.root = Path(root)
-        if not self.root.is_dir():
-            problem = "is not a folder" if self.root.exists() else "does not exist"
-            raise DataError(f"dataset folder {self.root} {problem}; expected the layout {LAYOUT}")
+        check_root(self.root, LAYOUT)
         self.train_files = tuple(self._required_domain(f"train{domain}") for domain in "AB")
         if pairing == "paired":
             self.train_files = self._paired(self.train_files, "train")
@@ -104,8 +163,7 @@ class FolderDataset(Dataset):
         self.held_out_files = tuple(
             test if test else train for test, train in zip(test_files, self.train_files)
         )
-        self._cache: dict[Path, torch.Tensor] = {}
-        self._cache_bytes = 0
+        self._cache = ImageCache()
 
     # ----- listing
 
@@ -179,28 +237,34 @@ class FolderDataset(Dataset):
         return (len(self.train_files[0]), len(self.train_files[1]))
 
     @property
+    def stream_sizes(self) -> dict[str, int]:
+        if self.pairing == "paired":
+            return {"pairs": self.domain_sizes[0]}
+        return dict(zip(DOMAINS, self.domain_sizes))
+
+    def stream_of(self, variable: str) -> str:
+        return "pairs" if self.pairing == "paired" else DOMAINS[self.images.index(variable)]
+
+    @property
     def held_out_size(self) -> int:
         return min(len(files) for files in self.held_out_files)
 
-    def _load(self, path: Path) -> torch.Tensor:
-        image = self._cache.get(path)
-        if image is None:
-            image = load_image(path, self.image_size)
-            size = image.numel() * image.element_size()
-            if self._cache_bytes + size <= CACHE_BYTES:
-                self._cache[path] = image
-                self._cache_bytes += size
-        return image
+    def _load_all(self, paths: list[Path], channels: int) -> torch.Tensor:
+        size = self.image_size
+        return torch.stack([self._cache.get((path, channels), lambda path=path: load_image(path, size, channels))
+                            for path in paths])
 
-    def _load_all(self, paths: list[Path]) -> torch.Tensor:
-        return torch.stack([self._load(path) for path in paths])
+    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {
+            image: self._load_all([files[index] for index in indices[image].tolist()], self.kinds[image].size)
+            for image, files in zip(self.images, self.train_files)
+        }
 
-    def load_train(self, domain: int, indices: torch.Tensor) -> torch.Tensor:
-        files = self.train_files[domain]
-        return self._load_all([files[index] for index in indices.tolist()])
-
-    def load_held_out(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return tuple(self._load_all(files[:count]) for files in self.held_out_files)
+    def load_held_out(self, count: int) -> dict[str, torch.Tensor]:
+        return {
+            image: self._load_all(files[:count], self.kinds[image].size)
+            for image, files in zip(self.images, self.held_out_files)
+        }
 
     def describe(self) -> str:
         counts = [f"train{domain} {len(files)}" for domain, files in zip("AB", self.train_files)]

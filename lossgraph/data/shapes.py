@@ -1,17 +1,24 @@
-"""The builtin `shapes` dataset: procedural scenes of coloured shapes, each drawn in two styles.
+"""The builtin `shapes` dataset: procedural scenes of coloured shapes, drawn in any of `STYLES`.
 
 A scene is 1 to 3 shapes (circle, square or upright triangle), each with a position, a size and
 a hue. Scene `index` of a split is a pure function of (seed, split, index): its parameters come
 from a generator seeded by those alone, so any scene can be drawn on its own, in any order, at
 any size. Rendering is vectorised over scenes, shapes and pixels with torch coordinate grids.
 
-The same scene is rendered in each style of `STYLES`, so the dataset always has paired ground
-truth, even when training draws the two domains independently. Domain A is style "flat" and
-domain B style "outlined" (`DOMAIN_STYLES`):
+The same scene can be rendered in every style of `STYLES`, so the dataset always has paired
+ground truth, even when training draws the domains independently. By default domain A is style
+"flat" and domain B style "outlined" (`DOMAIN_STYLES`); the config's `styles:` picks others:
 
 - flat: saturated red to amber fills on a near-black background;
 - outlined: the hues turned half a circle (cyan to azure), as pastel fills with a dark inner
-  outline, on a light cream background.
+  outline, on a light cream background;
+- slate: dark violet fills on a blue-grey background, no outline;
+- meadow: deep blue fills with a white inner outline on a grass-green background;
+- rose: dark green fills with a thick black inner outline on a pink background.
+
+An image variable given several styles (StarGAN's K labelled domains) draws each training sample
+in one of them: its stream holds every scene once per style, item i being scene i // K in style
+i % K, so an epoch shows each scene in each style once (see `ShapesDataset`).
 
 Note [Why hues come from a narrow band]
     Unpaired training only matches distributions. Were hues drawn uniformly, every permutation of
@@ -33,12 +40,24 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from lossgraph.data.dataset import Dataset, seeded_generator
+from lossgraph.data.dataset import (
+    Dataset,
+    Source,
+    SourceFunction,
+    kind_text,
+    quoted,
+    seeded_generator,
+    suggest,
+    to_channels,
+)
+from lossgraph.errors import DataError
+from lossgraph.kinds import Kind
 
 MAX_SHAPES = 3
 
@@ -117,7 +136,8 @@ class Style:
     outline_value: float = 0.0
 
 
-# Adding a style (for example a third domain, or K labelled domains for StarGAN) is one entry.
+# Adding a style (another domain, or one more of StarGAN's K labelled domains) is one entry.
+# The order is the table's: `styles: {x: 4}` in a config means its first four.
 STYLES: dict[str, Style] = {
     "flat": Style(background=(0.08, 0.08, 0.10), fill_saturation=0.85, fill_value=0.95),
     "outlined": Style(
@@ -129,8 +149,27 @@ STYLES: dict[str, Style] = {
         outline_saturation=0.90,
         outline_value=0.35,
     ),
+    "slate": Style(background=(0.52, 0.58, 0.68), fill_saturation=0.75, fill_value=0.42, hue_shift=0.75),
+    "meadow": Style(
+        background=(0.45, 0.72, 0.28),
+        fill_saturation=0.85,
+        fill_value=0.60,
+        hue_shift=0.64,
+        outline_width=0.04,
+        outline_saturation=0.0,
+        outline_value=1.0,
+    ),
+    "rose": Style(
+        background=(0.95, 0.66, 0.74),
+        fill_saturation=0.80,
+        fill_value=0.45,
+        hue_shift=0.36,
+        outline_width=0.08,
+        outline_saturation=0.0,
+        outline_value=0.0,
+    ),
 }
-DOMAIN_STYLES = ("flat", "outlined")  # domain A, domain B
+DOMAIN_STYLES = ("flat", "outlined")  # domain A, domain B: the default for two image variables
 
 
 @dataclass(frozen=True)
@@ -149,6 +188,10 @@ class Scenes:
 
     def __len__(self) -> int:
         return self.kind.shape[0]
+
+    def take(self, index: torch.Tensor) -> "Scenes":
+        """The scenes that `index` (a boolean mask or indices over scenes) selects."""
+        return Scenes(*(getattr(self, name)[index] for name in ("kind", "present", "centre", "radius", "hue")))
 
     @property
     def labels(self) -> torch.Tensor:
@@ -228,53 +271,253 @@ def render(scenes: Scenes, style: str | Style, image_size: int) -> torch.Tensor:
     return (image * 2 - 1).contiguous()
 
 
+
+
+def resolve_styles(images: tuple[str, ...], styles: Any) -> dict[str, tuple[str, ...]]:
+    """The styles of each image variable, from the config's `styles:` (None: the default).
+
+    A value is a style name, a list of distinct names, or an integer K for the first K styles
+    of `STYLES`. Without `styles:` there must be exactly two image variables, drawn in
+    `DOMAIN_STYLES` order.
+    """
+    if styles is None:
+        if len(images) != len(DOMAIN_STYLES):
+            example = f"styles: {{{images[0]}: [flat, outlined, slate]}}" if images else "styles: {x: flat}"
+            raise DataError(
+                f"dataset: without 'styles', the shapes dataset has {len(DOMAIN_STYLES)} domains (A flat, "
+                f"B outlined), so the spec needs exactly {len(DOMAIN_STYLES)} distinct image variables (the "
+                f"first reads A, the second B); got {list(images)}; or say each image's styles: {example}"
+            )
+        return {image: (style,) for image, style in zip(images, DOMAIN_STYLES)}
+    if not isinstance(styles, Mapping):
+        raise DataError(
+            f"dataset.styles: expected a mapping from image variables to styles such as "
+            f"{{x: flat, y: outlined}}, got {type(styles).__name__}"
+        )
+    if not images:
+        raise DataError("dataset.styles: the spec has no image variables to draw")
+    for name in styles:
+        if name not in images:
+            raise DataError(f"dataset.styles: {name!r} is not an image variable of the spec; {suggest(str(name), images)}")
+    resolved = {}
+    for image in images:
+        if image not in styles:
+            raise DataError(
+                f"dataset.styles: no styles for image variable '{image}'; give every image its "
+                f"styles (one of {quoted(STYLES)}, a list of them, or a count K)"
+            )
+        resolved[image] = style_names(styles[image], f"dataset.styles.{image}")
+    return resolved
+
+
+def style_names(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= len(STYLES):
+            raise DataError(f"{key}: {value} styles asked for; there are 1 to {len(STYLES)} ({quoted(STYLES)})")
+        return tuple(STYLES)[:value]
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        raise DataError(
+            f"{key}: expected a style name, a non-empty list of them, or a count; got {value!r} "
+            f"(styles: {quoted(STYLES)})"
+        )
+    for name in names:
+        if not isinstance(name, str) or name not in STYLES:
+            raise DataError(f"{key}: unknown style {name!r}; {suggest(str(name), STYLES)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{key}: style {quoted(repeated)} listed twice; each style is one domain")
+    return tuple(names)
+
+
+def stream_name(position: int) -> str:
+    """The stream of the `position`-th image variable of unpaired data: A, B, C, ..."""
+    return chr(ord("A") + position) if position < 26 else f"domain{position}"
+
+
 class ShapesDataset(Dataset):
-    """`size` training scenes and `test_size` test scenes, domain A flat and domain B outlined."""
+    """Procedural scenes, each image variable drawn in its styles (see module docstring).
+
+    `size` training scenes and `test_size` held-out samples. Paired data gives all image
+    variables one stream, unpaired data one stream each (named A, B, C, ... in order). A
+    stream's item i is scene i // R drawn, for each of its image variables, in style
+    (i % R) % K, where K is that variable's style count and R the least common multiple of
+    the counts in the stream (1 when each image has one style: item i is scene i).
+
+    Held-out samples are paired: sample j of every image variable shows test scene j // R,
+    R now over all image variables, in style (j % R) % K. So an image with K styles shows each
+    held-out scene in all K styles at consecutive indices.
+    """
+
+    FUNCTIONS = {
+        "shape": SourceFunction("shape", f"the kind of the scene's main shape, 0 to {len(SHAPE_KINDS) - 1}: "
+                                + ", ".join(KIND_NAMES)),
+        "style": SourceFunction("style", "the index of the image's style in its list of styles"),
+        "target_style": SourceFunction(
+            "target_style", "a style index other than the image's own, fixed per held-out sample",
+            held_out_only=True,
+        ),
+        "restyle": SourceFunction(
+            "restyle", "the image's scene drawn in the style that a style label of the image gives",
+            takes_label=True, held_out_only=True,
+        ),
+    }
 
     def __init__(
         self,
-        variables: list[str] | tuple[str, ...],
+        variables: Any,
         image_size: int,
         seed: int = 0,
         pairing: str = "unpaired",
         size: int = 4096,
         test_size: int = 64,
+        styles: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        held_out: Mapping[str, str] | None = None,
     ):
         super().__init__(variables, image_size, seed, pairing)
         self.size = size
         self.test_size = test_size
-        self.styles = tuple(STYLES[name] for name in DOMAIN_STYLES)
-        # Every test scene is drawn in both styles, so held-out pairs are ground truth.
+        self.image_styles = resolve_styles(self.images, styles)
+        if pairing == "paired":
+            self.image_streams = {image: "pairs" for image in self.images}
+        else:
+            self.image_streams = {image: stream_name(position) for position, image in enumerate(self.images)}
+        self.repeats: dict[str, int] = {}
+        for image, stream in self.image_streams.items():
+            self.repeats[stream] = math.lcm(self.repeats.get(stream, 1), len(self.image_styles[image]))
+        self.held_out_repeat = math.lcm(*(len(names) for names in self.image_styles.values()))
+        self.bind(labels, held_out)
+        # Every held-out scene is drawn in every image variable's style, so held-out samples pair up.
         self.paired_held_out = True
-        self._held_out_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._held_out_cache: dict[str, torch.Tensor] | None = None
+
+    # ----- sources
+
+    def source_kind(self, source: Source, key: str) -> Kind:
+        styles = self.image_styles[source.image]
+        if source.function == "shape":
+            return Kind("label", len(SHAPE_KINDS))
+        if source.function == "style":
+            return Kind("label", len(styles))
+        if source.function == "target_style":
+            if len(styles) < 2:
+                raise DataError(
+                    f"{key}: target_style({source.image}) needs an image with at least 2 styles, but "
+                    f"'{source.image}' has only {quoted(styles)}"
+                )
+            return Kind("label", len(styles))
+        if source.function == "restyle":
+            return self.kinds[source.image]
+        return super().source_kind(source, key)
+
+    def check_label_argument(self, source: Source, label: Source, key: str) -> None:
+        if label.function not in ("style", "target_style") or label.image != source.image:
+            raise DataError(
+                f"{key}: {source} needs '{source.label}' to be a style label of '{source.image}' "
+                f"(style({source.image}) or target_style({source.image})), but '{source.label}' is {label}"
+            )
+
+    # ----- Dataset interface
 
     @property
-    def domain_sizes(self) -> tuple[int, int]:
-        return (self.size, self.size)
+    def domain_sizes(self) -> tuple[int, ...]:
+        """Training items per image variable, in order (its stream's item count)."""
+        return tuple(self.stream_sizes[self.image_streams[image]] for image in self.images)
+
+    @property
+    def stream_sizes(self) -> dict[str, int]:
+        return {stream: self.size * repeat for stream, repeat in self.repeats.items()}
+
+    def stream_of(self, variable: str) -> str:
+        if variable in self.image_streams:
+            return self.image_streams[variable]
+        return self.image_streams[self.sources[variable].image]
 
     @property
     def held_out_size(self) -> int:
         return self.test_size
 
     def scenes(self, split: str, indices: torch.Tensor | list[int]) -> Scenes:
-        """Parameters of the scenes behind `batch_indices` ("train") or `held_out` ("test")."""
+        """Parameters of the scenes at scene `indices` of `split` ("train" or "test")."""
         return sample_scenes(self.seed, split, indices)
 
-    def load_train(self, domain: int, indices: torch.Tensor) -> torch.Tensor:
-        return render(self.scenes("train", indices), self.styles[domain], self.image_size)
+    def train_scenes(self, variable: str, items: torch.Tensor) -> tuple[Scenes, torch.Tensor]:
+        """The scenes behind training `items` of `variable`'s stream, and each item's style index."""
+        image = variable if variable in self.image_streams else self.sources[variable].image
+        repeat = self.repeats[self.image_streams[image]]
+        return self.scenes("train", items // repeat), (items % repeat) % len(self.image_styles[image])
 
-    def load_held_out(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # Rendered once up to the largest count asked for; the first scenes never change.
-        if self._held_out_cache is None or len(self._held_out_cache[0]) < count:
-            scenes = self.scenes("test", torch.arange(count))
-            self._held_out_cache = tuple(render(scenes, style, self.image_size) for style in self.styles)
+    def draw(self, image: str, scenes: Scenes, style_index: torch.Tensor) -> torch.Tensor:
+        """`scenes` drawn as image variable `image`, sample n in its style `style_index[n]`."""
+        names = self.image_styles[image]
+        if len(names) == 1:
+            images = render(scenes, names[0], self.image_size)
+        else:
+            size = self.image_size
+            images = torch.empty(len(scenes), 3, size, size)
+            for index in torch.unique(style_index).tolist():
+                chosen = style_index == index
+                images[chosen] = render(scenes.take(chosen), names[index], size)
+        return to_channels(images, self.kinds[image].size)
+
+    def _values(
+        self,
+        names: Mapping[str, Source],
+        scenes: Scenes,
+        style_of: Mapping[str, torch.Tensor],
+        done: dict[str, torch.Tensor],
+        scene_index: torch.Tensor,
+    ) -> None:
+        """Fill `done` with the value of every source in `names` (labels before restyles)."""
+        for name in sorted(names, key=lambda name: names[name].label is not None):
+            source = names[name]
+            if source.function == "shape":
+                done[name] = scenes.labels.clone()
+            elif source.function == "style":
+                done[name] = style_of[source.image].clone()
+            elif source.function == "target_style":
+                count = len(self.image_styles[source.image])
+                offset = 1 + scene_index % (count - 1)
+                done[name] = (style_of[source.image] + offset) % count
+            elif source.function == "restyle":
+                done[name] = self.draw(source.image, scenes, done[source.label])
+
+    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loaded: dict[str, torch.Tensor] = {}
+        by_stream: dict[str, Scenes] = {}  # the variables of one stream share their scenes
+        style_of = {}
+        for image in self.images:
+            stream = self.image_streams[image]
+            scenes, style_of[image] = self.train_scenes(image, indices[image])
+            scenes = by_stream.setdefault(stream, scenes)
+            loaded[image] = self.draw(image, scenes, style_of[image])
+        for name, source in self.sources.items():
+            scenes = by_stream[self.image_streams[source.image]]
+            self._values({name: source}, scenes, style_of, loaded, torch.zeros(0, dtype=torch.long))
+        return loaded
+
+    def load_held_out(self, count: int) -> dict[str, torch.Tensor]:
+        # Rendered once up to the largest count asked for; the first samples never change.
+        cache = self._held_out_cache
+        if cache is None or len(cache[self.variables[0]]) < count:
+            samples = torch.arange(count)
+            scene_index = samples // self.held_out_repeat
+            scenes = self.scenes("test", scene_index)
+            style_of = {
+                image: (samples % self.held_out_repeat) % len(names) for image, names in self.image_styles.items()
+            }
+            cache = {image: self.draw(image, scenes, style_of[image]) for image in self.images}
+            self._values({**self.sources, **self.extras}, scenes, style_of, cache, scene_index)
+            self._held_out_cache = cache
         # Clones, so that a caller writing into its batch cannot change later calls.
-        return tuple(images[:count].clone() for images in self._held_out_cache)
+        return {name: values[:count].clone() for name, values in cache.items()}
 
     def describe(self) -> str:
         size = self.image_size
-        styles = " -> ".join(DOMAIN_STYLES)
+        styles = ", ".join(f"{image} {'|'.join(names)}" for image, names in self.image_styles.items())
+        sources = self.describe_sources()
         return (
-            f"builtin shapes: {self.size} train scenes, {self.test_size} test scenes, "
-            f"{self.pairing}, {size}x{size}, styles {styles}, seed {self.seed}"
+            f"builtin shapes: {self.size} train scenes, {self.test_size} test samples, "
+            f"{self.pairing}, {size}x{size}, styles {styles}{', ' + sources if sources else ''}, seed {self.seed}"
         )

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from ..errors import FormulaError, Origin, Problems, SpecError, did_you_mean
-from ..expr import Expr
-from ..formula import Site, parse
+from ..errors import FormulaError, Origin, Problem, Problems, SpecError, did_you_mean
+from ..expr import Expr, transform
+from ..formula import NetworkRef, Site, parse
+from ..macros import Macro, parse_signature, standard_library
 from ..graph import Graph, Network, Player, Term
 from ..ops import BUILTINS, Ops
 from ..spec import Spec
@@ -27,6 +28,9 @@ class SpecScope:
     def __init__(self, spec: Spec, origins: dict[Expr, list[Origin]]):
         self.spec = spec
         self.origins = origins
+        self.macros: dict[str, Macro] = {**standard_library(), **spec_macros(spec)}
+        self.expanding: list[str] = []   # macros being expanded, to refuse recursion
+        self.penalties = 0               # gradient penalties so far: each draws its own mixing
         self.lets: dict[str, Expr] = {}
         self.resolving: list[str] = []
         self.broken: set[str] = set()  # lets whose problem is already reported
@@ -77,7 +81,49 @@ class SpecScope:
         return Expr(Ops.HEAD, (call,), (head, heads.index(head))) if head is not None else call
 
     def callables(self) -> list[str]:
-        return list(self.spec.networks)
+        return list(self.spec.networks) + list(self.macros) + ["gp"]
+
+    # -- macros ---------------------------------------------------------------------------------
+
+    def is_macro(self, name: str) -> bool:
+        return name in self.macros or name == "gp"
+
+    def network_ref(self, name: str) -> NetworkRef | None:
+        return NetworkRef(name) if name in self.spec.networks else None
+
+    def expand(self, name: str, args: list, where: Site, span: tuple[int, int]) -> Expr:
+        if name == "gp" and name not in self.macros:
+            return self.gradient_penalty(args, where, span)
+        macro = self.macros[name]
+        if len(args) != len(macro.params):
+            raise where.error(f"macro {name}({', '.join(macro.params)}) takes {len(macro.params)} arguments, got {len(args)}", span)
+        if name in self.expanding:
+            raise where.error(f"macro '{name}' expands into itself: {' -> '.join(self.expanding + [name])}", span)
+        self.expanding.append(name)
+        try:
+            scope = MacroScope(self, macro, dict(zip(macro.params, args)))
+            site = Site(macro.body, macro.locate, self.origins)
+            try:
+                return parse(macro.body, scope, site)
+            except FormulaError as error:
+                inner = error.problems[0] if error.problems else None
+                message = f"in macro '{name}': {inner.message}" if inner else f"in macro '{name}'"
+                raise FormulaError([Problem(message, where.origin(span), inner.hint if inner else None), *error.problems[:1]]) from None
+        finally:
+            self.expanding.pop()
+
+    def gradient_penalty(self, args: list, where: Site, span: tuple[int, int]) -> Expr:
+        if len(args) != 3 or not isinstance(args[0], NetworkRef) or any(isinstance(a, NetworkRef) for a in args[1:]):
+            raise where.error("gp takes a network and two values: gp(D, real, fake)", span)
+        ref, real, fake = args
+        heads = list(self.spec.networks[ref.name].heads or ())
+        if ref.head is not None and ref.head not in heads:
+            raise where.error(f"network '{ref.name}' has no head '{ref.head}'", span, did_you_mean(ref.head, heads))
+        if ref.head is None and heads:
+            raise where.error(f"network '{ref.name}' has heads {', '.join(heads)}: choose one", span, f"write gp({ref.name}.{heads[0]}, ...)")
+        self.penalties += 1
+        index = heads.index(ref.head) if ref.head else None
+        return Expr(Ops.GRADIENT_PENALTY, (real, fake), (ref.name, index, self.penalties))
 
     # -- lets -----------------------------------------------------------------------------------
 
@@ -124,6 +170,71 @@ class SpecScope:
             stack.clear()
 
 
+class MacroScope:
+    """A macro body's names: its parameters (values or networks) and the builtins, nothing else."""
+
+    def __init__(self, parent: SpecScope, macro: Macro, bindings: dict):
+        self.parent = parent
+        self.macro = macro
+        self.bindings = bindings
+
+    def name(self, name: str, where: Site, span: tuple[int, int]) -> Expr:
+        bound = self.bindings.get(name)
+        if isinstance(bound, NetworkRef):
+            raise where.error(f"network parameter '{name}' must be applied", span, f"write {name}(...)")
+        if bound is not None:
+            return bound
+        raise where.error(f"unknown name '{name}' in macro '{self.macro.name}'", span, did_you_mean(name, self.macro.params))
+
+    def call(self, name: str, head: str | None, args: list[Expr], where: Site, span: tuple[int, int]) -> Expr | None:
+        bound = self.bindings.get(name)
+        if bound is None:
+            return None
+        if not isinstance(bound, NetworkRef):
+            raise where.error(f"parameter '{name}' is a value here, not a network", span)
+        if head is not None and bound.head is not None:
+            raise where.error(f"'{name}' is already the head {bound.name}.{bound.head}", span)
+        return self.parent.call(bound.name, head or bound.head, args, where, span)
+
+    def callables(self) -> list[str]:
+        return [name for name, bound in self.bindings.items() if isinstance(bound, NetworkRef)] + list(self.parent.macros)
+
+    def is_macro(self, name: str) -> bool:
+        return name not in self.bindings and self.parent.is_macro(name)
+
+    def network_ref(self, name: str) -> NetworkRef | None:
+        bound = self.bindings.get(name)
+        return bound if isinstance(bound, NetworkRef) else None
+
+    def expand(self, name: str, args: list, where: Site, span: tuple[int, int]) -> Expr:
+        return self.parent.expand(name, args, where, span)
+
+
+def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]]) -> Expr:
+    """`expr` with every application of a `frozen` network made FROZEN: the term's gradient still
+    flows through that network to its inputs, but not into its parameters (BicycleGAN's latent
+    regression updates G, not E)."""
+
+    def rule(node: Expr) -> Expr | None:
+        if node.op is Ops.APPLY and node.arg in frozen:
+            held = Expr(Ops.FROZEN, node.args, node.arg)
+            origins.setdefault(held, list(origins.get(node, [])))
+            return held
+        return None
+
+    return transform(expr, rule)
+
+
+def spec_macros(spec: Spec) -> dict[str, Macro]:
+    """The spec's own `macros:`, each able to point into the spec file."""
+    macros = {}
+    for key, body in spec.macros.items():
+        name, params = parse_signature(key)
+        path = ("macros", key)
+        macros[name] = Macro(name, params, body, lambda span, path=path: spec.source.origin(path, span))
+    return macros
+
+
 class _Unresolved(Exception):
     """A let used before it was parsed (Note [Flat let resolution])."""
 
@@ -159,9 +270,11 @@ def lower(spec: Spec) -> Graph:
             raw = (player.maximize if player.sense == "maximize" else player.minimize)[term_name]
             path = ("players", player_name, player.sense, term_name) + (() if isinstance(raw, str) else ("expr",))
             expr = formula(path, term.expr)
+            if expr is not None and term.updates is not None:
+                expr = freeze(expr, set(player.networks) - set(term.updates), origins)
             if expr is not None:
                 terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
-        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms)))
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items())))
 
     random_like = {}
     for name, draw in spec.draws.items():

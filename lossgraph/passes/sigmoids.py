@@ -19,7 +19,7 @@ def insert_sigmoids(graph: Graph) -> PassResult:
 
     def wrap(node: Expr) -> Expr | None:
         nonlocal count
-        single = node.op is Ops.APPLY and not networks[node.arg].heads and networks[node.arg].reads_probability(None)
+        single = node.op in (Ops.APPLY, Ops.FROZEN) and not networks[node.arg].heads and networks[node.arg].reads_probability(None)
         head = node.op is Ops.HEAD and networks[node.args[0].arg].reads_probability(node.arg[0])
         if single or head:
             count += 1

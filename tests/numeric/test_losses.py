@@ -177,8 +177,7 @@ def test_step_updates_only_the_players_parameters(compiled):
     nets = program.build_networks(seed=0)
     before = {name: [p.detach().clone() for p in net.parameters()] for name, net in nets.items()}
     trainer = program.trainer(nets)
-    step = program.step_function("D")
-    stats = step(trainer.nets, program.example_inputs(batch_size=2), trainer.optimizers["D"], trainer.parameters["D"])
+    stats = trainer.step_player("D", program.example_inputs(batch_size=2))
     assert set(stats) >= {"D"}
     for name, net in nets.items():
         moved = any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters()))
@@ -195,7 +194,7 @@ def test_step_losses_equal_losses_before_the_update(compiled):
     with torch.no_grad():
         expected = {k: float(v) for k, v in program.losses(nets, inputs).items()}
     trainer = program.trainer(nets)
-    stats = program.step_function("D")(trainer.nets, inputs, trainer.optimizers["D"], trainer.parameters["D"])
+    stats = trainer.step_player("D", inputs)
     for key, value in stats.items():
         assert float(value) == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
 

@@ -20,10 +20,10 @@ def losses(nets, inputs):
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
     D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
     adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
-    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:29 players.G.minimize.adv
-    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
-    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
-    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:30 players.G.minimize.cycle.expr
+    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
+    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
     loss_D = adv_Y + adv_X
     loss_G = adv + cycle
     return {
@@ -36,7 +36,7 @@ def losses(nets, inputs):
     }
 
 
-def step_D(nets, inputs, optimizer, parameters):
+def step_D(nets, inputs, optimizer, parameters, pools):
     """Player D: minimize adv_Y + adv_X over D_X, D_Y."""
     D_X = nets["D_X"]
     D_Y = nets["D_Y"]
@@ -46,7 +46,9 @@ def step_D(nets, inputs, optimizer, parameters):
     y = inputs["y"]
     with torch.no_grad():
         fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
+        fake_y = pools["fake_y"].query(fake_y)
         fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
+        fake_x = pools["fake_x"].query(fake_x)
     D_Y_y = D_Y(y)  # cyclegan.yaml:24 players.D.minimize.adv_Y
     D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
     adv_Y = ((D_Y_y - 1) ** 2).mean() + (D_Y_fake_y ** 2).mean()  # cyclegan.yaml:24 players.D.minimize.adv_Y
@@ -76,10 +78,10 @@ def step_G(nets, inputs, optimizer, parameters):
     D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
     D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
-    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:29 players.G.minimize.adv
-    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
-    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
-    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:30 players.G.minimize.cycle.expr
+    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
+    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
     loss = adv + cycle
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -99,9 +101,9 @@ def samples(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
+    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:30 players.G.minimize.cycle.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
     return [
         ('x', x),
         ('fake_y', fake_y),
@@ -120,11 +122,11 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:42 evaluate.error_XY
-    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:43 evaluate.identity_XY
+    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:43 evaluate.error_XY
+    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:44 evaluate.identity_XY
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:44 evaluate.error_YX
-    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:45 evaluate.identity_YX
+    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:45 evaluate.error_YX
+    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:46 evaluate.identity_YX
     return {
         "error_XY": error_XY,
         "identity_XY": identity_XY,
