@@ -1,0 +1,166 @@
+"""Macros, gp, frozen networks in a term, weight clipping, schedule repeats and history pools."""
+
+import pytest
+import torch
+
+import lossgraph
+from lossgraph.pool import ImagePool
+
+BASE = """
+name: features
+data: {x: image, y: image}
+networks:
+  G: {arch: unet, width: 8, depth: 2}
+  D: {arch: patchgan, width: 8, output: %(output)s}
+let:
+  fake: G(x)
+players:
+  D:
+    networks: [D]
+    %(d_sense)s:
+      adv: %(d_term)s
+  G:
+    networks: [G]
+    minimize:
+      adv: %(g_term)s
+train: {image_size: 16}
+"""
+
+
+def compile_spec(output="probability", d_sense="maximize", d_term="E[log(D(y))] + E[log(1 - D(fake))]", g_term="-E[log(D(fake))]", extra=""):
+    text = BASE % dict(output=output, d_sense=d_sense, d_term=d_term, g_term=g_term) + extra
+    return lossgraph.compile(lossgraph.loads(text, "features.yaml"))
+
+
+def test_standard_macros_equal_the_formulas_they_name():
+    written = compile_spec()
+    macro = compile_spec(d_term="nsgan_d(D, y, fake)", g_term="nsgan_g(D, fake)")
+    nets = written.build_networks(seed=0)
+    inputs = written.example_inputs(batch_size=2)
+    a, b = written.losses(nets, inputs), macro.losses(nets, inputs)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_a_spec_macro_shadows_the_standard_one_and_binds_networks():
+    extra = "macros:\n  nsgan_g(N, v): -E[log(N(v))] * 2\n"
+    program = compile_spec(g_term="nsgan_g(D, fake)", extra=extra)
+    nets = program.build_networks(seed=0)
+    inputs = program.example_inputs(batch_size=2)
+    reference = compile_spec()
+    torch.testing.assert_close(program.losses(nets, inputs)["G"], 2 * reference.losses(nets, inputs)["G"])
+
+
+@pytest.mark.parametrize(("term", "message"), [
+    ("nsgan_g(D)", "macro nsgan_g(D, fake) takes 2 arguments, got 1"),
+    ("nsgan_g(fake, D)", "in macro 'nsgan_g'"),
+    ("loop(D, fake)", "macro 'loop' expands into itself: loop -> loop"),
+    ("uses_global(D, fake)", "unknown name 'y' in macro 'uses_global'"),
+])
+def test_macro_errors_are_located_at_the_call(term, message):
+    extra = "macros:\n  loop(D, v): loop(D, v)\n  uses_global(D, v): E[D(y)]\n"
+    with pytest.raises(lossgraph.SpecError) as error:
+        compile_spec(g_term=term, extra=extra)
+    text = str(error.value)
+    assert message in text
+    assert "features.yaml:" in text and "players.G.minimize.adv" in text
+
+
+def test_gradient_penalty_is_the_wgan_gp_formula_and_double_backward_works():
+    program = compile_spec(output="raw", d_sense="minimize", d_term="wgan_gp_d(D, y, fake)", g_term="wgan_g(D, fake)")
+    assert "gradient_penalty(D, y, fake)" in program.code
+    nets = program.build_networks(seed=0)
+    inputs = program.example_inputs(batch_size=3, seed=1)
+    torch.manual_seed(5)
+    got = program.losses(nets, inputs)["D"]
+    torch.manual_seed(5)
+    D, fake = nets["D"], nets["G"](inputs["x"])
+    alpha = torch.rand(3, 1, 1, 1)
+    mixed = (alpha * inputs["y"] + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(mixed).sum(), mixed, create_graph=True)
+    penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    want = D(fake).mean() - D(inputs["y"]).mean() + 10 * penalty
+    torch.testing.assert_close(got, want)
+    got.backward()  # through the penalty's own backward: double backward
+    assert all(p.grad is not None for p in D.parameters())
+
+
+def test_a_term_that_updates_some_networks_leaves_the_others_untouched():
+    text = """
+name: frozen
+data: {x: image}
+networks:
+  G: {arch: unet, width: 8, depth: 2}
+  R: {arch: unet, width: 8, depth: 2}
+  D: {arch: patchgan, width: 8}
+players:
+  G:
+    networks: [G, R]
+    minimize:
+      both: E[l1(R(G(x)) - x)]
+      g_only: {expr: "E[l1(R(G(x)))]", updates: [G]}
+  D:
+    networks: [D]
+    minimize:
+      adv: E[D(G(x))]
+train: {image_size: 16}
+"""
+    program = lossgraph.compile(lossgraph.loads(text, "frozen.yaml"))
+    assert "torch.func.functional_call(R, frozen(R), (" in program.code
+    nets = program.build_networks(seed=0)
+    losses = program.losses(nets, program.example_inputs(batch_size=2))
+    g_only = losses["G/g_only"]
+    grads_r = torch.autograd.grad(g_only, list(nets["R"].parameters()), allow_unused=True)
+    grads_g = torch.autograd.grad(g_only, list(nets["G"].parameters()), allow_unused=True)
+    assert all(g is None or torch.count_nonzero(g) == 0 for g in grads_r)
+    assert any(g is not None and torch.count_nonzero(g) > 0 for g in grads_g)
+
+
+def test_updates_must_name_the_players_own_networks():
+    with pytest.raises(lossgraph.SpecError, match="term 'adv' can only update networks of player 'G'"):
+        compile_spec(g_term='{expr: "-E[log(D(fake))]", updates: [D]}')
+
+
+def test_clip_bounds_every_weight_after_the_step():
+    extra_clip = compile_spec(output="raw", d_sense="maximize", d_term="wgan_d(D, y, fake)", g_term="wgan_g(D, fake)")
+    text = BASE % dict(output="raw", d_sense="maximize", d_term="wgan_d(D, y, fake)", g_term="wgan_g(D, fake)")
+    text = text.replace("    maximize:\n      adv: wgan_d", "    clip: 0.01\n    maximize:\n      adv: wgan_d")
+    program = lossgraph.compile(lossgraph.loads(text, "clip.yaml"))
+    assert extra_clip.code != program.code
+    trainer = program.trainer(program.build_networks(seed=0))
+    trainer.step(program.example_inputs(batch_size=2))
+    assert all(float(p.abs().max()) <= 0.01 for p in trainer.nets["D"].parameters())
+    assert any(float(p.abs().max()) > 0.01 for p in trainer.nets["G"].parameters())
+
+
+def test_schedule_repeats_a_players_step():
+    text = (BASE % dict(output="probability", d_sense="maximize", d_term="nsgan_d(D, y, fake)", g_term="nsgan_g(D, fake)")) + "schedule: [{D: 3}, G]\n"
+    program = lossgraph.compile(lossgraph.loads(text, "repeat.yaml"))
+    trainer = program.trainer(program.build_networks(seed=0))
+    trainer.step(program.example_inputs(batch_size=2))
+    steps = lambda player: int(next(iter(trainer.optimizers[player].state.values()))["step"])  # noqa: E731
+    assert steps("D") == 3 and steps("G") == 1
+
+
+def test_history_pool_fills_then_mixes_and_keeps_batch_size():
+    torch.manual_seed(0)
+    pool = ImagePool(4)
+    first = torch.randn(3, 3, 4, 4)
+    assert torch.equal(pool.query(first), first)
+    second = torch.randn(3, 3, 4, 4)
+    out = pool.query(second)
+    assert out.shape == second.shape and len(pool.images) == 4
+    older = [torch.equal(image, old) for image in out for old in first]
+    assert any(older) or torch.equal(out[1:], second[1:])
+    restored = ImagePool(1)
+    restored.load_state_dict(pool.state_dict())
+    assert restored.size == 4 and all(torch.equal(a, b) for a, b in zip(restored.images, pool.images))
+
+
+def test_cyclegan_pools_images_in_training_but_not_in_losses():
+    program = lossgraph.compile("cyclegan")
+    assert 'pools["fake_y"].query(fake_y)' in program.code
+    trainer = program.trainer(program.build_networks(seed=0))
+    trainer.step(program.example_inputs(batch_size=2))
+    assert len(trainer.pools["D"]["fake_y"].images) == 2
+    assert "pools" not in program.code.split("def step_D")[0]  # losses() computes the formula
