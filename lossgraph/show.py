@@ -46,7 +46,7 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None):
 
     arithmetic = {
         Ops.ADD: lambda a, b: sp.Add(a, b, evaluate=False),
-        Ops.SUB: lambda a, b: sp.Add(a, sp.Mul(-1, b, evaluate=False), evaluate=False),
+        Ops.SUB: lambda a, b: sp.Add(a, -b if b.is_Number else sp.Mul(-1, b, evaluate=False), evaluate=False),
         Ops.MUL: lambda a, b: sp.Mul(a, b, evaluate=False),
         Ops.DIV: lambda a, b: sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False),
         Ops.POW: lambda a, b: sp.Pow(a, b, evaluate=False),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from .errors import Problems, SpecError, did_you_mean
+from .errors import Problem, Problems, SpecError, did_you_mean
 from .macros import parse_signature
 from .kinds import DATA_KINDS, DRAW_KINDS, Draw, Kind, parse_data_kind, parse_draw
 from .ops import BUILTINS
@@ -213,6 +213,8 @@ def load(path_or_name: str | FilePath | Spec) -> Spec:
 
 def loads(text: str, file: str = "<spec>") -> Spec:
     source, data = Source.parse(text, file)
+    if "extends" in data:
+        source, data = _extend(source, data, file, [file])
     problems = Problems()
     try:
         spec = Spec.model_validate(data)
@@ -225,6 +227,68 @@ def loads(text: str, file: str = "<spec>") -> Spec:
     _check_names(spec, source, problems)
     problems.raise_if_any()
     return spec
+
+
+MAX_EXTENDS = 16
+
+
+def _extend(source: Source, data: dict, file: str, chain: list[str]):
+    """`data` laid over the spec it extends: mappings merge key by key (so a term is overridden
+    by name), any other value replaces, and `null` removes a key. Positions stay with the file
+    that wrote each value."""
+    base_name = data.pop("extends")
+    where = source.origin(("extends",))
+    if not isinstance(base_name, str):
+        raise SpecError(Problem("extends names a spec: a file or a built-in spec's name", where))
+    folder = FilePath(file).parent if FilePath(file).is_file() else FilePath.cwd()
+    candidate = folder / base_name
+    target = str(candidate) if candidate.is_file() else base_name
+    try:
+        display, text = resolve(target)
+    except SpecError:
+        raise SpecError(Problem(f"extends: no spec '{base_name}'", where, did_you_mean(base_name, builtin_specs()))) from None
+    if display in chain or len(chain) > MAX_EXTENDS:
+        raise SpecError(Problem(f"extends forms a cycle: {' -> '.join(chain + [display])}", where))
+    base_source, base_data = Source.parse(text, display)
+    if "extends" in base_data:
+        base_source, base_data = _extend(base_source, base_data, display, chain + [display])
+    return Layered(source, base_source), _merge(base_data, data)
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = _merge(base.get(key), value)
+        return merged
+    return over
+
+
+class Layered:
+    """Positions of a derived spec: its own file's where it wrote a value, else its base's."""
+
+    def __init__(self, own: Source, base: "Source | Layered"):
+        self.own = own
+        self.base = base
+        self.file = own.file
+
+    def known(self, path: tuple) -> int:
+        """The length of the longest prefix of `path` some layer wrote."""
+        return max(_known(self.own, path), self.base.known(path) if isinstance(self.base, Layered) else _known(self.base, path))
+
+    def origin(self, path: tuple, span=None, *, at_key: bool = False):
+        base = self.base.known(path) if isinstance(self.base, Layered) else _known(self.base, path)
+        return (self.own if _known(self.own, path) >= base else self.base).origin(path, span, at_key=at_key)
+
+
+def _known(source: Source, path: tuple) -> int:
+    for length in range(len(path), -1, -1):
+        if path[:length] in source.values:
+            return length
+    return -1
 
 
 _MODELS_BY_PATH = {

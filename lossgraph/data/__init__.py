@@ -1,23 +1,93 @@
 """Training data for a spec: `open_dataset` turns the spec's `dataset:` mapping into a `Dataset`.
 
     from lossgraph.data import open_dataset
-    dataset = open_dataset({"builtin": "shapes", "pairing": "unpaired"}, ["x", "y"], image_size=32)
-    batch = dataset.batch(step, batch_size)    # {"x": (B, 3, 32, 32), "y": ...} in [-1, 1]
-    truth = dataset.held_out(16)               # fixed; x[i], y[i] the same scene if paired_held_out
-    len(dataset)                               # samples per epoch: the larger domain's count
+    dataset = open_dataset(spec.dataset, spec.kinds, image_size=32, seed=0, base_dir=spec_folder)
+    batch = dataset.batch(step, batch_size)  # every data variable: images (B, C, S, S) float32
+                                             # in [-1, 1], labels (B,) int64
+    truth = dataset.held_out(16)             # fixed; the data variables, then the held-out extras
+    dataset.held_out_kinds                   # {extra name: Kind} of those extras
+    len(dataset)                             # samples per epoch: the largest stream's count
 
-The mapping has exactly one source key and a pairing:
+`variables` is `{name: kind}`, kind a `lossgraph.kinds.Kind` (or its spec text, "label(3)");
+a plain list of names means that many images (`["x", "y"]`, the older call).
 
-    builtin: shapes      procedural scenes (lossgraph/data/shapes.py); optional `size` (training
-                         scenes, default 4096) and `test_size` (held-out scenes, default 64)
-    folder: PATH         the CycleGAN layout ROOT/trainA, trainB, testA, testB (folders.py); a
-                         relative PATH is resolved against `base_dir` (pass the spec file's folder)
-                         or, without one, against the current directory
+## The mapping
+
+Exactly one source key, then options:
+
+    builtin: shapes      procedural scenes (shapes.py); optional `size` (training scenes, default
+                         4096) and `test_size` (held-out samples, default 64)
+    folder: PATH         images on disk; a relative PATH is resolved against `base_dir` (pass
+                         the spec file's folder) or, without one, against the current directory
+    layout: unaligned | aligned | classes          (folders only; default unaligned)
+                         unaligned: ROOT/trainA, trainB, testA, testB, the CycleGAN layout (folders.py)
+                         aligned:   ROOT/train/*.jpg, each A | B side by side, pix2pix (aligned.py)
+                         classes:   ROOT/train/<class_name>/*.png, labelled (classes.py)
     pairing: paired | unpaired
-                         paired: x[i] and y[i] are the same scene (folders: the same file name);
-                         unpaired: each variable follows its own shuffled order
+                         paired: the image variables show the same item at each index (x[i] and
+                         y[i] one scene, one file name, one side-by-side file); unpaired: each
+                         image variable follows its own shuffled order. Required with two or
+                         more image variables, except layout aligned (default paired).
+    styles: {IMAGE: STYLE | [STYLE, ...] | K, ...}        (builtin only)
+                         the style(s) each image variable is drawn in (shapes.STYLES: flat,
+                         outlined, slate, meadow, rose; K: the first K). Without it there must be
+                         exactly two image variables, drawn flat (the first) and outlined (the
+                         second). An image with several styles draws each sample in one of them.
+    labels: {LABEL: SOURCE, ...}
+                         where each label variable of the spec comes from; every label variable
+                         needs one. A label reads the same item as the image it names.
+    held_out: {NAME: SOURCE, ...}
+                         evaluation-only variables that `held_out()` adds after the data
+                         variables (never in `batch()`); a NAME may be a random variable of the
+                         spec, so that evaluation uses fixed values for it.
 
-The image variables map in order onto the domains: the first reads domain A, the second domain B.
+SOURCEs:
+    shape(IMAGE)         builtin: the kind of the main shape of IMAGE's scene, label(3):
+                         0 circle, 1 square, 2 triangle
+    style(IMAGE)         builtin: the index of IMAGE's style within its `styles:` list, label(K)
+    class(IMAGE)         layout classes: the index of IMAGE's class folder in sorted name order,
+                         label(number of class folders)
+    target_style(IMAGE)  builtin, held_out only: a style index other than IMAGE's own, label(K);
+                         over the held-out scenes it goes round all the other styles
+    restyle(IMAGE, LABEL)
+                         builtin, held_out only: IMAGE's scene drawn in the style LABEL gives
+                         (LABEL a style(IMAGE) or target_style(IMAGE) from labels:/held_out:), an
+                         image like IMAGE: the ground truth of translating IMAGE into that style
+A label variable declared label(K) must get a source with exactly K classes.
+
+## One example per method (built-in data, no download)
+
+Pix2Pix, BicycleGAN (data: {x: image, y: image}):
+    dataset: {builtin: shapes, pairing: paired}
+    batch: x a scene drawn flat, y the same scene outlined.  held_out: x, y likewise.
+    On disk: {folder: facades, layout: aligned}.
+
+CoGAN, UNIT (data: {x1: image, x2: image}); CycleGAN, DiscoGAN, DualGAN ({x: image, y: image}):
+    dataset: {builtin: shapes, pairing: unpaired}
+    batch: first image flat, second outlined, independent scenes.  held_out: paired (x[i] and
+    y[i] one test scene), so y is the ground truth of translating x.
+    On disk: {folder: horse2zebra, pairing: unpaired}.
+
+PixelDA (data: {x_s: image, c_s: label(3), x_t: image}):
+    dataset: {builtin: shapes, pairing: unpaired, labels: {c_s: shape(x_s)}, held_out: {c_t: shape(x_t)}}
+    batch: x_s flat (source), c_s its main shape's kind, x_t outlined (target, scenes
+    independent of x_s's).  held_out: x_s, c_s, x_t, c_t: c_t the true labels of the target
+    images x_t, to measure the task network's target accuracy (the held-out scenes are
+    paired, so c_t equals c_s).
+
+StarGAN (data: {x: image, c_s: label(4)}; random c_t: label(4)):
+    dataset:
+      builtin: shapes
+      styles: {x: [flat, outlined, slate, meadow]}       # or {x: 4}; K = 4 domains
+      labels: {c_s: style(x)}
+      held_out: {c_t: target_style(x), y_t: restyle(x, c_t)}
+    batch: x a scene in one of the 4 styles (each scene in each style once per epoch), c_s
+    that style's index.  held_out: x, c_s, c_t, y_t: sample j shows test scene j // 4 in style
+    j % 4 (so samples 4m .. 4m+3 are one scene in every style), c_s = j % 4, c_t a different
+    style (fixed), y_t the same scene drawn in style c_t: `E[l1(G(x, c_t) - y_t)]` is the
+    translation error against ground truth.
+    On disk: {folder: rafd, layout: classes, labels: {c_s: class(x)}}.
+
 Every mistake in the mapping is a `DataError` that names the key and the valid choices.
 """
 
@@ -27,28 +97,44 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset
+from lossgraph.data.aligned import AlignedFolderDataset
+from lossgraph.data.classes import ClassFolderDataset
+from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset, as_kinds, quoted, suggest
 from lossgraph.data.folders import FolderDataset
 from lossgraph.data.shapes import ShapesDataset
 from lossgraph.errors import DataError, did_you_mean
 
-__all__ = ["Dataset", "FolderDataset", "ShapesDataset", "open_dataset", "BUILTINS"]
+__all__ = [
+    "AlignedFolderDataset",
+    "ClassFolderDataset",
+    "Dataset",
+    "FolderDataset",
+    "ShapesDataset",
+    "open_dataset",
+    "BUILTINS",
+    "LAYOUTS",
+]
 
 BUILTINS = {"shapes": ShapesDataset}
+LAYOUTS = {"unaligned": FolderDataset, "aligned": AlignedFolderDataset, "classes": ClassFolderDataset}
 # Keys each kind of source accepts, and the defaults of the optional ones.
-BUILTIN_KEYS = {"builtin": None, "pairing": None, "size": 4096, "test_size": 64}
-FOLDER_KEYS = {"folder": None, "pairing": None}
+COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None}
+BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64, "styles": None}
+FOLDER_KEYS = {"folder": None, "layout": "unaligned", **COMMON_KEYS}
 EXAMPLE = "{builtin: shapes, pairing: unpaired}"
 
 
 def open_dataset(
     config: Mapping[str, Any],
-    variables: list[str] | tuple[str, ...],
+    variables: Any,
     image_size: int,
     seed: int = 0,
     base_dir: str | os.PathLike | None = None,
 ) -> Dataset:
-    """The dataset that `config` (a spec's `dataset:` mapping) describes; see the module docstring."""
+    """The dataset that `config` (a spec's `dataset:` mapping) describes; see the module docstring.
+
+    `variables` is {name: Kind} for every data variable of the spec, or a list of image names.
+    """
     if not isinstance(config, Mapping):
         raise DataError(f"dataset: expected a mapping such as {EXAMPLE}, got {type(config).__name__}")
     if "builtin" in config and "folder" in config:
@@ -63,14 +149,31 @@ def open_dataset(
     check_keys(config, accepted, source)
     options = {**accepted, **config}
 
+    layout = options.get("layout")
+    if source == "folder" and layout not in LAYOUTS:
+        raise DataError(f"dataset.layout: {layout!r} is not valid; {suggest(str(layout), LAYOUTS)}")
+    two_domains = (source == "builtin" and options["styles"] is None) or layout in ("unaligned", "aligned")
+    if isinstance(variables, (list, tuple)) and two_domains:
+        check_variables(variables)
+    kinds = as_kinds(variables)
+    image_count = sum(kind.kind == "image" for kind in kinds.values())
+
     pairing = options["pairing"]
     if pairing is None:
-        raise DataError(f"dataset: missing key 'pairing'; expected one of {quoted(PAIRINGS)}")
+        if layout == "aligned":
+            pairing = "paired"
+        elif image_count >= 2 and layout != "classes":
+            raise DataError(
+                f"dataset: missing key 'pairing'; expected one of {quoted(PAIRINGS)} (how the "
+                f"{image_count} image variables relate)"
+            )
+        else:
+            pairing = "unpaired"  # one image variable: nothing to pair
     if pairing not in PAIRINGS:
         raise DataError(f"dataset.pairing: {pairing!r} is not valid; {suggest(str(pairing), PAIRINGS)}")
-    variables = check_variables(variables)
     if not is_integer(image_size) or image_size < 8:
         raise DataError(f"dataset: image size must be an integer of at least 8, got {image_size!r}")
+    sources = {"labels": options["labels"], "held_out": options["held_out"]}
 
     if source == "builtin":
         name = options["builtin"]
@@ -81,12 +184,14 @@ def open_dataset(
             if not is_integer(options[key]) or options[key] < 1:
                 raise DataError(f"dataset.{key}: expected a positive integer, got {options[key]!r}")
         return BUILTINS[name](
-            variables,
+            kinds,
             image_size,
             seed=seed,
             pairing=pairing,
             size=options["size"],
             test_size=options["test_size"],
+            styles=options["styles"],
+            **sources,
         )
 
     folder = options["folder"]
@@ -95,7 +200,7 @@ def open_dataset(
     root = Path(folder).expanduser()
     if not root.is_absolute():
         root = Path(base_dir if base_dir is not None else os.getcwd()) / root
-    return FolderDataset(root, variables, image_size, seed=seed, pairing=pairing)
+    return LAYOUTS[layout](root, kinds, image_size, seed=seed, pairing=pairing, **sources)
 
 
 def check_keys(config: Mapping[str, Any], accepted: Mapping[str, Any], source: str) -> None:
@@ -114,6 +219,7 @@ def check_keys(config: Mapping[str, Any], accepted: Mapping[str, Any], source: s
 
 
 def check_variables(variables: list[str] | tuple[str, ...]) -> tuple[str, str]:
+    """The older call: a list of exactly two distinct image names for a two-domain dataset."""
     names = tuple(variables)
     valid = all(isinstance(name, str) and name for name in names)
     if len(names) != len(DOMAINS) or not valid or len(set(names)) != len(names):
@@ -127,13 +233,3 @@ def check_variables(variables: list[str] | tuple[str, ...]) -> tuple[str, str]:
 def is_integer(value: Any) -> bool:
     # YAML's `true` is a bool, and bool is an int subclass: reject it explicitly.
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def quoted(names: Any) -> str:
-    return ", ".join(f"'{name}'" for name in names)
-
-
-def suggest(name: str, choices: Any) -> str:
-    hint = did_you_mean(name, choices)
-    valid = f"expected one of {quoted(choices)}"
-    return valid if hint is None or hint.startswith("expected") else f"{hint} ({valid})"

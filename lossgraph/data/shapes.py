@@ -160,7 +160,7 @@ STYLES: dict[str, Style] = {
         outline_value=1.0,
     ),
     "rose": Style(
-        background=(0.95, 0.66, 0.74),
+        background=(0.90, 0.44, 0.60),
         fill_saturation=0.80,
         fill_value=0.45,
         hue_shift=0.36,

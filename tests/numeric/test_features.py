@@ -164,3 +164,49 @@ def test_cyclegan_pools_images_in_training_but_not_in_losses():
     trainer.step(program.example_inputs(batch_size=2))
     assert len(trainer.pools["D"]["fake_y"].images) == 2
     assert "pools" not in program.code.split("def step_D")[0]  # losses() computes the formula
+
+
+DERIVED = """extends: discogan
+name: discogan-ls
+networks:
+  D_X: {arch: patchgan, output: raw}
+  D_Y: {arch: patchgan, output: raw}
+players:
+  D:
+    maximize: null
+    minimize:
+      adv_Y: lsgan_d(D_Y, y, fake_y)
+      adv_X: lsgan_d(D_X, x, fake_x)
+  G:
+    minimize:
+      adv: lsgan_g(D_Y, fake_y) + lsgan_g(D_X, fake_x)
+"""
+
+
+def test_extends_overrides_terms_by_name_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "derived.yaml"
+    path.write_text(DERIVED)
+    spec = lossgraph.load(str(path))
+    assert spec.name == "discogan-ls" and spec.players["D"].sense == "minimize"
+    assert spec.players["G"].terms["recon"].expr.startswith("E[l2sq(")  # kept from the base
+    assert spec.networks["G_XY"].arch == "unet"
+    program = lossgraph.compile(spec)
+    assert "D/adv_Y" in program.losses(program.build_networks(seed=0), program.example_inputs(batch_size=2))
+
+
+def test_extends_locates_errors_in_the_file_that_wrote_them(tmp_path):
+    path = tmp_path / "derived.yaml"
+    path.write_text(DERIVED.replace("lsgan_d(D_X, x, fake_x)", "lsgan_d(D_X, x, fake_Z)"))
+    with pytest.raises(lossgraph.SpecError) as error:
+        lossgraph.compile(str(path))
+    assert f"{path}:11:" in str(error.value) and "did you mean 'fake_x'?" in str(error.value)
+
+
+def test_extends_cycles_and_unknown_bases_are_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(lossgraph.SpecError, match="extends forms a cycle"):
+        lossgraph.load(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("extends: discogen\nname: c\n")
+    with pytest.raises(lossgraph.SpecError, match="did you mean 'discogan'"):
+        lossgraph.load(str(tmp_path / "c.yaml"))
