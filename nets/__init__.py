@@ -8,6 +8,12 @@ logits, never probabilities), and, as they arrive, "encoder" and "classifier".
 
 Every module's `forward(*inputs)` combines its arguments itself (see `nets.inputs`), and
 `build` initialises weights pix2pix-style from the current torch RNG (see `nets.init`).
+The exceptions: `dcgan_generator` takes only vectors and labels (a latent code, no image), and
+`unit_decoder` takes a latent map smaller than the image.
+
+Networks tied by weight sharing (CoGAN's generators and discriminators, UNIT's encoders and
+decoders) name the submodules they can share in their class's `SHAREABLE`; `share` ties them
+(see `nets.sharing`).
 """
 
 from __future__ import annotations
@@ -20,22 +26,32 @@ from typing import Callable
 from torch import nn
 
 from nets.checks import positive_int
+from nets.classifier import Classifier
+from nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from nets.encoder import Encoder
 from nets.init import init_weights
-from nets.inputs import Combine, combine
+from nets.inputs import Combine, CombineVectors, combine, combine_vectors
 from nets.patchgan import PatchGAN
 from nets.resnet import ResnetGenerator
+from nets.sharing import share, shareable_parts
+from nets.stargan import StarGANDiscriminator
 from nets.unet import UNet
+from nets.unit import UNITDecoder, UNITEncoder
 
 __all__ = [
     "ARCHS",
     "ROLES",
     "Arch",
     "Combine",
+    "CombineVectors",
     "build",
     "combine",
+    "combine_vectors",
     "init_weights",
     "mixes_batch",
     "options_of",
+    "share",
+    "shareable_parts",
 ]
 
 ROLES = ("generator", "discriminator", "encoder", "classifier")
@@ -70,6 +86,13 @@ ARCHS: dict[str, Arch] = {
         _arch("unet", "generator", UNet),
         _arch("resnet_generator", "generator", ResnetGenerator),
         _arch("patchgan", "discriminator", PatchGAN),
+        _arch("encoder", "encoder", Encoder),
+        _arch("dcgan_generator", "generator", DCGANGenerator),
+        _arch("dcgan_discriminator", "discriminator", DCGANDiscriminator),
+        _arch("classifier", "classifier", Classifier),
+        _arch("stargan_discriminator", "discriminator", StarGANDiscriminator),
+        _arch("unit_encoder", "encoder", UNITEncoder),
+        _arch("unit_decoder", "generator", UNITDecoder),
     )
 }
 

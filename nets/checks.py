@@ -39,3 +39,17 @@ def halvings_fit(image_size: int, halvings: int, option: str, smallest: int = 1)
             f"{option}={halvings} needs image_size divisible by 2**{halvings} = {2**halvings}"
             f" with at least {smallest} pixel(s) left after down-sampling, got image_size={image_size}"
         )
+
+
+def output_count(out_channels: int, count: int, option: str) -> None:
+    """`out_channels` agrees with an output size that an option, not `out_channels`, sets.
+
+    Networks whose output is not an image (encoders, classifiers) size it by their own option
+    (`latent`, `classes`); the compiler passes out_channels=1 for them unless a spec sets it, so 1
+    means "not set" and any other value must equal the option, rather than being silently ignored.
+    """
+    if out_channels not in (1, count):
+        raise ValueError(
+            f"out_channels={out_channels} conflicts with {option}={count}:"
+            f" this network's output size is set by the option {option!r}"
+        )

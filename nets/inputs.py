@@ -100,3 +100,58 @@ class Combine(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}"
+
+
+def combine_vectors(inputs: Sequence[torch.Tensor], num_classes: int | None = None) -> torch.Tensor:
+    """Concatenate float vectors (N, k) and one-hot integer labels (N,) into one (N, total) tensor.
+
+    For networks that take no image at all (a generator from a latent code): there is no height
+    or width to broadcast over, so images are refused rather than combined.
+    """
+    if not inputs:
+        raise ValueError("a network needs at least one input")
+    batch = inputs[0].shape[0] if inputs[0].dim() > 0 else None
+    floats = [tensor.dtype for tensor in inputs if tensor.is_floating_point()]
+    floating = floats[0] if floats else torch.get_default_dtype()
+    parts = []
+    for position, tensor in enumerate(inputs):
+        if tensor.dim() == 1 and _is_label(tensor):
+            if num_classes is None:
+                raise ValueError(
+                    f"input {position} is an integer label;"
+                    " build the network with num_classes to one-hot encode it"
+                )
+            tensor = functional.one_hot(tensor.long(), num_classes)
+        elif tensor.dim() != 2 or _is_label(tensor):
+            raise ValueError(
+                f"input {position} has shape {tuple(tensor.shape)} and dtype {tensor.dtype};"
+                " this network takes only float vectors (N, k) and integer labels (N,), no images"
+            )
+        if tensor.shape[0] != batch:
+            raise ValueError(
+                f"input {position} has batch size {tensor.shape[0]}, the first input has {batch}"
+            )
+        parts.append(tensor.to(floating))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+class CombineVectors(nn.Module):
+    """`combine_vectors` as a module that checks the result has the `in_channels` it was built for."""
+
+    def __init__(self, in_channels: int, num_classes: int | None = None):
+        super().__init__()
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.num_classes = None if num_classes is None else positive_int("num_classes", num_classes)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        combined = combine_vectors(inputs, self.num_classes)
+        if combined.shape[1] != self.in_channels:
+            parts = " + ".join(f"({_describe(tensor, self.num_classes)})" for tensor in inputs)
+            raise ValueError(
+                f"the inputs give {combined.shape[1]} features after combining, {parts},"
+                f" but the network was built with in_channels={self.in_channels}"
+            )
+        return combined
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, num_classes={self.num_classes}"

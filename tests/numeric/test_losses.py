@@ -91,7 +91,36 @@ def cyclegan_reference(n, x, y, **_):
     return {"D": D, "G": G, "G/cycle": 10 * (E(l1(G_YX(G_XY(x)) - x)) + E(l1(G_XY(G_YX(y)) - y)))}
 
 
-REFERENCES = {"discogan": discogan_reference, "cyclegan": cyclegan_reference}
+def pix2pix_reference(n, x, y, log_d=naive_log_d, log_one_minus_d=naive_log_one_minus_d):
+    G, D = n["G"], n["D"]
+    E = torch.mean
+    V = E(log_d(D(x, y))) + E(log_one_minus_d(D(x, G(x))))
+    G_loss = -E(log_d(D(x, G(x)))) + 100 * E(l1(y - G(x)))
+    return {"D": -V, "G": G_loss, "G/l1": 100 * E(l1(y - G(x)))}
+
+
+def dualgan_reference(n, x, y, **_):
+    D_X, D_Y, G_XY, G_YX = n["D_X"], n["D_Y"], n["G_XY"], n["G_YX"]
+    E = torch.mean
+    V = E(D_Y(y)) - E(D_Y(G_XY(x))) + E(D_X(x)) - E(D_X(G_YX(y)))
+    G = -E(D_Y(G_XY(x))) - E(D_X(G_YX(y))) + 500 * (E(l1(G_YX(G_XY(x)) - x)) + E(l1(G_XY(G_YX(y)) - y)))
+    return {"D": -V, "G": G}
+
+
+REFERENCES = {
+    "discogan": discogan_reference,
+    "cyclegan": cyclegan_reference,
+    "pix2pix": pix2pix_reference,
+    "dualgan": dualgan_reference,
+}
+
+# Distinct network applications in each objective: what losses() must run, once each.
+FORWARDS = {
+    "discogan": {"G_XY": 2, "G_YX": 2, "D_X": 2, "D_Y": 2},   # G_XY: x, fake_x; D_Y: y, fake_y; ...
+    "cyclegan": {"G_XY": 2, "G_YX": 2, "D_X": 2, "D_Y": 2},
+    "dualgan": {"G_XY": 2, "G_YX": 2, "D_X": 2, "D_Y": 2},
+    "pix2pix": {"G": 1, "D": 2},                                # G(x); D(x, y), D(x, fake)
+}
 
 
 @pytest.fixture(scope="module", params=sorted(REFERENCES))
@@ -160,16 +189,16 @@ def test_losses_run_each_distinct_network_application_once(compiled):
     nets = program.build_networks(seed=0)
     counts = count_forwards(nets)
     program.losses(nets, program.example_inputs(batch_size=2))
-    # G_XY: x and fake_x; G_YX: y and fake_y; D_X: x and fake_x; D_Y: y and fake_y
-    assert counts == {"G_XY": 2, "G_YX": 2, "D_X": 2, "D_Y": 2}
+    assert counts == FORWARDS[name]
 
 
 def test_losses_leave_train_and_eval_modes_as_set(compiled):
     _, program = compiled
     nets = program.build_networks(seed=0)
-    nets["G_XY"].eval()
+    first, *others = sorted(nets)
+    nets[first].eval()
     program.losses(nets, program.example_inputs(batch_size=2))
-    assert not nets["G_XY"].training and nets["D_Y"].training
+    assert not nets[first].training and all(nets[name].training for name in others)
 
 
 def test_step_updates_only_the_players_parameters(compiled):
