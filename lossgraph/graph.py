@@ -182,7 +182,7 @@ def to_sympy(expr: Expr, *, written: bool = False, networks: Mapping[str, Networ
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value)
         elif node.op in (Ops.DATA, Ops.RANDOM):
             done[node] = sp.Symbol(str(node.arg))
-        elif node.op is Ops.APPLY:
+        elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(f"{node.arg}")(*args) if args else sp.Symbol(node.arg)
         elif node.op is Ops.HEAD:
             inner = node.args[0]

@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import torch
 
+import nets as architectures
+
 from .codegen import emit_module
 from .expr import Expr
 from .graph import Graph
@@ -50,9 +52,13 @@ class Program:
         state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            return {name: self.network_configs[name].build() for name in sorted(self.network_configs)}
+            nets = {name: self.network_configs[name].build() for name in sorted(self.network_configs)}
         finally:
             torch.random.set_rng_state(state)
+        for name, net in self.spec.networks.items():
+            for other, parts in (net.share or {}).items():
+                architectures.share(nets[name], nets[other], parts)  # the same modules, so the same parameters
+        return nets
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
         """A batch of every data and random variable: images uniform in [-1, 1], labels

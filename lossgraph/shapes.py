@@ -216,6 +216,15 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]", f"evaluate.{name}")
     problems.raise_if_any(SpecError)
 
+    for name, net in spec.networks.items():
+        for other, parts in (net.share or {}).items():
+            if name in modules and other in modules:
+                try:
+                    architectures.share(modules[name], modules[other], parts)
+                except ValueError as error:
+                    problems.add(f"cannot share {parts} of '{other}' with '{name}': {error}", spec.source.origin(("networks", name, "share", other)))
+    problems.raise_if_any(SpecError)
+
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}

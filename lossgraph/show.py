@@ -63,8 +63,11 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None):
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value, 6)
         elif node.op in (Ops.DATA, Ops.RANDOM):
             done[node] = sp.Symbol(str(node.arg))
-        elif node.op is Ops.APPLY:
+        elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(node.arg)(*args)
+        elif node.op is Ops.GRADIENT_PENALTY:
+            network = node.arg[0] if node.arg[1] is None else f"{node.arg[0]}[{node.arg[1]}]"
+            done[node] = sp.Function("gp")(sp.Symbol(network), *args)
         elif node.op is Ops.HEAD:
             inner = node.args[0]
             done[node] = sp.Function(f"{inner.arg}.{node.arg[0]}")(*[done[a] for a in inner.args])
@@ -93,7 +96,7 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None) -> str:
         verb = "maximizes" if player.sense == "maximize" else "minimizes"
         lines.append(f"{player.name} {verb} over {', '.join(player.networks)}:")
         for term in player.terms:
-            body = show(term.expr)
+            body = show(term.expr, top=term.expr)
             if term.weight != 1:
                 grouped = f"({body})" if term.expr.op in (Ops.ADD, Ops.SUB) else body
                 times = r"\cdot" if latex else "·"

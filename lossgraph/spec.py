@@ -41,6 +41,7 @@ class NetworkSpec(BaseModel):
     arch: str
     output: Literal["raw", "probability"] = "raw"
     heads: dict[str, Literal["raw", "probability"]] | None = None  # module returns a tuple, in this order
+    share: dict[str, list[str]] | None = None  # {G1: [trunk]}: these parts ARE G1's (same parameters)
     out_channels: int | None = Field(default=None, gt=0)
 
     @property
@@ -404,7 +405,14 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
             word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
             hint = did_you_mean(word, DRAW_KINDS) if word not in DRAW_KINDS else "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"
             problems.add(str(error), source.origin(("random", name)), hint)
+    owners = {net: player for player, p in spec.players.items() for net in p.networks}
     for name, net in spec.networks.items():
+        for other in net.share or {}:
+            path = ("networks", name, "share", other)
+            if other not in spec.networks or other == name:
+                problems.add(f"'{name}' shares parts with unknown network '{other}'", source.origin(path, at_key=True), did_you_mean(other, [n for n in spec.networks if n != name]))
+            elif owners.get(other) != owners.get(name):
+                problems.add(f"'{name}' and '{other}' share parameters but belong to different players", source.origin(path, at_key=True), "shared parameters are stepped by one player")
         if net.heads is not None:
             if not net.heads:
                 problems.add("heads: name at least one head", source.origin(("networks", name, "heads")))

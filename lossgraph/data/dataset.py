@@ -401,7 +401,9 @@ class Dataset(abc.ABC):
         if name not in functions:
             if name in self.FUNCTIONS:
                 raise DataError(f"{key}: {name}(...) is allowed only under held_out:; labels: takes {usages}")
-            raise DataError(f"{key}: unknown function {name!r}; {suggest(name, list(functions))} ({usages})")
+            hint = did_you_mean(name, list(functions)) or ""
+            close = f"{hint} (sources here: {usages})" if hint.startswith("did you mean") else f"sources here: {usages}"
+            raise DataError(f"{key}: unknown function {name!r}; {close}")
         function = functions[name]
         if function.takes_label != (label is not None):
             raise DataError(f"{key}: {name} takes {function.usage}, got {text.strip()!r}")
