@@ -91,10 +91,12 @@ def _run(args) -> int:
 
     program = _compile(args.spec)
     spec = program.spec
-    config = {"folder": args.data, "pairing": spec.dataset.get("pairing", "unpaired")} if args.data else dict(spec.dataset)
+    config = dict(spec.dataset)
+    if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
+        config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
+        config["folder"] = args.data
     base = Path(spec.path).parent if spec.path and Path(spec.path).is_file() else Path.cwd()
-    images = [name for name, kind in spec.data.items() if kind == "image"]
-    dataset = open_dataset(config, images, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
+    dataset = open_dataset(config, spec.kinds, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
     options = RunOptions(
         steps=args.steps or spec.train.steps,
         batch_size=args.batch_size or spec.train.batch_size,

@@ -293,7 +293,7 @@ class Dataset(abc.ABC):
 
     # ----- binding sources (called by subclasses once they know their class counts)
 
-    def bind(self, labels: Any = None, held_out: Any = None, where: str = "dataset") -> None:
+    def bind(self, labels: Any = None, held_out: Any = None) -> None:
         """Check the `labels:` and `held_out:` mappings and record their sources."""
         labels = self._mapping(labels, "labels")
         held_out = self._mapping(held_out, "held_out")

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy
 import torch
 from PIL import Image, ImageOps
-
-from typing import Any, Callable, Mapping
 
 from lossgraph.data.dataset import DOMAINS, Dataset
 from lossgraph.errors import DataError

@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -50,7 +49,6 @@ from lossgraph.data.dataset import (
     Dataset,
     Source,
     SourceFunction,
-    kind_text,
     quoted,
     seeded_generator,
     suggest,

@@ -57,8 +57,8 @@ MISTAKES = [
      ["without 'styles'", "exactly 2 distinct image variables", "['x']", "styles: {x: [flat, outlined, slate]}"]),
     # labels
     (pixelda(labels=["shape(x_s)"]), PIXELDA, ["dataset.labels: expected a mapping", "{c_s: shape(x_s)}"]),
-    (pixelda(labels={"c": "shape(x_s)"}), PIXELDA,
-     ["dataset.labels", "'c' is not a label variable", "did you mean 'c_s'?"]),
+    (pixelda(labels={"cs": "shape(x_s)"}), PIXELDA,
+     ["dataset.labels", "'cs' is not a label variable", "did you mean 'c_s'?", "'c_s')"]),
     (pixelda(labels={"c_s": "shape(x_s)", "x_t": "shape(x_t)"}), PIXELDA,
      ["dataset.labels.x_t", "'x_t' is image, not a label", "'c_s'"]),
     ({**SHAPES, "labels": {"c": "shape(x)"}}, ["x", "y"], ["'c' is not a label variable", "declares no label variables"]),
