@@ -24,7 +24,8 @@ class Scaled(torch.nn.Module):
         self.scale = scale
 
     def forward(self, *args):
-        return self.net(*args) * self.scale
+        out = self.net(*args)
+        return tuple(o * self.scale for o in out) if isinstance(out, tuple) else out * self.scale
 
 
 def l1(v):
@@ -151,7 +152,31 @@ def unit_reference(n, v, log_d=naive_log_d, log_one_minus_d=naive_log_one_minus_
     return {"D": -V, "G": V, "G/GAN_2": GAN_2}
 
 
+def pixelda_reference(n, v, log_d=naive_log_d, log_one_minus_d=naive_log_one_minus_d):
+    E = torch.mean
+    G, D, T = n["G"], n["D"], n["T"]
+    fake = G(v["x_s"], v["z"])
+    V = E(log_d(D(v["x_t"]))) + E(log_one_minus_d(D(fake)))
+    task = 0.1 * (F.cross_entropy(T(fake), v["c_s"]) + F.cross_entropy(T(v["x_s"]), v["c_s"]))
+    return {"D": -V, "G": -E(log_d(D(fake))) + task, "G/task": task}
+
+
+def stargan_reference(n, v, log_d=naive_log_d, log_one_minus_d=naive_log_one_minus_d):
+    E = torch.mean
+    G, D = n["G"], n["D"]
+    x, c_s, c_t = v["x"], v["c_s"], v["c_t"]
+    fake = G(x, c_t)
+    (src_x, cls_x), (src_f, cls_f) = D(x), D(fake)
+    adv = E(log_d(src_x)) + E(log_one_minus_d(src_f))
+    return {
+        "D": -adv + F.cross_entropy(cls_x, c_s),
+        "G": adv + F.cross_entropy(cls_f, c_t) + 10 * E(l1(x - G(fake, c_s))),
+    }
+
+
 REFERENCES = {
+    "pixelda": pixelda_reference,
+    "stargan": stargan_reference,
     "bicyclegan": bicyclegan_reference,
     "cogan": cogan_reference,
     "unit": unit_reference,
@@ -170,6 +195,8 @@ FORWARDS = {
     "bicyclegan": {"G": 2, "E": 2, "D_VAE": 2, "D_LR": 2},      # E(y), E(fake_lr); G(x, z_enc), G(x, z)
     "cogan": {"G1": 1, "G2": 1, "D1": 2, "D2": 2},              # one z feeds both generators
     "unit": {"E1": 2, "E2": 2, "G1": 3, "G2": 3, "D1": 2, "D2": 2},
+    "pixelda": {"G": 1, "D": 2, "T": 2},                        # T(fake), T(x_s)
+    "stargan": {"G": 2, "D": 2},                                # G(x, c_t), G(fake, c_s); D(x), D(fake) serve both heads
 }
 
 
