@@ -59,3 +59,12 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "bad.yaml:4:" in result.stderr and "unknown name 'y'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_show_and_emit_work_on_every_shipped_spec(spec, capsys):
+    assert main(["show", str(spec)]) == 0
+    assert main(["show", str(spec), "--latex"]) == 0
+    assert main(["emit", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "def losses(nets, inputs):" in out
