@@ -238,6 +238,12 @@ def _prologue(writer: FunctionWriter, roots: list[Expr]) -> list[str]:
     return lines
 
 
+def _writer(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str], roots: list[Expr]) -> tuple[FunctionWriter, list[str]]:
+    """A fresh writer for one function, and its prologue loading the networks and inputs it uses."""
+    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
+    return writer, _prologue(writer, roots)
+
+
 def _spec_names(graph: Graph) -> set[str]:
     # data and network names are claimed by the prologue; keep generated names off them
     return set(graph.networks) | set(graph.data) | _GLOBALS
@@ -245,8 +251,7 @@ def _spec_names(graph: Graph) -> set[str]:
 
 def emit_losses(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     roots = [term.value for player in graph.players for term in player.terms] + [p.loss for p in graph.players]
-    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
-    prologue = _prologue(writer, roots)
+    writer, prologue = _writer(graph, ranks, hints, roots)
     writer.compute([(term.value, term.name) for player in graph.players for term in player.terms])
     writer.compute([(player.loss, f"loss_{player.name}") for player in graph.players])
     returns = []
@@ -260,8 +265,7 @@ def emit_losses(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, st
 def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     live = [term for term in player.terms if term.name in plan.live_terms]
     loss = _loss_of(player, live)
-    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
-    prologue = _prologue(writer, [loss])
+    writer, prologue = _writer(graph, ranks, hints, [loss])
     lets = {name: node for node, name in graph.names.items()}
     for let_name, _ in player.pool:
         if let_name in lets:
@@ -300,8 +304,7 @@ def _loss_of(player: Player, live) -> Expr:
 
 def emit_samples(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     roots = [expr for _, expr in graph.samples]
-    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
-    prologue = _prologue(writer, roots)
+    writer, prologue = _writer(graph, ranks, hints, roots)
     writer.compute([(expr, None) for expr in roots])
     rows = [f"        ({label!r}, {writer.named[expr]})," for label, expr in graph.samples]
     doc = '    """Rows of the sample grid: (label, images in [-1, 1])."""'
@@ -310,8 +313,7 @@ def emit_samples(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, s
 
 def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     roots = [expr for _, expr in graph.evaluate]
-    writer = FunctionWriter(graph, ranks, Namespace(_spec_names(graph)), hints)
-    prologue = _prologue(writer, roots)
+    writer, prologue = _writer(graph, ranks, hints, roots)
     writer.compute([(expr, name) for name, expr in graph.evaluate])
     rows = [f'        "{name}": {writer.named[expr]},' for name, expr in graph.evaluate]
     doc = '    """Held-out metrics, as the spec\'s evaluate: section defines them."""'

@@ -166,12 +166,9 @@ class Graph:
         return dag
 
 
-def to_sympy(expr: Expr, *, written: bool = False, networks: Mapping[str, Network] | None = None):
-    """The sympy form of `expr`. Networks become undefined functions, data become symbols.
-
-    With `written`, a probability network's `sigmoid(logits)` is shown as `D(v)`, the way the
-    paper (and the spec) writes it.
-    """
+def to_sympy(expr: Expr):
+    """The sympy form of `expr`, evaluated (for proofs; `show.py` renders unevaluated forms).
+    Networks become undefined functions, data become symbols."""
     import sympy as sp
 
     done: dict[Expr, Any] = {}
@@ -187,20 +184,9 @@ def to_sympy(expr: Expr, *, written: bool = False, networks: Mapping[str, Networ
         elif node.op is Ops.HEAD:
             inner = node.args[0]
             done[node] = sp.Function(f"{inner.arg}.{node.arg[0]}")(*[done[a] for a in inner.args])
-        elif written and node.op is Ops.SIGMOID and node.args[0].op in (Ops.APPLY, Ops.HEAD):
-            done[node] = sp.Function(_prob_name(node.args[0]))(*_call_args(node.args[0], done))
         else:
             done[node] = OPS[node.op].sympy(sp, *args)
     return done[expr]
-
-
-def _prob_name(call: Expr) -> str:
-    return call.arg if call.op is Ops.APPLY else f"{call.args[0].arg}.{call.arg[0]}"
-
-
-def _call_args(call: Expr, done: dict) -> list:
-    inner = call if call.op is Ops.APPLY else call.args[0]
-    return [done[a] for a in inner.args]
 
 
 def consumers(nodes: Iterable[Expr]) -> dict[Expr, int]:

@@ -391,20 +391,18 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(str(error), source.origin(("macros", key), at_key=True), "e.g. nsgan_d(D, real, fake): E[log(D(real))] + E[log(1 - D(fake))]")
     for name in spec.let:
         claim(name, ("let", name), "let")
-    for name, kind in spec.data.items():
-        try:
-            parse_data_kind(kind)
-        except ValueError as error:
-            word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
-            hint = did_you_mean(word, DATA_KINDS) if word not in DATA_KINDS else "e.g. image, label(10), vector(8)"
-            problems.add(str(error), source.origin(("data", name)), hint)
-    for name, kind in spec.random.items():
-        try:
-            parse_draw(kind)
-        except ValueError as error:
-            word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
-            hint = did_you_mean(word, DRAW_KINDS) if word not in DRAW_KINDS else "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"
-            problems.add(str(error), source.origin(("random", name)), hint)
+    kind_checks = (
+        ("data", parse_data_kind, DATA_KINDS, "e.g. image, label(10), vector(8)"),
+        ("random", parse_draw, DRAW_KINDS, "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"),
+    )
+    for section, parse_kind, valid, example in kind_checks:
+        for name, kind in getattr(spec, section).items():
+            try:
+                parse_kind(kind)
+            except ValueError as error:
+                word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
+                hint = did_you_mean(word, valid) if word not in valid else example
+                problems.add(str(error), source.origin((section, name)), hint)
     owners = {net: player for player, p in spec.players.items() for net in p.networks}
     for name, net in spec.networks.items():
         for other in net.share or {}:

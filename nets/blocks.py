@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nets.norms import convolution_with_norm
+from nets.norms import convolution_with_norm, norm_layer
 
 # A 4x4 kernel with stride 2 and padding 1 halves a side exactly (convolution) or doubles it
 # (transposed convolution), and the kernel is a multiple of the stride, which avoids checkerboards.
@@ -45,3 +45,23 @@ def start_side(image_size: int, smallest: int = 4) -> tuple[int, int]:
             " so that it can be halved at least once"
         )
     return halvings, image_size // 2**halvings
+
+
+def pooled_features(in_channels: int, image_size: int, width: int, depth: int, norm: str) -> tuple[nn.Sequential, int]:
+    """`depth` stride-2 convolutions then global average pooling: (module, feature count).
+
+    The trunk of the classifier and the encoder, which differ only in their linear heads. No norm
+    on the first level (pix2pix style), nor instance norm on the last, where a map may be 1x1.
+    """
+    if image_size // 2**depth < 1:
+        raise ValueError(f"depth={depth} halves image_size={image_size} below one pixel")
+    layers: list[nn.Module] = []
+    source = in_channels
+    for level in range(depth):
+        target = level_channels(width, level)
+        unnormalised = level == 0 or (level == depth - 1 and norm == "instance")
+        level_norm = None if unnormalised else norm_layer(norm, target, image_size // 2 ** (level + 1))
+        layers += halving_block(source, target, level_norm, slope=0.2)
+        source = target
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), source

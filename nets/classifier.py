@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.blocks import halving_block, level_channels
+from nets.blocks import pooled_features
 from nets.checks import output_count, positive_int
 from nets.inputs import Combine
-from nets.norms import check_norm, norm_layer
+from nets.norms import check_norm
 
 
 class Classifier(nn.Module):
@@ -45,19 +45,8 @@ class Classifier(nn.Module):
         depth = positive_int("depth", depth)
         norm = check_norm(norm)
         output_count(out_channels, classes, "classes")
-        if image_size // 2**depth < 1:
-            raise ValueError(f"depth={depth} halves image_size={image_size} below one pixel")
         self.combine = Combine(in_channels, num_classes)
-        layers: list[nn.Module] = []
-        source = in_channels
-        for level in range(depth):
-            target = level_channels(width, level)
-            unnormalised = level == 0 or (level == depth - 1 and norm == "instance")
-            level_norm = None if unnormalised else norm_layer(norm, target, image_size // 2 ** (level + 1))
-            layers += halving_block(source, target, level_norm, slope=0.2)
-            source = target
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
+        self.features, source = pooled_features(in_channels, image_size, width, depth, norm)
         self.logits = nn.Linear(source, classes)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
