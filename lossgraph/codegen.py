@@ -246,7 +246,7 @@ def _writer(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str], 
 
 def _spec_names(graph: Graph) -> set[str]:
     # data and network names are claimed by the prologue; keep generated names off them
-    return set(graph.networks) | set(graph.data) | _GLOBALS
+    return set(graph.networks) | set(graph.data) | set(graph.held_out) | _GLOBALS
 
 
 def emit_losses(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
@@ -277,6 +277,8 @@ def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Exp
     verb = "maximize" if player.sense == "maximize" else "minimize"
     dead = f" ({', '.join(plan.dead_terms)} constant here: not computed)" if plan.dead_terms else ""
     doc = f'    """Player {player.name}: {verb} {" + ".join(t.name for t in player.terms)} over {", ".join(player.networks)}{dead}."""'
+    if player in graph.judges:
+        doc = f'    """Judge {player.name}: fitted on real batches before training, then held fixed; it only evaluates."""'
     returns = [f'        "{player.name}": {writer.named[loss]}.detach(),']
     returns += [f'        "{player.name}/{term.name}": {writer.named[term.value]}.detach(),' for term in live]
     clip = []
@@ -332,7 +334,7 @@ def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Ex
     if helpers:
         header.append(f"from lossgraph.runtime import {', '.join(helpers)}")
     functions = [emit_losses(graph, ranks, hints)]
-    functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in graph.players]
+    functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in (*graph.players, *graph.judges)]
     functions.append(emit_samples(graph, ranks, hints))
     functions.append(emit_evaluate(graph, ranks, hints))
     return "\n".join(header) + "\n\n\n" + "\n\n\n".join(functions) + "\n"

@@ -32,7 +32,7 @@ _REJECTED = {
     ast.Lambda: "lambdas are not part of the formula language",
     ast.NamedExpr: "assignment expressions (:=) are not part of the formula language",
     ast.IfExp: "conditional expressions are not part of the formula language",
-    ast.Compare: "comparisons are not part of the formula language",
+    ast.Compare: "the only comparison is ==, as in E[argmax(C(x)) == c]",
     ast.BoolOp: "'and'/'or' are not part of the formula language",
     ast.ListComp: "comprehensions are not part of the formula language",
     ast.SetComp: "comprehensions are not part of the formula language",
@@ -206,6 +206,12 @@ class _Builder:
             if operand.op is Ops.CONST:
                 return const(-operand.arg)
             return Expr.make(Ops.NEG, operand)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+            left = self.build(node.left, depth)
+            right = self.build(node.comparators[0], depth)
+            if left.op is Ops.CONST and right.op is Ops.CONST:
+                return const(float(left.arg == right.arg))
+            return Expr.make(Ops.EQ, left, right)
         if isinstance(node, ast.Subscript):
             return self.expectation(node, depth)
         if isinstance(node, ast.Call):

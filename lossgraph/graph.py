@@ -86,12 +86,14 @@ class Graph:
     random_like: Mapping[str, Expr] = field(default_factory=dict)    # draws shaped like a value
     origins: Mapping[Expr, tuple[Origin, ...]] = field(default_factory=dict)
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
+    judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
+    held_out: Mapping[str, Kind] = field(default_factory=dict)  # evaluation-only data: the dataset's held_out extras
 
     def player(self, name: str) -> Player:
         return next(p for p in self.players if p.name == name)
 
     def roots(self) -> list[Expr]:
-        out = [term.expr for player in self.players for term in player.terms]
+        out = [term.expr for player in (*self.players, *self.judges) for term in player.terms]
         return out + [expr for _, expr in self.samples] + [expr for _, expr in self.evaluate]
 
     def nodes(self) -> list[Expr]:
@@ -134,13 +136,13 @@ class Graph:
                 done[node] = result
             return done[root]
 
-        players = tuple(
-            replace(player, terms=tuple(replace(term, expr=rebuild(term.expr)) for term in player.terms))
-            for player in self.players
-        )
+        def rebuild_player(player: Player) -> Player:
+            return replace(player, terms=tuple(replace(term, expr=rebuild(term.expr)) for term in player.terms))
+
         return replace(
             self,
-            players=players,
+            players=tuple(rebuild_player(player) for player in self.players),
+            judges=tuple(rebuild_player(judge) for judge in self.judges),
             samples=tuple((label, rebuild(expr)) for label, expr in self.samples),
             evaluate=tuple((name, rebuild(expr)) for name, expr in self.evaluate),
             random_like=MappingProxyType({name: rebuild(expr) for name, expr in self.random_like.items()}),

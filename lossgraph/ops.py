@@ -59,6 +59,10 @@ class Ops(enum.Enum):
     L2SQ = enum.auto()
     CE = enum.auto()
     KL = enum.auto()
+    # evaluation: no gradient flows through these (refused in losses)
+    ARGMAX = enum.auto()
+    EQ = enum.auto()
+    ROLL = enum.auto()
 
 
 Lowering = Callable[[Sequence[str], Sequence[int]], str]
@@ -77,6 +81,7 @@ class OpDef:
     reduces: str = ""           # "all": to a scalar; "sample": to one value per sample
     atomic: bool = False        # the lowering puts arguments where they must be atoms: `{0}.mean()`
     fold: Callable[..., float] | None = None  # value on plain numbers, for constant folding
+    differentiable: bool = True  # False: a loss may not use it (it belongs in evaluate:)
 
 
 def _call(template: str) -> Lowering:
@@ -142,6 +147,9 @@ ROWS = [
     OpDef(Ops.L1, 1, "l1", "per-sample mean of |v| over non-batch dimensions", _per_sample_mean("{0}.abs()"), _function("l1"), reduces="sample", atomic=True, fold=abs),
     OpDef(Ops.L2SQ, 1, "l2sq", "per-sample mean of v^2 over non-batch dimensions", _per_sample_mean("{0}.square()"), _function("l2sq"), reduces="sample", atomic=True, fold=lambda a: a * a),
     OpDef(Ops.CE, 2, "ce", "per-sample cross-entropy of logits against integer labels", _call("F.cross_entropy({0}, {1}, reduction='none')"), _function("ce"), reduces="sample"),
+    OpDef(Ops.ARGMAX, 1, "argmax", "per-sample index of the largest logit: the predicted class", _call("{0}.argmax(dim=1)"), _function("argmax"), reduces="sample", atomic=True, differentiable=False),
+    OpDef(Ops.EQ, 2, "==", "1 where the two values are equal, else 0 (accuracy is E[argmax(C(v)) == c])", _call("({0} == {1}).float()"), lambda sp, a, b: sp.Eq(a, b, evaluate=False), infix=5, differentiable=False),
+    OpDef(Ops.ROLL, 1, "roll", "the batch shifted by one sample: pairs each sample with the next one's partner", _call("{0}.roll(1, 0)"), _function("roll"), atomic=True),
     OpDef(Ops.KL, 2, "kl", "per-sample KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims", _kl, _function("kl"), reduces="sample", atomic=True),
 ]
 
@@ -152,3 +160,6 @@ BUILTINS: dict[str, Ops] = {row.spelling: row.op for row in ROWS if row.spelling
 
 # Ops that consume randomness or have effects; CSE and interning must keep them apart.
 IMPURE = frozenset(row.op for row in ROWS if not row.pure)
+
+# Ops with no gradient: a player's or judge's loss may not use them.
+NOT_DIFFERENTIABLE = frozenset(row.op for row in ROWS if not row.differentiable)

@@ -44,6 +44,11 @@ class Program:
         return [player.name for player in self.graph.players]
 
     @property
+    def judges(self) -> list[str]:
+        """Networks fitted on real data before training (`trainer.fit_judges`); they only evaluate."""
+        return [judge.name for judge in self.graph.judges]
+
+    @property
     def name(self) -> str:
         return self.spec.name
 

@@ -382,8 +382,9 @@ def _restore_rng(state: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _side_computation(nets: Mapping[str, nn.Module], seed: int, device: torch.device) -> Iterator[None]:
-    """Run samples or evaluation without touching training: no grad, RNG and modes restored.
+def _side_computation(nets: Mapping[str, nn.Module], seed: int, device: torch.device, grad: bool = False) -> Iterator[None]:
+    """Run samples, evaluation or judge fitting without touching training: RNG and modes
+    restored, and no grad unless `grad` (judges are fitted with it).
 
     The RNG is forked and reseeded so every grid uses the same noise and a resumed run does not
     depend on when samples were drawn; train/eval flags are restored module by module in case a
@@ -394,7 +395,7 @@ def _side_computation(nets: Mapping[str, nn.Module], seed: int, device: torch.de
     cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda_devices), torch.no_grad():
+        with torch.random.fork_rng(devices=cuda_devices), torch.set_grad_enabled(grad):
             torch.manual_seed(seed)
             random.seed(seed)
             yield
@@ -464,6 +465,14 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         start = int(resumed_state["step"]) + 1
         seconds_before = float(resumed_state.get("seconds", 0.0))
         notes.append(f"resuming {plan.name} from {resume_from} (step {start - 1})")
+    elif program.judges:
+        # Judges are fitted once, before step 1, on their own RNG stream, so a run with judges
+        # trains exactly as one without; a resumed run finds them fitted in its checkpoint.
+        fit_start = time.perf_counter()
+        with _side_computation(nets, plan.seed + 1, plan.device, grad=True):
+            fitted = trainer.fit_judges(lambda index: _to_device(dataset.batch(index, plan.batch_size), plan.device))
+        losses = ", ".join(f"{name} {loss:.4g}" for name, loss in fitted.items())
+        notes.append(f"judges fitted on real batches in {time.perf_counter() - fit_start:.1f}s (final loss: {losses})")
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     kept_step = start - 1 if resumed_state is not None else None
@@ -492,7 +501,8 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     def write_samples(step: int) -> None:
         with _side_computation(nets, plan.seed, plan.device):
             rows = program.samples(nets, sample_inputs)
-        save_grid(rows, plan.out_dir / "samples" / f"step_{step:06d}.png")
+        if rows:  # a spec without samples: writes no grids
+            save_grid(rows, plan.out_dir / "samples" / f"step_{step:06d}.png")
         last["sample"] = step
 
     def evaluate(step: int) -> dict[str, float]:

@@ -80,8 +80,9 @@ def image_channels(spec: Spec) -> int:
 
 def label_classes(spec: Spec, graph: Graph, node: Expr) -> int | None:
     """The number of classes of a label-valued leaf, or None when `node` is not a label."""
-    if node.op is Ops.DATA and spec.kinds[node.arg].kind == "label":
-        return spec.kinds[node.arg].size
+    if node.op is Ops.DATA:
+        kind = spec.kinds.get(node.arg) or graph.held_out[node.arg]
+        return kind.size if kind.kind == "label" else None
     if node.op is Ops.RANDOM and graph.random[node.arg].dist == "label":
         return graph.random[node.arg].size
     return None
@@ -109,6 +110,7 @@ def check_networks(spec: Spec) -> None:
 def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     check_networks(spec)
     inputs = meta_inputs(spec)
+    inputs.update({name: empty_input(kind, META_BATCH, spec.train.image_size) for name, kind in graph.held_out.items()})
     configs: dict[str, NetConfig] = {}
     modules: dict[str, torch.nn.Module] = {}
     values: dict[Expr, Any] = {}
@@ -124,6 +126,10 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
         # every application is checked, not only the one that builds the module
         for arg, value in zip(node.args, args):
             count = label_classes(spec, graph, arg)
+            if count == 0:
+                fail(node, f"held-out label '{arg.arg}' has a class count known only when the data opens, so network '{name}' cannot take it",
+                     f"declare it under random: as label(K); held-out data replaces the draw at evaluation")
+                return None
             if count is not None:
                 if classes is not None and classes != count:
                     fail(node, f"network '{name}' applied to labels of {classes} and of {count} classes")
@@ -200,7 +206,7 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     for name in spec.networks:
         if name not in configs:
             problems.add(f"network '{name}' is declared but never applied", spec.source.origin(("networks", name), at_key=True), "apply it in a term or remove it")
-    for player in graph.players:
+    for player in (*graph.players, *graph.judges):
         for term in player.terms:
             value = values[term.expr]
             if isinstance(value, torch.Tensor) and value.dim() != 0:

@@ -111,6 +111,19 @@ class OptimizerSpec(_Model):
         return getattr(self, self.kind)
 
 
+class JudgeSpec(_Model):
+    """A network fitted to real data before training and then held fixed: it only evaluates.
+
+    `judges: {C: {minimize: "E[ce(C(x), c_s)]", steps: 300}}` fits network C (declared under
+    `networks:`, updated by no player) for 300 steps on training batches; `evaluate:` formulas
+    may then apply it to generated images, e.g. `E[argmax(C(fake)) == c_t]`.
+    """
+
+    minimize: str
+    steps: int = Field(default=300, gt=0)
+    optim: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(adam=AdamSpec(lr=1e-3, betas=(0.9, 0.999))))
+
+
 class TrainSpec(_Model):
     steps: int = Field(default=2000, gt=0)
     batch_size: int = Field(default=16, gt=0)
@@ -138,6 +151,7 @@ class Spec(_Model):
     train: TrainSpec = Field(default_factory=TrainSpec)
     samples: list[str] = Field(default_factory=list)
     evaluate: dict[str, str] = Field(default_factory=dict)
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict)
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -303,6 +317,9 @@ _MODELS_BY_PATH = {
     ("optim", "*", "rmsprop"): RMSpropSpec,
     ("optim", "*", "sgd"): SGDSpec,
     ("train",): TrainSpec,
+    ("judges", "*"): JudgeSpec,
+    ("judges", "*", "optim"): OptimizerSpec,
+    ("judges", "*", "optim", "adam"): AdamSpec,
 }
 
 
@@ -463,6 +480,14 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
                 problems.add(f"a history pool holds a let-bound value; '{let_name}' is not a let", source.origin(path, at_key=True), did_you_mean(let_name, spec.let))
             elif size < 1:
                 problems.add("a history pool holds at least one image", source.origin(path))
+    for name in spec.judges:
+        path = ("judges", name)
+        if name not in spec.networks:
+            problems.add(f"a judge is a network of networks:; '{name}' is not one", source.origin(path, at_key=True), did_you_mean(name, spec.networks))
+        elif name in owner:
+            problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
+        elif name in spec.players:
+            problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
     for name in spec.optim:
         if name not in spec.players:
             problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))

@@ -7,7 +7,7 @@ parameter shared by two networks is stepped once per iteration.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -71,6 +71,25 @@ class Trainer:
         # one device-to-host copy for all the numbers, not one sync per value
         values = torch.stack([value.float() for value in stats.values()]).tolist()
         return dict(zip(stats, values))
+
+    def fit_judges(self, batch: Callable[[int], Mapping[str, torch.Tensor]]) -> dict[str, float]:
+        """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...
+        for its `steps`, with its own optimizer; returns each judge's last loss.
+
+        Judges never enter `step`: fit them once before training, and they only evaluate.
+        """
+        last: dict[str, float] = {}
+        for judge in self.program.graph.judges:
+            settings = self.program.spec.judges[judge.name]
+            parameters = unique_parameters([self.nets[judge.name]])
+            optimizer = make_optimizer(settings.optim, parameters, self.device)
+            step = self.program.step_function(judge.name)
+            stats: dict[str, torch.Tensor] = {}
+            for index in range(1, settings.steps + 1):
+                inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
+                stats = step(self.nets, self.program.draw(inputs), optimizer, parameters)
+            last[judge.name] = float(stats[judge.name])
+        return last
 
     def step_player(self, player: str, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimizer step of one player on a batch already on the device (draws included)."""

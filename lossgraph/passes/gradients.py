@@ -43,7 +43,7 @@ def analyse(graph: Graph) -> dict[str, PlayerPlan]:
     # stop_gradient cuts the path: no gradient flows into it from its argument
     dag.remove_edges_from([(child, node) for node in list(dag) if isinstance(node, Expr) and node.op is Ops.STOP_GRADIENT for child in node.args])
     plans: dict[str, PlayerPlan] = {}
-    for player in graph.players:
+    for player in (*graph.players, *graph.judges):
         grad: set[Expr] = set()
         for net in player.networks:
             source = f"params:{net}"
@@ -59,7 +59,7 @@ def check_updates(graph: Graph) -> PassResult:
     plans = analyse(graph)
     problems = Problems()
     notes = []
-    for player in graph.players:
+    for player in (*graph.players, *graph.judges):
         plan = plans[player.name]
         if not plan.live_terms and player.terms:
             term = player.terms[0]

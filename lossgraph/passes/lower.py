@@ -11,6 +11,7 @@ plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
 from ..errors import FormulaError, Origin, Problem, Problems, SpecError, did_you_mean
@@ -18,8 +19,32 @@ from ..expr import Expr, transform
 from ..formula import NetworkRef, Site, parse
 from ..macros import Macro, parse_signature, standard_library
 from ..graph import Graph, Network, Player, Term
-from ..ops import BUILTINS, Ops
+from ..kinds import Kind
+from ..ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from ..spec import Spec
+
+_SOURCE_CALL = re.compile(r"^\s*[A-Za-z_]\w*\s*\(\s*([A-Za-z_]\w*)\s*(,\s*[A-Za-z_]\w*\s*)?\)\s*$")
+
+
+def held_out_kinds(spec: Spec) -> dict[str, Kind]:
+    """The dataset's evaluation-only extras (`dataset.held_out:`) that `evaluate:` and `samples:`
+    may name, with the kind each has: a function of an image and a label (`restyle(x, c_t)`) is
+    an image like that one; a function of an image alone (`shape(x_t)`) is a label whose class
+    count is known only once the data opens (0 here). A name the spec already draws under
+    `random:` stays that draw, which held-out data replaces at evaluation (StarGAN's `c_t`).
+    The dataset checks the functions themselves when it opens."""
+    extras = spec.dataset.get("held_out") if isinstance(spec.dataset, dict) else None
+    kinds: dict[str, Kind] = {}
+    for name, text in (extras or {}).items() if isinstance(extras, dict) else ():
+        match = _SOURCE_CALL.match(text) if isinstance(text, str) else None
+        if not isinstance(name, str) or match is None or name in spec.random or name in spec.data:
+            continue
+        image = spec.kinds.get(match.group(1))
+        if match.group(2) and image is not None and image.kind == "image":
+            kinds[name] = image
+        elif not match.group(2):
+            kinds[name] = Kind("label", 0)
+    return kinds
 
 
 class SpecScope:
@@ -35,6 +60,7 @@ class SpecScope:
         self.resolving: list[str] = []
         self.broken: set[str] = set()  # lets whose problem is already reported
         self.arity: dict[str, tuple[int, Origin | None]] = {}
+        self.held_out = held_out_kinds(spec)
 
     def site(self, path: tuple, text: str) -> Site:
         source = self.spec.source
@@ -50,11 +76,13 @@ class SpecScope:
             return Expr(Ops.RANDOM, (), name)
         if name in spec.let:
             return self.let(name, where, span)
+        if name in self.held_out:
+            return Expr(Ops.DATA, (), name)  # evaluation-only: `check_losses` keeps it out of losses
         if name in spec.networks:
             raise where.error(f"network '{name}' must be applied to its inputs", span, f"write {name}(...)")
         if name in BUILTINS:
             raise where.error(f"'{name}' is a function", span, f"write {name}(...)")
-        known = list(spec.data) + list(spec.random) + list(spec.let)
+        known = list(spec.data) + list(spec.random) + list(spec.let) + list(self.held_out)
         raise where.error(f"unknown name '{name}'", span, did_you_mean(name, known + list(spec.networks)))
 
     def call(self, name: str, head: str | None, args: list[Expr], where: Site, span: tuple[int, int]) -> Expr | None:
@@ -235,6 +263,23 @@ def spec_macros(spec: Spec) -> dict[str, Macro]:
     return macros
 
 
+def _check_loss(term: Term, held_out: dict, origins: dict[Expr, list[Origin]], spec: Spec, problems: Problems) -> None:
+    """A loss is differentiated and trained on: no argmax or ==, no evaluation-only data."""
+    for node in term.expr.walk():
+        if node.op in NOT_DIFFERENTIABLE:
+            message = f"{OPS[node.op].spelling} has no gradient, so term '{term.name}' cannot use it"
+            hint = "use it in evaluate:, e.g. accuracy: E[argmax(C(x)) == c]"
+        elif node.op is Ops.DATA and node.arg in held_out:
+            message = f"'{node.arg}' is held-out data (dataset.held_out), which training batches do not have"
+            hint = "use it in evaluate: or samples:"
+        else:
+            continue
+        found = origins.get(node)
+        origin = found[0] if found else spec.source.origin(tuple(term.key.split(".")))
+        problems.add(message, origin, hint)
+        return
+
+
 class _Unresolved(Exception):
     """A let used before it was parsed (Note [Flat let resolution])."""
 
@@ -275,6 +320,17 @@ def lower(spec: Spec) -> Graph:
             if expr is not None:
                 terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
         players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items())))
+
+    judges = []
+    for name, judge in spec.judges.items():
+        path = ("judges", name, "minimize")
+        expr = formula(path, judge.minimize)
+        if expr is not None:
+            judges.append(Player(name, "minimize", (name,), (Term("fit", 1.0, expr, ".".join(path)),)))
+
+    for player in (*players, *judges):
+        for term in player.terms:
+            _check_loss(term, scope.held_out, origins, spec, problems)
 
     random_like = {}
     for name, draw in spec.draws.items():
@@ -319,6 +375,8 @@ def lower(spec: Spec) -> Graph:
         random_like=MappingProxyType(random_like),
         samples=tuple(samples),
         evaluate=tuple(evaluate),
+        judges=tuple(judges),
+        held_out=MappingProxyType(scope.held_out),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
         names=MappingProxyType({expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}),
     )

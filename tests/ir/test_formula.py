@@ -182,7 +182,7 @@ REJECTED = [
     ("E[D_Y(x)] + 'abc'", "'abc'", "string literals are not part of the formula language"),
     ("E[D_Y(x)] + f'{x}'", "f'{x}'", "strings are not part of the formula language"),
     ("E[D_Y((z := x))]", "z := x", "assignment expressions (:=) are not part of the formula language"),
-    ("E[D_Y(x) < 1]", "D_Y(x) < 1", "comparisons are not part of the formula language"),
+    ("E[D_Y(x) < 1]", "D_Y(x) < 1", "the only comparison is ==, as in E[argmax(C(x)) == c]"),
     ("E[D_Y(x) if x else y]", "D_Y(x) if x else y", "conditional expressions are not part of the formula language"),
     ("E[D_Y(x) or y]", "D_Y(x) or y", "'and'/'or' are not part of the formula language"),
     ("E[log(D_Y(x), base=2)]", "base=2", "keyword arguments are not part of the formula language"),

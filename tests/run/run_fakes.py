@@ -87,6 +87,7 @@ class FakeTrainer:
 
 class FakeProgram:
     players = ["D", "G"]
+    judges: list[str] = []
 
     def __init__(self, name: str = "fakegan", fail_at: int | None = None, **train: int) -> None:
         settings = dict(steps=10, batch_size=4, image_size=IMAGE_SIZE, log_every=1, sample_every=5,

@@ -13,14 +13,14 @@ def losses(nets, inputs):
     x1 = inputs["x1"]
     x2 = inputs["x2"]
     z = inputs["z"]
-    D1_x1 = D1(x1)  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    fake1 = G1(z)  # cogan.yaml:20 let.fake1 (+3 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    fake2 = G2(z)  # cogan.yaml:21 let.fake2 (+3 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:30 players.D.maximize.fake (+1 more)
+    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
     loss_G = real + fake
     loss_D = -loss_G
     return {
@@ -43,14 +43,14 @@ def step_D(nets, inputs, optimizer, parameters):
     x2 = inputs["x2"]
     z = inputs["z"]
     with torch.no_grad():
-        fake1 = G1(z)  # cogan.yaml:20 let.fake1 (+3 more)
-        fake2 = G2(z)  # cogan.yaml:21 let.fake2 (+3 more)
-    D1_x1 = D1(x1)  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:29 players.D.maximize.real (+1 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:30 players.D.maximize.fake (+1 more)
+        fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+        fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
     loss = -(real + fake)
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -69,11 +69,11 @@ def step_G(nets, inputs, optimizer, parameters):
     G1 = nets["G1"]
     G2 = nets["G2"]
     z = inputs["z"]
-    fake1 = G1(z)  # cogan.yaml:20 let.fake1 (+3 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    fake2 = G2(z)  # cogan.yaml:21 let.fake2 (+3 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:30 players.D.maximize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:30 players.D.maximize.fake (+1 more)
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
     optimizer.zero_grad(set_to_none=True)
     fake.backward(inputs=parameters)
     optimizer.step()
@@ -83,14 +83,33 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def step_S(nets, inputs, optimizer, parameters):
+    """Judge S: fitted on real batches before training, then held fixed; it only evaluates."""
+    S = nets["S"]
+    x1 = inputs["x1"]
+    x2 = inputs["x2"]
+    k1 = inputs["k1"]
+    k2 = inputs["k2"]
+    S_x1 = S(x1)  # cogan.yaml:53 judges.S.minimize
+    S_x2 = S(x2)  # cogan.yaml:53 judges.S.minimize
+    fit = F.cross_entropy(S_x1, k1, reduction='none').mean() + F.cross_entropy(S_x2, k2, reduction='none').mean()  # cogan.yaml:53 judges.S.minimize
+    optimizer.zero_grad(set_to_none=True)
+    fit.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "S": fit.detach(),
+        "S/fit": fit.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""
     G1 = nets["G1"]
     G2 = nets["G2"]
     z = inputs["z"]
-    fake1 = G1(z)  # cogan.yaml:20 let.fake1 (+3 more)
-    fake2 = G2(z)  # cogan.yaml:21 let.fake2 (+3 more)
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
     return [
         ('fake1', fake1),
         ('fake2', fake2),
@@ -100,5 +119,19 @@ def samples(nets, inputs):
 @torch.no_grad()
 def evaluate(nets, inputs):
     """Held-out metrics, as the spec's evaluate: section defines them."""
+    G1 = nets["G1"]
+    G2 = nets["G2"]
+    S = nets["S"]
+    z = inputs["z"]
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    S_fake1 = S(fake1)  # cogan.yaml:56 evaluate.agreement (+1 more)
+    argmax = S_fake1.argmax(dim=1)  # cogan.yaml:56 evaluate.agreement (+1 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    S_fake2 = S(fake2)  # cogan.yaml:56 evaluate.agreement
+    agreement = (argmax == S_fake2.argmax(dim=1)).float().mean()  # cogan.yaml:56 evaluate.agreement
+    S_roll = S(fake2.roll(1, 0))  # cogan.yaml:57 evaluate.agreement_unpaired
+    agreement_unpaired = (argmax == S_roll.argmax(dim=1)).float().mean()  # cogan.yaml:57 evaluate.agreement_unpaired
     return {
+        "agreement": agreement,
+        "agreement_unpaired": agreement_unpaired,
     }

@@ -12,21 +12,21 @@ def losses(nets, inputs):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:25 let.fake (+10 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:26 let.adv (+2 more)
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
     E = D_src_fake.mean()  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
     D_x = D(x)
-    D_src_x = D_x[0]  # stargan.yaml:26 let.adv (+1 more)
+    D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
     gp = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
     adv = E - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
-    D_cls_x = D_x[1]  # stargan.yaml:33 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:33 players.D.minimize.cls
+    D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
+    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
     adv_2 = -E  # stdlib.yaml:12 macros.wgan_g(D, fake) (+1 more)
-    D_cls_fake = D_fake[1]  # stargan.yaml:38 players.G.minimize.cls
-    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:38 players.G.minimize.cls
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:39 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:39 players.G.minimize.rec.expr
+    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
+    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
+    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
     loss_D = adv + cls
     loss_G = adv_2 + cls_2 + rec
     return {
@@ -48,15 +48,15 @@ def step_D(nets, inputs, optimizer, parameters):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     with torch.no_grad():
-        fake = G(x, c_t)  # stargan.yaml:25 let.fake (+10 more)
+        fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:26 let.adv (+2 more)
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
     D_x = D(x)
-    D_src_x = D_x[0]  # stargan.yaml:26 let.adv (+1 more)
+    D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
     gp = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
     adv = D_src_fake.mean() - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
-    D_cls_x = D_x[1]  # stargan.yaml:33 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:33 players.D.minimize.cls
+    D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
+    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
     loss = adv + cls
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -75,14 +75,14 @@ def step_G(nets, inputs, optimizer, parameters):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:25 let.fake (+10 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:26 let.adv (+2 more)
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
     adv = -D_src_fake.mean()  # stdlib.yaml:12 macros.wgan_g(D, fake) (+1 more)
-    D_cls_fake = D_fake[1]  # stargan.yaml:38 players.G.minimize.cls
-    cls = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:38 players.G.minimize.cls
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:39 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:39 players.G.minimize.rec.expr
+    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
+    cls = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
+    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
     loss = adv + cls + rec
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -95,6 +95,22 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def step_C(nets, inputs, optimizer, parameters):
+    """Judge C: fitted on real batches before training, then held fixed; it only evaluates."""
+    C = nets["C"]
+    x = inputs["x"]
+    c_s = inputs["c_s"]
+    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
+    fit = F.cross_entropy(C_x, c_s, reduction='none').mean()  # stargan.yaml:54 judges.C.minimize
+    optimizer.zero_grad(set_to_none=True)
+    fit.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "C": fit.detach(),
+        "C/fit": fit.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""
@@ -102,8 +118,8 @@ def samples(nets, inputs):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:25 let.fake (+10 more)
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:39 players.G.minimize.rec.expr (+1 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
     return [
         ('x', x),
         ('fake', fake),
@@ -114,5 +130,24 @@ def samples(nets, inputs):
 @torch.no_grad()
 def evaluate(nets, inputs):
     """Held-out metrics, as the spec's evaluate: section defines them."""
+    C = nets["C"]
+    G = nets["G"]
+    x = inputs["x"]
+    c_t = inputs["c_t"]
+    y_t = inputs["y_t"]
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    C_fake = C(fake)  # stargan.yaml:57 evaluate.accuracy
+    accuracy = (C_fake.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:57 evaluate.accuracy
+    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
+    accuracy_identity = (C_x.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:58 evaluate.accuracy_identity
+    C_y_t = C(y_t)  # stargan.yaml:59 evaluate.accuracy_real
+    accuracy_real = (C_y_t.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:59 evaluate.accuracy_real
+    error = (fake - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:60 evaluate.error
+    error_identity = (x - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:61 evaluate.error_identity
     return {
+        "accuracy": accuracy,
+        "accuracy_identity": accuracy_identity,
+        "accuracy_real": accuracy_real,
+        "error": error,
+        "error_identity": error_identity,
     }
