@@ -8,6 +8,7 @@ and debuggers show the generated lines. See DESIGN.md "Public API" for the contr
 from __future__ import annotations
 
 import linecache
+import zlib
 import weakref
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,13 +54,16 @@ class Program:
         return self.spec.name
 
     def build_networks(self, seed: int = 0) -> dict[str, torch.nn.Module]:
-        """Every network on the CPU, initialised deterministically from `seed`."""
-        state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            nets = {name: self.network_configs[name].build() for name in sorted(self.network_configs)}
-        finally:
-            torch.random.set_rng_state(state)
+        """Every network on the CPU, initialised deterministically from `seed` and its name.
+
+        Each network draws from its own stream (seeded by `seed` and a hash of its name), so adding
+        a network to a spec, a judge say, leaves the others' initial weights as they were.
+        """
+        nets = {}
+        with torch.random.fork_rng(devices=[]):
+            for name in sorted(self.network_configs):
+                torch.manual_seed(_stream_seed(seed, name))
+                nets[name] = self.network_configs[name].build()
         for name, net in self.spec.networks.items():
             for other, parts in (net.share or {}).items():
                 architectures.share(nets[name], nets[other], parts)  # the same modules, so the same parameters
@@ -124,6 +128,11 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<lossgraph.Program {self.name}: players {self.players}>"
+
+
+def _stream_seed(seed: int, name: str) -> int:
+    """A seed for network `name`'s initial weights: stable across runs and Python versions."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63
 
 
 class _eval_mode:

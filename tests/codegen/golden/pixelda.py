@@ -13,14 +13,14 @@ def losses(nets, inputs):
     c_s = inputs["c_s"]
     x_t = inputs["x_t"]
     z = inputs["z"]
-    D_x_t = D(x_t)  # pixelda.yaml:29 players.D.maximize.adv
-    fake = G(x_s, z)  # pixelda.yaml:23 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:29 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:29 players.D.maximize.adv
-    adv_2 = F.softplus(-D_fake).mean()  # pixelda.yaml:33 players.G.minimize.adv
-    T_fake = T(fake)  # pixelda.yaml:34 players.G.minimize.task.expr
-    T_x_s = T(x_s)  # pixelda.yaml:34 players.G.minimize.task.expr (+1 more)
-    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:34 players.G.minimize.task.expr
+    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
+    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    adv_2 = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
+    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
+    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
     loss_D = -adv
     loss_G = adv_2 + task
     return {
@@ -40,10 +40,10 @@ def step_D(nets, inputs, optimizer, parameters):
     x_t = inputs["x_t"]
     z = inputs["z"]
     with torch.no_grad():
-        fake = G(x_s, z)  # pixelda.yaml:23 let.fake (+4 more)
-    D_x_t = D(x_t)  # pixelda.yaml:29 players.D.maximize.adv
-    D_fake = D(fake)  # pixelda.yaml:29 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:29 players.D.maximize.adv
+        fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
+    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
     loss = -adv
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -62,12 +62,12 @@ def step_G(nets, inputs, optimizer, parameters):
     x_s = inputs["x_s"]
     c_s = inputs["c_s"]
     z = inputs["z"]
-    fake = G(x_s, z)  # pixelda.yaml:23 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:29 players.D.maximize.adv (+1 more)
-    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:33 players.G.minimize.adv
-    T_fake = T(fake)  # pixelda.yaml:34 players.G.minimize.task.expr
-    T_x_s = T(x_s)  # pixelda.yaml:34 players.G.minimize.task.expr (+1 more)
-    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:34 players.G.minimize.task.expr
+    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
+    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
+    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
     loss = adv + task
     optimizer.zero_grad(set_to_none=True)
     loss.backward(inputs=parameters)
@@ -84,8 +84,8 @@ def step_T_source(nets, inputs, optimizer, parameters):
     T_source = nets["T_source"]
     x_s = inputs["x_s"]
     c_s = inputs["c_s"]
-    T_source_x_s = T_source(x_s)  # pixelda.yaml:49 judges.T_source.minimize
-    fit = F.cross_entropy(T_source_x_s, c_s, reduction='none').mean()  # pixelda.yaml:49 judges.T_source.minimize
+    T_source_x_s = T_source(x_s)  # pixelda.yaml:51 judges.T_source.minimize
+    fit = F.cross_entropy(T_source_x_s, c_s, reduction='none').mean()  # pixelda.yaml:51 judges.T_source.minimize
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
@@ -102,7 +102,7 @@ def samples(nets, inputs):
     x_s = inputs["x_s"]
     x_t = inputs["x_t"]
     z = inputs["z"]
-    fake = G(x_s, z)  # pixelda.yaml:23 let.fake (+4 more)
+    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
     return [
         ('x_s', x_s),
         ('fake', fake),
@@ -119,12 +119,12 @@ def evaluate(nets, inputs):
     c_s = inputs["c_s"]
     x_t = inputs["x_t"]
     c_t = inputs["c_t"]
-    T_x_t = T(x_t)  # pixelda.yaml:54 evaluate.accuracy
-    accuracy = (T_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:54 evaluate.accuracy
-    T_source_x_t = T_source(x_t)  # pixelda.yaml:55 evaluate.accuracy_source_only
-    accuracy_source_only = (T_source_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:55 evaluate.accuracy_source_only
-    T_x_s = T(x_s)  # pixelda.yaml:34 players.G.minimize.task.expr (+1 more)
-    accuracy_on_source = (T_x_s.argmax(dim=1) == c_s).float().mean()  # pixelda.yaml:56 evaluate.accuracy_on_source
+    T_x_t = T(x_t)  # pixelda.yaml:56 evaluate.accuracy
+    accuracy = (T_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:56 evaluate.accuracy
+    T_source_x_t = T_source(x_t)  # pixelda.yaml:57 evaluate.accuracy_source_only
+    accuracy_source_only = (T_source_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:57 evaluate.accuracy_source_only
+    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
+    accuracy_on_source = (T_x_s.argmax(dim=1) == c_s).float().mean()  # pixelda.yaml:58 evaluate.accuracy_on_source
     return {
         "accuracy": accuracy,
         "accuracy_source_only": accuracy_source_only,
