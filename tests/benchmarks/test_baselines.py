@@ -1,0 +1,130 @@
+"""The hand-written baselines compute what the compiled programs compute, and the benchmark runs.
+
+Small on purpose (batch 2, 32x32): every method's losses at initialisation, one iteration from the
+same state (losses and every parameter's gradient), the hyper-parameters against the spec, the
+history pool, and `python -m benchmarks.bench` end to end on one method.
+"""
+
+import pytest
+import torch
+
+import lossgraph
+from benchmarks import bench
+from benchmarks.baselines import BASELINES
+from benchmarks.baselines.common import HistoryPool
+
+METHODS = sorted(BASELINES)
+
+
+@pytest.fixture(scope="module", params=METHODS)
+def method(request):
+    return request.param, lossgraph.compile(request.param)
+
+
+def test_every_shipped_method_has_a_baseline():
+    shipped = {path.stem for path in bench.SPECS.glob("*.yaml")} - {"stdlib", "stargan-wgan-gp"}
+    assert set(BASELINES) == shipped
+
+
+def test_losses_equal_program_losses_at_initialisation(method):
+    name, program = method
+    nets = program.build_networks(seed=0)
+    inputs = program.example_inputs(batch_size=2, seed=0)  # random variables drawn here, shared by both
+    with torch.no_grad():
+        want = program.losses(nets, inputs)
+        got = BASELINES[name].losses(nets, inputs)
+    assert set(got) == set(program.players)
+    for player in program.players:
+        torch.testing.assert_close(got[player], want[player], rtol=1e-5, atol=1e-5, msg=f"{name} {player}")
+
+
+def test_one_step_equals_the_trainer_step(method):
+    """From the same networks and batch, one iteration gives the same losses and gradients.
+
+    Deterministic for every method on the CPU: the random variables are in the batch, and the
+    CycleGAN pool passes the first batch through unchanged. Each player's gradients stay on its
+    parameters after its (last) step in both implementations, so they are compared directly.
+    """
+    name, program = method
+    inputs = program.example_inputs(batch_size=2, seed=1)
+    compiled_nets, baseline_nets = program.build_networks(seed=1), program.build_networks(seed=1)
+    baseline = BASELINES[name](baseline_nets)
+    compiled_stats = program.trainer(compiled_nets).step(inputs)
+    baseline_stats = baseline.step(inputs)
+
+    for player in program.players:
+        # a hand-written step may leave out terms constant for the player (E[log D(x)] for G);
+        # lossgraph leaves them out too where the whole term is dead for the player
+        if player in baseline.step_leaves_out_constants and not program.plans[player].dead_terms:
+            continue
+        assert baseline_stats[player] == pytest.approx(compiled_stats[player], rel=1e-4, abs=1e-5), f"{name} {player}"
+
+    for network in sorted(compiled_nets):
+        compiled = dict(compiled_nets[network].named_parameters())
+        for parameter_name, parameter in baseline_nets[network].named_parameters():
+            other = compiled[parameter_name]
+            where = f"{name} {network}.{parameter_name}"
+            assert (parameter.grad is None) == (other.grad is None), where
+            if parameter.grad is not None:
+                scale = float(other.grad.abs().max())
+                assert float((parameter.grad - other.grad).abs().max()) <= 1e-3 * scale + 1e-7, where
+
+
+def test_hyperparameters_are_the_specs(method):
+    name, program = method
+    baseline = BASELINES[name](program.build_networks(seed=0))
+    for player, optimizer in (("D", baseline.optimizer_D), ("G", baseline.optimizer_G)):
+        settings = program.spec.optim[player]
+        assert type(optimizer).__name__.lower() == settings.kind, f"{name} {player}"
+        (group,) = optimizer.param_groups
+        assert group["lr"] == settings.settings.lr, f"{name} {player}"
+        if settings.kind == "adam":
+            assert tuple(group["betas"]) == tuple(settings.settings.betas), f"{name} {player}"
+        # a parameter shared by two networks (CoGAN, UNIT) is stepped once
+        assert len({id(p) for p in group["params"]}) == len(group["params"]), f"{name} {player}"
+        networks = program.graph.player(player).networks
+        expected = {id(p) for network in networks for p in baseline.nets[network].parameters()}
+        assert {id(p) for p in group["params"]} == expected, f"{name} {player}"
+
+
+def test_history_pool_fills_then_swaps_half_on_average():
+    torch.manual_seed(0)
+    pool = HistoryPool(capacity=4)
+    first = torch.arange(4.0).reshape(4, 1)
+    assert torch.equal(pool.query(first), first)  # filling: everything passes through
+    seen_old = 0
+    for step in range(50):
+        images = torch.full((4, 1), 100.0 + step)
+        out = pool.query(images)
+        assert out.shape == images.shape
+        seen_old += int((out != images).sum())
+        assert pool.stored.shape[0] == 4
+    assert 50 < seen_old < 150  # about one in two of 200 images swapped
+
+
+def test_history_pool_of_size_zero_passes_through():
+    images = torch.randn(3, 2)
+    assert torch.equal(HistoryPool(0).query(images), images)
+
+
+def test_bench_runs_end_to_end_and_prints_the_table(capsys):
+    threads = torch.get_num_threads()
+    try:
+        code = bench.main(["--methods", "pix2pix", "--iters", "2", "--warmup", "1", "--batch-size", "2", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "### pix2pix (batch 2, 32x32, 2 timed iterations)" in out
+    assert "| | lossgraph | hand-written | lossgraph / hand-written |" in out
+    for row in ("median step time", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
+        assert f"| {row}" in out, row
+    assert "| forwards by network | D 3, G 2 | D 3, G 1 |" in out  # G(x) once by hand; D: real, fake for D, fake for G
+    assert "spec -> program" in out
+    assert f"torch {torch.__version__}" in out
+
+
+def test_bench_rejects_an_unknown_method(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--methods", "pix2pixx"])
+    assert "unknown method(s) pix2pixx" in capsys.readouterr().err
