@@ -14,11 +14,12 @@ from .spec import Spec, load, loads
 __version__ = "0.1.0"
 
 
-def compile(spec):  # noqa: A001 - the public name DESIGN.md promises
-    """A spec (object, path or built-in name) compiled into a `Program`."""
+def compile(spec, overrides=()):  # noqa: A001 - the public name DESIGN.md promises
+    """A spec (object, path or built-in name) compiled into a `Program`; `overrides` as in `load`
+    (`["train.steps=2000", "players.G.minimize.cycle.weight=5"]`)."""
     from .program import compile_spec
 
-    return compile_spec(spec)
+    return compile_spec(load(spec, overrides) if overrides else spec)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The `lossgraph` command: run, check, show, emit.
+"""The `lossgraph` command: run, check, show, emit, graph, plot, translate.
 
 A user mistake (a bad spec, a missing dataset folder) prints its located message and exits with
 status 2; it never shows a Python traceback. `python -m lossgraph` is the same command.
@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="train a spec on its dataset")
     run.add_argument("spec", help="a spec file, or a built-in spec's name (e.g. discogan)")
+    _add_overrides(run)
     run.add_argument("--steps", type=int, help="iterations of the schedule (default: the spec's train.steps)")
     run.add_argument("--batch-size", type=int, help="default: the spec's train.batch_size")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -26,21 +27,58 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     run.add_argument("--data", help="a dataset folder (trainA/ trainB/ testA/ testB/) replacing the spec's dataset")
     run.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    run.add_argument("--skip-nonfinite", action="store_true",
+                     help="skip a step whose loss is NaN or infinite (its updates are undone) instead of stopping")
+    run.add_argument("--allow-spec-change", action="store_true",
+                     help="with --resume: continue though the spec differs from the run's spec.yaml")
 
     check = commands.add_parser("check", help="validate a spec, shape-check it, print its objective")
     check.add_argument("spec")
+    _add_overrides(check)
 
     show = commands.add_parser("show", help="print the objective as math")
     show.add_argument("spec")
+    _add_overrides(show)
     show.add_argument("--latex", action="store_true", help="LaTeX instead of unicode")
 
     emit = commands.add_parser("emit", help="print the generated PyTorch code")
     emit.add_argument("spec")
+    _add_overrides(emit)
+
+    graph = commands.add_parser("graph", help="draw the objective as a picture: values, terms, players, gradient paths")
+    graph.add_argument("spec")
+    graph.add_argument("-o", "--output", help="the picture, .svg or .png (default: <spec name>.svg)")
+
+    plot = commands.add_parser("plot", help="draw a run's loss curves and held-out metrics to a PNG")
+    plot.add_argument("run", help="a run folder (holds metrics.csv, and eval.csv when the spec evaluates)")
+    plot.add_argument("-o", "--output", help="the picture, .png, .svg or .pdf (default: RUN/losses.png)")
+
+    translate = commands.add_parser("translate", help="apply a trained generator to images on disk")
+    translate.add_argument("run", help="a run folder (holds spec.yaml and checkpoints/)")
+    translate.add_argument("--input", required=True, help="an image, or a folder of images (searched recursively)")
+    translate.add_argument("--output", required=True, help="folder for the translated PNGs (same file names)")
+    translate.add_argument("--network", help="the generator to apply (default: the first that maps one image to an image)")
+    translate.add_argument("--checkpoint", help="a checkpoint folder (default: the run's latest)")
+    translate.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
+    translate.add_argument("--batch-size", type=int, default=16)
+    translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return parser
 
 
+def _add_overrides(command: argparse.ArgumentParser) -> None:
+    command.add_argument("overrides", nargs="*", metavar="KEY.PATH=VALUE",
+                         help="change a value of the spec, e.g. train.steps=2000 players.G.minimize.cycle.weight=5 "
+                              "(a YAML value; null removes a key; +KEY adds a new name; see lossgraph/overrides.py)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`run SPEC --steps 5 train.batch_size=4`) arrive here, in order
+        if hasattr(args, "overrides") and not any(item.startswith("-") for item in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _COMMANDS[args.command](args)
     except LossgraphError as error:
@@ -51,16 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _compile(spec: str):
+def _compile(spec, overrides=()):
     from . import compile
+    from .spec import load
 
-    return compile(spec)
+    return compile(load(spec, overrides) if overrides else spec)
 
 
 def _check(args) -> int:
     from .show import render
 
-    program = _compile(args.spec)
+    program = _compile(args.spec, args.overrides)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
     print(f"ok: {len(program.players)} players, {sum(len(p.terms) for p in program.graph.players)} terms; networks {networks}")
@@ -73,13 +112,13 @@ def _show(args) -> int:
 
     from .passes.lower import lower
 
-    spec = load(args.spec)
+    spec = load(args.spec, args.overrides)
     sys.stdout.write(render(lower(spec), latex=args.latex, paper=spec.paper))
     return 0
 
 
 def _emit(args) -> int:
-    sys.stdout.write(_compile(args.spec).code)
+    sys.stdout.write(_compile(args.spec, args.overrides).code)
     return 0
 
 
@@ -89,13 +128,20 @@ def _run(args) -> int:
     from .data import open_dataset
     from .run import RunOptions, train
 
-    program = _compile(args.spec)
-    spec = program.spec
+    from .spec import load
+
+    spec = load(args.spec, args.overrides)
     config = dict(spec.dataset)
     if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
         config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
         config["folder"] = args.data
     base = Path(spec.path).parent if spec.path and Path(spec.path).is_file() else Path.cwd()
+    if isinstance(config.get("folder"), str):
+        # absolute, so the run's resolved spec (RUN/spec.yaml) names the data wherever it is read
+        config["folder"] = str((Path.cwd() if args.data else base).joinpath(Path(config["folder"]).expanduser()).resolve())
+    if config != dict(spec.dataset):
+        spec = spec.model_copy(update={"dataset": config})
+    program = _compile(spec)
     dataset = open_dataset(config, spec.kinds, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
     options = RunOptions(
         steps=args.steps or spec.train.steps,
@@ -105,12 +151,46 @@ def _run(args) -> int:
         out_dir=Path(args.out) if args.out else None,
         resume=args.resume,
         progress=False if args.no_progress else None,  # None: a bar on a terminal, log lines otherwise
+        skip_nonfinite=args.skip_nonfinite,
+        allow_spec_change=args.allow_spec_change,
     )
     train(program, dataset, options)
     return 0
 
 
+def _graph(args) -> int:
+    from .picture import check_suffix, write_picture
+    from .spec import load
+
+    if args.output:
+        check_suffix(args.output)  # before compiling: a wrong suffix should not wait for the spec
+    spec = load(args.spec)
+    output = args.output or f"{spec.name}.svg"
+    picture = write_picture(spec, output)
+    counts = {kind: sum(1 for node in picture.nodes if node.kind == kind) for kind in ("value", "term", "player")}
+    print(f"wrote {output}: {counts['value']} computed values, {counts['term']} terms, {counts['player']} players")
+    return 0
+
+
+def _plot(args) -> int:
+    from .plot import plot_run
+
+    output = plot_run(args.run, args.output)
+    print(f"wrote {output}")
+    return 0
+
+
+def _translate(args) -> int:
+    from .translate import translate
+
+    result = translate(args.run, args.input, args.output, network=args.network, checkpoint=args.checkpoint,
+                       spec=args.spec, batch_size=args.batch_size, device=args.device)
+    print(f"translated {len(result.written)} images with {result.network} ({result.checkpoint}) into {args.output}")
+    return 0
+
+
 _COMMANDS = {"run": _run, "check": _check, "show": _show, "emit": _emit}
+_COMMANDS.update({"graph": _graph, "plot": _plot, "translate": _translate})
 
 
 if __name__ == "__main__":

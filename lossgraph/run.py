@@ -7,6 +7,8 @@ A run owns one output folder (default `runs/<spec name>`):
     eval.csv                 step, every held-out metric; every `eval_every` steps and at the end
     samples/step_000500.png  grid of the fixed held-out inputs, a row per `program.samples` entry
     checkpoints/             atomic checkpoints, the last `keep_checkpoints` kept (checkpoint.py)
+    spec.yaml                the resolved spec (extends merged, overrides applied); `resume`
+                             refuses a changed spec unless `allow_spec_change` (resolved.py)
 
 Decisions, so that a user can predict what a run does:
 
@@ -24,6 +26,8 @@ Decisions, so that a user can predict what a run does:
 - Samples and evaluation run under their own RNG, reseeded from the run's seed every time: every
   grid uses the same noise, and how often they run never changes the training trajectory.
 - An interval of 0 or less turns the periodic action off; it still happens once at the end.
+- A NaN or infinite loss stops the run (`NonFiniteError`) without saving the poisoned state;
+  `skip_nonfinite` undoes such a step instead and counts it (metrics.csv `skipped`; nonfinite.py).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from lossgraph.checkpoint import (
 )
 from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
+from lossgraph import nonfinite, resolved
 
 
 @dataclass
@@ -72,6 +77,8 @@ class RunOptions:
     keep_checkpoints: int = 3
     sample_count: int = 8  # held-out examples shown in a sample grid
     eval_count: int = 64  # held-out examples `program.evaluate` sees
+    skip_nonfinite: bool = False  # undo a step with a NaN/inf loss and go on, instead of stopping (nonfinite.py)
+    allow_spec_change: bool = False  # resume though the spec differs from the run's spec.yaml (resolved.py)
 
 
 @dataclass
@@ -86,6 +93,7 @@ class RunSummary:
     stats: dict[str, float] = field(default_factory=dict)  # the last step's losses
     metrics: dict[str, float] = field(default_factory=dict)  # the final held-out metrics
     checkpoint: Path | None = None
+    skipped: int = 0  # steps skipped for a non-finite loss (skip_nonfinite), over the whole run
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ class _Plan:
     keep_checkpoints: int
     sample_count: int
     eval_count: int
+    skip_nonfinite: bool = False
+    allow_spec_change: bool = False
 
 
 def resolve_device(device: str) -> torch.device:
@@ -162,6 +172,8 @@ def _plan(program: Any, options: RunOptions) -> _Plan:
         keep_checkpoints=options.keep_checkpoints,
         sample_count=options.sample_count,
         eval_count=options.eval_count,
+        skip_nonfinite=options.skip_nonfinite,
+        allow_spec_change=options.allow_spec_change,
     )
 
 
@@ -446,6 +458,10 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         if written_by != plan.name:
             raise LossgraphError(f"checkpoint {resume_from} was written by spec '{written_by}', not '{plan.name}'; "
                                  f"pass --out DIR to train '{plan.name}' in a new folder")
+    # RUN/spec.yaml: the resolved spec; a resume whose spec changed is refused before anything is touched
+    spec_record = resolved.run_spec(program, plan.steps, plan.batch_size)
+    if resumed_state is not None and spec_record is not None:
+        notes.extend(resolved.check_resume(plan.out_dir, spec_record, plan.allow_spec_change))
 
     random.seed(plan.seed)
     torch.manual_seed(plan.seed)
@@ -475,9 +491,14 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         notes.append(f"judges fitted on real batches in {time.perf_counter() - fit_start:.1f}s (final loss: {losses})")
 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
+    if spec_record is not None:
+        resolved.write(plan.out_dir, spec_record)
     kept_step = start - 1 if resumed_state is not None else None
     metrics_log = CsvLog(plan.out_dir / "metrics.csv", order=stat_order(list(program.players)),
-                         trailing=("seconds",), keep_through=kept_step)
+                         trailing=("skipped", "seconds") if plan.skip_nonfinite else ("seconds",),
+                         keep_through=kept_step)
+    skipped = int(resumed_state.get("skipped", 0)) if resumed_state is not None else 0
+    guard = nonfinite.StepGuard(nets, trainer) if plan.skip_nonfinite else None
     eval_log = CsvLog(plan.out_dir / "eval.csv", keep_through=kept_step)
     with _side_computation(nets, plan.seed, plan.device):
         held_out = _to_device(dataset.held_out(plan.eval_count), plan.device)
@@ -514,8 +535,11 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         return result
 
     def save(step: int) -> Path:
+        poisoned = nonfinite.nonfinite_network(nets)  # a poisoned state is never saved
+        if poisoned is not None:
+            raise nonfinite.NonFiniteError(step, poisoned, latest_checkpoint(plan.out_dir / "checkpoints"))
         extra = {"spec": plan.name, "rng": _rng_state(), "seconds": elapsed(), "seed": plan.seed,
-                 "batch_size": plan.batch_size}
+                 "batch_size": plan.batch_size, "skipped": skipped}
         path = save_checkpoint(plan.out_dir / "checkpoints", step, nets, trainer.state_dict(), extra,
                                keep=plan.keep_checkpoints)
         last["checkpoint"] = step
@@ -524,11 +548,26 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     step = start - 1
     try:
         for step in range(start, plan.steps + 1):
+            if guard is not None:
+                guard.save()
             stats = trainer.step(_to_device(dataset.batch(step, plan.batch_size), plan.device))
+            problem = nonfinite.first_nonfinite(stats, program.players)
+            if problem is None and guard is not None:
+                problem = nonfinite.nonfinite_network(nets)
+            if problem is not None:
+                if guard is None:
+                    metrics_log.write(step, stats, seconds=elapsed())  # the poisoned step, for the record
+                    raise nonfinite.NonFiniteError(step, problem, latest_checkpoint(plan.out_dir / "checkpoints"))
+                guard.restore()
+                skipped += 1
+                if skipped <= 10:
+                    more = "; further skips are only counted (metrics.csv, skipped)" if skipped == 10 else ""
+                    progress.note(f"step {step}: {problem.describe()}; step skipped, its updates undone "
+                                  f"({skipped} so far){more}")
             progress.advance()
             if _due(step, plan.log_every) or step == plan.steps:
                 seconds = elapsed()
-                metrics_log.write(step, stats, seconds=seconds)
+                metrics_log.write(step, stats, seconds=seconds, skipped=str(skipped))
                 progress.log(step, stats, seconds)
             if _due(step, plan.eval_every):
                 metrics = evaluate(step)
@@ -564,8 +603,9 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     if metrics:
         print(f"{plan.name} held-out metrics at step {final}: {_format_metrics(metrics)}", flush=True)
     steps_per_second = steps_run / loop_seconds if loop_seconds > 0 else 0.0
-    print(f"{plan.name}: {steps_run} steps in {_clock(loop_seconds)} ({steps_per_second:.2f} it/s); "
+    skips = f"; {skipped} steps skipped for a non-finite loss" if plan.skip_nonfinite else ""
+    print(f"{plan.name}: {steps_run} steps in {_clock(loop_seconds)} ({steps_per_second:.2f} it/s){skips}; "
           f"outputs in {plan.out_dir}", flush=True)
     return RunSummary(out_dir=plan.out_dir, step=final, steps_run=steps_run, seconds=loop_seconds,
                       steps_per_second=steps_per_second, stats=dict(stats), metrics=dict(metrics),
-                      checkpoint=checkpoint)
+                      checkpoint=checkpoint, skipped=skipped)

@@ -16,7 +16,7 @@ import keyword
 import unicodedata
 from importlib import resources
 from pathlib import Path as FilePath
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -219,17 +219,36 @@ def resolve(path_or_name: str | FilePath) -> tuple[str, str]:
     raise SpecError(f"no spec file '{name}' and no built-in spec of that name" + (f" ({hint})" if hint else ""))
 
 
-def load(path_or_name: str | FilePath | Spec) -> Spec:
+def load(path_or_name: str | FilePath | Spec, overrides: Sequence[str] = ()) -> Spec:
+    """A spec from a file or a built-in name; `overrides` are `KEY.PATH=VALUE` texts applied
+    after `extends:` and validated with the rest (see overrides.py)."""
     if isinstance(path_or_name, Spec):
-        return path_or_name
+        if not overrides:
+            return path_or_name
+        from .overrides import spec_source_and_data
+
+        source, data = spec_source_and_data(path_or_name)
+        return _validated(*_overridden(source, data, overrides), path_or_name.path or source.file)
     display, text = resolve(path_or_name)
-    return loads(text, display)
+    return loads(text, display, overrides)
 
 
-def loads(text: str, file: str = "<spec>") -> Spec:
+def loads(text: str, file: str = "<spec>", overrides: Sequence[str] = ()) -> Spec:
     source, data = Source.parse(text, file)
     if "extends" in data:
         source, data = _extend(source, data, file, [file])
+    if overrides:
+        source, data = _overridden(source, data, overrides)
+    return _validated(source, data, file)
+
+
+def _overridden(source, data: dict, overrides: Sequence[str]):
+    from .overrides import apply_overrides
+
+    return apply_overrides(source, data, overrides)
+
+
+def _validated(source, data: dict, file: str) -> Spec:
     problems = Problems()
     try:
         spec = Spec.model_validate(data)
@@ -344,6 +363,12 @@ def _data_path(loc: tuple, data: Any) -> tuple:
     return tuple(path)
 
 
+def _value_at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
 def _collect_validation(error: ValidationError, source: Source, data: Any, problems: Problems) -> None:
     seen: set[tuple] = set()
     for item in error.errors():
@@ -360,6 +385,8 @@ def _collect_validation(error: ValidationError, source: Source, data: Any, probl
             continue
         if (path, "value") in seen:
             continue  # a union reports one error per member; one is enough
+        if kind == "string_type" and _model_at(path) is TermSpec and isinstance(_value_at(data, path), dict):
+            continue  # a term written as a mapping: the TermSpec member's errors say what is wrong
         if kind == "missing":
             missing = loc[-1]
             if (path, missing) not in seen:  # every missing key of a mapping is reported
