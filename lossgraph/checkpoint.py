@@ -2,7 +2,8 @@
 
 A run keeps its checkpoints in one folder:
 
-    checkpoints/step_000500/nets.safetensors   every network tensor, keyed `<net name>.<state_dict key>`
+    checkpoints/step_000500/nets.safetensors   every network tensor, keyed `<net name>.<state_dict key>`;
+                                               a moving average (ema.py) as network `<net name>@ema`
     checkpoints/step_000500/state.pt           trainer state, step, RNG states, spec name (torch.save)
     checkpoints/latest                         text: the name of the newest checkpoint folder
 
@@ -25,7 +26,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import torch
 from torch import nn
@@ -300,9 +301,30 @@ def read_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
     return state
 
 
+def stored_networks(path: str | os.PathLike) -> list[str]:
+    """The names of the networks a checkpoint's `nets.safetensors` holds, in the order saved
+    (moving averages included, e.g. `G_XY@ema`)."""
+    from safetensors import safe_open
+
+    nets_file = Path(path) / NETS_FILE
+    try:
+        with safe_open(str(nets_file), framework="pt", device="cpu") as reader:
+            metadata = reader.metadata() or {}
+            keys = list(reader.keys())
+        names = json.loads(metadata["networks"]) if "networks" in metadata else None
+    except Exception as error:  # safetensors, OS and JSON errors alike mean "cannot read this file"
+        raise LossgraphError(f"cannot read checkpoint file {nets_file}: {error}") from error
+    if names is None:
+        names = list(dict.fromkeys(key.partition(".")[0] for key in keys))
+    return [str(name) for name in names]
+
+
 def load_network_tensors(path: str | os.PathLike, nets: Mapping[str, nn.Module],
-                         extra_states: Mapping[str, Any] | None = None) -> None:
-    """Copy a checkpoint's `nets.safetensors` into `nets` in place (onto each tensor's own device)."""
+                         extra_states: Mapping[str, Any] | None = None, ignore: Collection[str] = ()) -> None:
+    """Copy a checkpoint's `nets.safetensors` into `nets` in place (onto each tensor's own device).
+
+    A stored network not in `nets` is an error unless it is named in `ignore`.
+    """
     from safetensors import safe_open
 
     path = Path(path)
@@ -317,6 +339,7 @@ def load_network_tensors(path: str | os.PathLike, nets: Mapping[str, nn.Module],
         raise LossgraphError(f"cannot read checkpoint file {nets_file}: {error}") from error
 
     per_net, unknown = _network_state(list(nets), tensors, aliases, extra_states or {})
+    unknown = [name for name in unknown if name not in ignore]
     if unknown:
         names = ", ".join(unknown)
         raise LossgraphError(f"checkpoint file {nets_file} holds networks this spec does not have: {names}")
@@ -335,7 +358,7 @@ def load_network_tensors(path: str | os.PathLike, nets: Mapping[str, nn.Module],
 
 
 def load_checkpoint(path: str | os.PathLike, nets: Mapping[str, nn.Module],
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+                    map_location: str | torch.device = "cpu", ignore: Collection[str] = ()) -> dict[str, Any]:
     """Copy a checkpoint's tensors into `nets` in place and return its state.
 
     The state holds `step`, `trainer` (the trainer's state dict) and every `extra` entry given to
@@ -343,5 +366,5 @@ def load_checkpoint(path: str | os.PathLike, nets: Mapping[str, nn.Module],
     when a file cannot be read or does not fit the networks.
     """
     state = read_checkpoint_state(path, map_location)
-    load_network_tensors(path, nets, state.pop("network_extra_states", {}))
+    load_network_tensors(path, nets, state.pop("network_extra_states", {}), ignore)
     return state

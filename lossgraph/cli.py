@@ -20,8 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="a spec file, or a built-in spec's name (e.g. discogan)")
     _add_overrides(run)
     run.add_argument("--steps", type=int, help="iterations of the schedule (default: the spec's train.steps)")
-    run.add_argument("--batch-size", type=int, help="default: the spec's train.batch_size")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--batch-size", type=int,
+                     help="default: the spec's train.batch_size; under torchrun, the global batch the processes share")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                     help="under torchrun each process takes cuda:LOCAL_RANK, or the CPU (see README)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="run folder (default: runs/<spec name>)")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -29,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     run.add_argument("--skip-nonfinite", action="store_true",
                      help="skip a step whose loss is NaN or infinite (its updates are undone) instead of stopping")
+    events = run.add_mutually_exclusive_group()
+    events.add_argument("--tensorboard", dest="tensorboard", action="store_const", const=True, default=None,
+                        help="write TensorBoard event files to RUN/tensorboard (an error if tensorboard is not "
+                             "installed; by default they are written whenever it is)")
+    events.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False,
+                        help="write no TensorBoard event files")
     run.add_argument("--allow-spec-change", action="store_true",
                      help="with --resume: continue though the spec differs from the run's spec.yaml")
 
@@ -47,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     graph = commands.add_parser("graph", help="draw the objective as a picture: values, terms, players, gradient paths")
     graph.add_argument("spec")
+    _add_overrides(graph)
     graph.add_argument("-o", "--output", help="the picture, .svg or .png (default: <spec name>.svg)")
 
     plot = commands.add_parser("plot", help="draw a run's loss curves and held-out metrics to a PNG")
@@ -59,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--output", required=True, help="folder for the translated PNGs (same file names)")
     translate.add_argument("--network", help="the generator to apply (default: the first that maps one image to an image)")
     translate.add_argument("--checkpoint", help="a checkpoint folder (default: the run's latest)")
+    translate.add_argument("--ema", action="store_true",
+                           help="apply the network's moving average (the spec's ema:), saved in the checkpoint as <name>@ema")
     translate.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
     translate.add_argument("--batch-size", type=int, default=16)
     translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -153,6 +164,7 @@ def _run(args) -> int:
         progress=False if args.no_progress else None,  # None: a bar on a terminal, log lines otherwise
         skip_nonfinite=args.skip_nonfinite,
         allow_spec_change=args.allow_spec_change,
+        tensorboard=args.tensorboard,
     )
     train(program, dataset, options)
     return 0
@@ -164,7 +176,7 @@ def _graph(args) -> int:
 
     if args.output:
         check_suffix(args.output)  # before compiling: a wrong suffix should not wait for the spec
-    spec = load(args.spec)
+    spec = load(args.spec, args.overrides)
     output = args.output or f"{spec.name}.svg"
     picture = write_picture(spec, output)
     counts = {kind: sum(1 for node in picture.nodes if node.kind == kind) for kind in ("value", "term", "player")}
@@ -184,8 +196,9 @@ def _translate(args) -> int:
     from .translate import translate
 
     result = translate(args.run, args.input, args.output, network=args.network, checkpoint=args.checkpoint,
-                       spec=args.spec, batch_size=args.batch_size, device=args.device)
-    print(f"translated {len(result.written)} images with {result.network} ({result.checkpoint}) into {args.output}")
+                       spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema)
+    used = f"{result.network}'s moving average" if result.ema else result.network
+    print(f"translated {len(result.written)} images with {used} ({result.checkpoint}) into {args.output}")
     return 0
 
 

@@ -33,11 +33,12 @@ from .expr import Expr
 from .graph import Graph, Player, consumers
 from .ops import OPS, Ops
 from .passes.gradients import PlayerPlan
+from .phases import CALLS, plan_phases
 from .printing import number_text
 
 _ATOM = 100
 _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
-_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "parameters", "pools", "frozen", "gradient_penalty"}
+_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty"}
 MAX_NAME = 32
 
 
@@ -87,6 +88,7 @@ class _Line:
     code: str
     comment: str
     no_grad: bool = False
+    depth: int = 0  # extra indentation: the body of a repeated phase's loop
 
 
 class FunctionWriter:
@@ -100,6 +102,12 @@ class FunctionWriter:
         self.named: dict[Expr, str] = {}
         self.lines: list[_Line] = []
         self.after: dict[Expr, str] = {}  # a line to emit right after a node's own (a pool query)
+        self.depth = 0  # indentation of the lines being written (emit_iteration's loops)
+        # emit_iteration: values kept with autograd for a later step, read detached inside the
+        # expressions this step differentiates (`differentiated`), where its gradient must not enter them
+        self.detach: set[Expr] = set()
+        self.differentiated: frozenset[Expr] = frozenset()
+        self._detaching = False
 
     # -- naming -------------------------------------------------------------------------------
 
@@ -137,7 +145,7 @@ class FunctionWriter:
     def render(self, node: Expr) -> str:
         """The expression for `node`, using names for named nodes."""
         if node in self.named:
-            return self.named[node]
+            return f"{self.named[node]}.detach()" if self._detaching and node in self.detach else self.named[node]
         op = node.op
         if op is Ops.CONST:
             return number_text(node.arg)
@@ -170,13 +178,18 @@ class FunctionWriter:
         return row.torch(args, ranks)
 
     def assign(self, node: Expr, hint: str | None = None, no_grad: bool = False) -> str:
+        self._detaching = node in self.differentiated
         code = self.render(node)
+        self._detaching = False
         name = self.names.fresh(hint or self.hint(node))
         self.named[node] = name
-        self.lines.append(_Line(f"{name} = {code}", self.comment(node), no_grad))
+        self.lines.append(_Line(f"{name} = {code}", self.comment(node), no_grad, self.depth))
         if node in self.after:
-            self.lines.append(_Line(self.after[node].format(name=name), "", no_grad))
+            self.lines.append(_Line(self.after[node].format(name=name), "", no_grad, self.depth))
         return name
+
+    def line(self, code: str, no_grad: bool = False) -> None:
+        self.lines.append(_Line(code, "", no_grad, self.depth))
 
     # -- a whole body ---------------------------------------------------------------------------
 
@@ -205,14 +218,15 @@ class FunctionWriter:
 
     def body(self, indent: str = "    ") -> list[str]:
         out: list[str] = []
-        block = False
+        block: int | None = None  # depth of the open `with torch.no_grad():` block
         for line in self.lines:
-            if line.no_grad and not block:
-                out.append(f"{indent}with torch.no_grad():")
-                block = True
+            at = indent + "    " * line.depth
+            if line.no_grad and block != line.depth:
+                out.append(f"{at}with torch.no_grad():")
+                block = line.depth
             elif not line.no_grad:
-                block = False
-            pad = indent + ("    " if line.no_grad else "")
+                block = None
+            pad = at + ("    " if line.no_grad else "")
             text = f"{pad}{line.code}"
             out.append(f"{text}  # {line.comment}" if line.comment else text)
         return out
@@ -304,6 +318,94 @@ def _loss_of(player: Player, live) -> Expr:
     return replace(player, terms=tuple(live)).loss
 
 
+def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+    """One iteration of the schedule as one function, following the phase plan (phases.py):
+    network calls kept across phases until a network they depend on is updated."""
+    phases = plan_phases(graph, plans, schedule)
+    writer, prologue = _writer(graph, ranks, hints, [phase.loss for phase in phases])
+    leaves = dict(writer.named)
+    kept: dict[Expr, str] = {}       # call -> its variable, while no phase has changed it
+    kept_grad: set[Expr] = set()     # kept calls computed with autograd
+    stats: dict[str, str] = {}
+    for phase in phases:
+        plan = plans[phase.player]
+        own = set(graph.player(phase.player).networks)
+        writer.named = dict(leaves)
+        writer.named.update({node: kept[node] for node in phase.reused})
+        writer.differentiated = plan.grad_nodes
+        writer.detach = {node for node in kept_grad if node not in plan.grad_nodes and not _tuple_valued(graph, node)}
+        writer.depth = 0
+        verb = "maximize" if graph.player(phase.player).sense == "maximize" else "minimize"
+        times = f", {phase.repeats} times" if phase.repeats > 1 else ""
+        writer.line(f"# {phase.player}: {verb} {' + '.join(t.name for t in phase.live)} over {', '.join(sorted(own))}{times}")
+
+        def compute(node: Expr) -> None:
+            name = writer.assign(node, None, no_grad=node not in phase.with_grad)
+            grad = node in phase.with_grad
+            if node not in phase.local:
+                kept[node] = name
+                (kept_grad.add if grad else kept_grad.discard)(node)
+            if grad and node not in plan.grad_nodes and not _tuple_valued(graph, node):
+                writer.detach.add(node)
+            else:
+                writer.detach.discard(node)
+
+        order = list(dict.fromkeys(phase.loss.walk()))
+        for node in order:
+            if node in phase.hoisted:
+                compute(node)
+        if phase.repeats > 1:
+            writer.line(f"for _ in range({phase.repeats}):")
+            writer.depth = 1
+        uses = consumers(order)
+        terms = {term.value: term.name for term in phase.live}
+        pooled = {value: let for let, value in phase.pooled}
+        for node in order:
+            if node in pooled:
+                if node not in writer.named:
+                    compute(node)
+                source = kept.get(node, writer.named[node])
+                name = writer.names.fresh(f"{pooled[node]}_pool")
+                writer.line(f'{name} = pools["{phase.player}"]["{pooled[node]}"].query({source})')
+                writer.named[node] = name
+                continue
+            if node in writer.named or node.op in (Ops.CONST, Ops.DATA, Ops.RANDOM):
+                continue
+            if node.op in CALLS:
+                compute(node)
+            elif node.op is Ops.GRADIENT_PENALTY or node in terms or uses.get(node, 0) > 1:
+                writer.assign(node, terms.get(node))
+        loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
+        player = graph.player(phase.player)
+        writer.line(f'optimizers["{phase.player}"].zero_grad(set_to_none=True)')
+        writer.line(f'{loss}.backward(inputs=parameters["{phase.player}"])')
+        writer.line(f'optimizers["{phase.player}"].step()')
+        if player.clip is not None:
+            writer.line(f'torch._foreach_clamp_min_(parameters["{phase.player}"], -{player.clip!r})', no_grad=True)
+            writer.line(f'torch._foreach_clamp_max_(parameters["{phase.player}"], {player.clip!r})', no_grad=True)
+        stats[phase.player] = f"{loss}.detach()"
+        for term in phase.live:
+            stats[f"{phase.player}/{term.name}"] = f"{writer.named[term.value]}.detach()"
+        for node in [node for node in kept if node not in _still_valid(node, own)]:
+            del kept[node]
+            kept_grad.discard(node)
+    doc = '    """One iteration of the schedule: each player\'s step in order, network calls kept across steps until a network they use changes."""'
+    returns = [f'        "{key}": {value},' for key, value in stats.items()]
+    writer.depth = 0
+    return "\n".join(["def iteration(nets, inputs, optimizers, parameters, pools):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
+
+
+def _tuple_valued(graph: Graph, node: Expr) -> bool:
+    """A call of a network with heads returns a tuple: its heads are detached instead."""
+    return node.op in (Ops.APPLY, Ops.FROZEN) and bool(graph.networks[node.arg].heads)
+
+
+def _still_valid(node: Expr, updated: set[str]) -> set[Expr]:
+    """{node} when no network in `updated` is applied under it, else the empty set."""
+    applied = {n.arg for n in node.walk() if n.op in (Ops.APPLY, Ops.FROZEN)} | {n.arg[0] for n in node.walk() if n.op is Ops.GRADIENT_PENALTY}
+    return set() if applied & updated else {node}
+
+
 def emit_samples(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     roots = [expr for _, expr in graph.samples]
     writer, prologue = _writer(graph, ranks, hints, roots)
@@ -322,7 +424,7 @@ def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, 
     return "\n".join(["@torch.no_grad()", "def evaluate(nets, inputs):", doc, *prologue, *writer.body(), "    return {", *rows, "    }"])
 
 
-def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int], hints: Mapping[Expr, str], schedule=()) -> str:
     header = [
         f'"""Generated by lossgraph from {PurePath(graph.file).name} ({graph.name}): `lossgraph emit` prints it again."""',
         "",
@@ -335,6 +437,8 @@ def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Ex
         header.append(f"from lossgraph.runtime import {', '.join(helpers)}")
     functions = [emit_losses(graph, ranks, hints)]
     functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in (*graph.players, *graph.judges)]
+    if schedule:
+        functions.append(emit_iteration(graph, plans, schedule, ranks, hints))
     functions.append(emit_samples(graph, ranks, hints))
     functions.append(emit_evaluate(graph, ranks, hints))
     return "\n".join(header) + "\n\n\n" + "\n\n\n".join(functions) + "\n"

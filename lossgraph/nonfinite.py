@@ -8,8 +8,8 @@ before its next checkpoint and every checkpoint is refused unless all network te
 
 With `skip_nonfinite` (`--skip-nonfinite`) the run takes a `StepGuard` snapshot before each
 step: the network tensors (parameters and buffers) and a deep copy of `trainer.state_dict()`
-(optimizer moments and step counts, history pools, the iteration counter, and whatever else a
-trainer keeps there). A step whose losses or resulting network tensors are not finite is undone
+(optimizer moments and step counts, history pools, the iteration counter, learning-rate
+schedulers, the moving averages of `ema:` networks, and whatever else a trainer keeps there). A step whose losses or resulting network tensors are not finite is undone
 from the snapshot, so none of its updates is applied, and the run goes on with the next batch;
 the random streams are not rewound, so a resumed run still repeats exactly. The snapshot costs a
 copy of the networks and of the trainer state per step, which is why skipping is opt-in.

@@ -35,7 +35,7 @@ class Program:
         self.network_configs: dict[str, NetConfig] = shapes.networks
         self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
         self.plans: dict[str, PlayerPlan] = analyse(self.graph)
-        self.code: str = emit_module(self.graph, self.plans, self.ranks, {})
+        self.code: str = emit_module(self.graph, self.plans, self.ranks, {}, spec.schedule_steps)
         self._module = _load_module(self.code, f"<lossgraph:{spec.name}>", self)
 
     # -- public API -------------------------------------------------------------------------
@@ -111,7 +111,13 @@ class Program:
         return self._module["losses"](nets, self.draw(inputs))
 
     def step_function(self, player: str):
+        """The generated `step_<player>(nets, inputs, optimizer, parameters[, pools])`: one step of one player."""
         return self._module[f"step_{player}"]
+
+    def iteration_function(self):
+        """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the
+        schedule with the phase plan (see phases.py); `Trainer.step` runs it."""
+        return self._module["iteration"]
 
     def samples(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         with _eval_mode(nets):

@@ -6,7 +6,10 @@ A run owns one output folder (default `runs/<spec name>`):
                              a row every `log_every` steps and at the last step, flushed as written
     eval.csv                 step, every held-out metric; every `eval_every` steps and at the end
     samples/step_000500.png  grid of the fixed held-out inputs, a row per `program.samples` entry
-    checkpoints/             atomic checkpoints, the last `keep_checkpoints` kept (checkpoint.py)
+    checkpoints/             atomic checkpoints, the last `keep_checkpoints` kept (checkpoint.py);
+                             the spec's `ema:` moving averages saved as networks `<name>@ema` (ema.py)
+    tensorboard/             event files of the same scalars and the sample grids, when the tensorboard
+                             package is installed (tensorboard_log.py)
     spec.yaml                the resolved spec (extends merged, overrides applied); `resume`
                              refuses a changed spec unless `allow_spec_change` (resolved.py)
 
@@ -28,6 +31,9 @@ Decisions, so that a user can predict what a run does:
 - An interval of 0 or less turns the periodic action off; it still happens once at the end.
 - A NaN or infinite loss stops the run (`NonFiniteError`) without saving the poisoned state;
   `skip_nonfinite` undoes such a step instead and counts it (metrics.csv `skipped`; nonfinite.py).
+- With `ema:` in the spec, samples and evaluation use the moving averages of those networks.
+- Under torchrun (several processes) each trains on its slice of the global batch with DDP; rank 0
+  alone writes and prints, and the losses it logs are averaged over processes (distributed.py).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -53,10 +59,12 @@ from lossgraph.checkpoint import (
     load_network_tensors,
     read_checkpoint_state,
     save_checkpoint,
+    stored_networks,
 )
 from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
-from lossgraph import nonfinite, resolved
+from lossgraph import distributed, nonfinite, resolved, tensorboard_log
+from lossgraph.ema import ema_name, is_ema_name
 
 
 @dataclass
@@ -79,6 +87,7 @@ class RunOptions:
     eval_count: int = 64  # held-out examples `program.evaluate` sees
     skip_nonfinite: bool = False  # undo a step with a NaN/inf loss and go on, instead of stopping (nonfinite.py)
     allow_spec_change: bool = False  # resume though the spec differs from the run's spec.yaml (resolved.py)
+    tensorboard: bool | None = None  # event files in RUN/tensorboard: None when installed, True required (tensorboard_log.py)
 
 
 @dataclass
@@ -117,6 +126,7 @@ class _Plan:
     eval_count: int
     skip_nonfinite: bool = False
     allow_spec_change: bool = False
+    tensorboard: bool = False
 
 
 def resolve_device(device: str) -> torch.device:
@@ -174,6 +184,7 @@ def _plan(program: Any, options: RunOptions) -> _Plan:
         eval_count=options.eval_count,
         skip_nonfinite=options.skip_nonfinite,
         allow_spec_change=options.allow_spec_change,
+        tensorboard=tensorboard_log.wanted(options.tensorboard),
     )
 
 
@@ -449,6 +460,12 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     `samples`, `evaluate`); `dataset` has `batch(step, batch_size)` and `held_out(n)`.
     """
     plan = _plan(program, options or RunOptions())
+    # several processes under torchrun (distributed.py): rank 0 alone writes and prints
+    group = distributed.setup(plan.device, plan.seed)
+    main = group is None or group.is_main
+    if group is not None:
+        group.local_slice(plan.batch_size)  # the global batch must divide among the processes
+        plan = replace(plan, device=group.device, show_bar=plan.show_bar and main)
     notes: list[str] = []
     resume_from = _resume_point(plan, notes)
     resumed_state = None
@@ -469,15 +486,27 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     for net in nets.values():
         net.to(plan.device)
     trainer = program.trainer(nets, device=str(plan.device))
+    # the spec's `ema:` moving averages (ema.py): saved as networks `<name>@ema`, shown in samples and eval
+    averages: dict[str, nn.Module] = dict(getattr(trainer, "ema_nets", {}))
+    if averages:
+        decays = ", ".join(f"{name} (decay {trainer.ema[name].decay:g})" for name in averages)
+        notes.append(f"samples and evaluation use the moving averages (EMA) of {decays}")
 
     start = 1
     seconds_before = 0.0
     if resumed_state is not None:
-        load_network_tensors(resume_from, nets, resumed_state.pop("network_extra_states", {}))
+        stored = stored_networks(resume_from)
+        found = {ema_name(name): module for name, module in averages.items() if ema_name(name) in stored}
+        load_network_tensors(resume_from, {**nets, **found}, resumed_state.pop("network_extra_states", {}),
+                             ignore=[name for name in stored if is_ema_name(name)])
         try:
             trainer.load_state_dict(resumed_state["trainer"])
         except (KeyError, ValueError, RuntimeError) as error:
             raise LossgraphError(f"checkpoint {resume_from} does not fit this spec's trainer: {error}") from error
+        missing = [name for name in averages if ema_name(name) not in stored]
+        if missing:  # `ema:` added on resume (--allow-spec-change): start each at the resumed weights
+            trainer.reset_ema(missing)
+            notes.append(f"{resume_from} has no moving average of {', '.join(missing)}: starting it at the resumed weights")
         start = int(resumed_state["step"]) + 1
         seconds_before = float(resumed_state.get("seconds", 0.0))
         notes.append(f"resuming {plan.name} from {resume_from} (step {start - 1})")
@@ -490,16 +519,26 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         losses = ", ".join(f"{name} {loss:.4g}" for name, loss in fitted.items())
         notes.append(f"judges fitted on real batches in {time.perf_counter() - fit_start:.1f}s (final loss: {losses})")
 
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    if spec_record is not None:
-        resolved.write(plan.out_dir, spec_record)
+    if group is not None:
+        # a collective: every process has read the run folder before rank 0 writes to it
+        group.prepare(program, trainer, plan.batch_size)
+    if main:
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+        if spec_record is not None:
+            resolved.write(plan.out_dir, spec_record)
     kept_step = start - 1 if resumed_state is not None else None
     metrics_log = CsvLog(plan.out_dir / "metrics.csv", order=stat_order(list(program.players)),
                          trailing=("skipped", "seconds") if plan.skip_nonfinite else ("seconds",),
-                         keep_through=kept_step)
+                         keep_through=kept_step) if main else distributed.NullLog()
     skipped = int(resumed_state.get("skipped", 0)) if resumed_state is not None else 0
     guard = nonfinite.StepGuard(nets, trainer) if plan.skip_nonfinite else None
-    eval_log = CsvLog(plan.out_dir / "eval.csv", keep_through=kept_step)
+    eval_log = CsvLog(plan.out_dir / "eval.csv", keep_through=kept_step) if main else distributed.NullLog()
+    events = None
+    if plan.tensorboard and main:
+        # a resumed run purges what the interrupted one logged past its checkpoint, as the CSVs drop it
+        required = True if options is not None and options.tensorboard else None
+        events, note = tensorboard_log.open_log(plan.out_dir, required, purge_step=start if resumed_state is not None else None)
+        notes.append(note)
     with _side_computation(nets, plan.seed, plan.device):
         held_out = _to_device(dataset.held_out(plan.eval_count), plan.device)
     sample_inputs = _first(held_out, plan.sample_count)
@@ -508,40 +547,70 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     stats: dict[str, float] = {}
     metrics: dict[str, float] = {}
     checkpoint: Path | None = resume_from
-    progress = _Progress(plan, list(program.players), start)
+    progress = _Progress(plan, list(program.players), start) if main else distributed.SilentProgress()
     for note in notes:
         progress.note(note)
     if resumed_state is not None:
         # Last thing before the loop, so nothing above can draw from the restored streams.
         _restore_rng(resumed_state["rng"])
+        if group is not None:
+            group.restore(trainer, resumed_state)  # this process's device stream and history pools
     clock_start = time.perf_counter()
 
     def elapsed() -> float:
         return seconds_before + time.perf_counter() - clock_start
 
+    shown = {**nets, **averages}  # what samples and evaluation see: the moving averages where kept
+
     def write_samples(step: int) -> None:
-        with _side_computation(nets, plan.seed, plan.device):
-            rows = program.samples(nets, sample_inputs)
+        if not main:
+            last["sample"] = step
+            return
+        with _side_computation(shown, plan.seed, plan.device):
+            rows = program.samples(shown, sample_inputs)
         if rows:  # a spec without samples: writes no grids
-            save_grid(rows, plan.out_dir / "samples" / f"step_{step:06d}.png")
+            path = save_grid(rows, plan.out_dir / "samples" / f"step_{step:06d}.png")
+            if events is not None:
+                events.image(step, path)
         last["sample"] = step
 
     def evaluate(step: int) -> dict[str, float]:
-        with _side_computation(nets, plan.seed, plan.device):
-            result = dict(program.evaluate(nets, held_out))
+        if not main:
+            last["eval"] = step
+            return {}
+        with _side_computation(shown, plan.seed, plan.device):
+            result = dict(program.evaluate(shown, held_out))
         if result:
             eval_log.write(step, result)
+            if events is not None:
+                events.scalars(step, result, prefix="eval/")
         last["eval"] = step
         return result
 
+    def log_metrics(step: int, values: Mapping[str, Any], **trailing: Any) -> None:
+        metrics_log.write(step, values, **trailing)
+        if events is not None:
+            events.scalars(step, {**values, **{key: trailing[key] for key in metrics_log.trailing if key in trailing}})
+
     def save(step: int) -> Path:
-        poisoned = nonfinite.nonfinite_network(nets)  # a poisoned state is never saved
+        saved_nets = {**nets, **{ema_name(name): module for name, module in averages.items()}}
+        poisoned = nonfinite.nonfinite_network(saved_nets)  # a poisoned state is never saved
         if poisoned is not None:
             raise nonfinite.NonFiniteError(step, poisoned, latest_checkpoint(plan.out_dir / "checkpoints"))
         extra = {"spec": plan.name, "rng": _rng_state(), "seconds": elapsed(), "seed": plan.seed,
                  "batch_size": plan.batch_size, "skipped": skipped}
-        path = save_checkpoint(plan.out_dir / "checkpoints", step, nets, trainer.state_dict(), extra,
+        if group is not None:  # every process takes part; rank 0 writes
+            group.check_in_sync(nets)
+            extra.update(group.checkpoint_extra(trainer))
+            if not main:
+                last["checkpoint"] = step
+                return None
+        trainer_state = dict(trainer.state_dict())
+        trainer_state.pop("ema", None)  # the averages are in nets.safetensors, as networks <name>@ema
+        path = save_checkpoint(plan.out_dir / "checkpoints", step, saved_nets, trainer_state, extra,
                                keep=plan.keep_checkpoints)
+        if events is not None:
+            events.flush()  # what a resume keeps is on disk with the checkpoint
         last["checkpoint"] = step
         return path
 
@@ -550,13 +619,16 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         for step in range(start, plan.steps + 1):
             if guard is not None:
                 guard.save()
-            stats = trainer.step(_to_device(dataset.batch(step, plan.batch_size), plan.device))
+            if group is None:
+                stats = trainer.step(_to_device(dataset.batch(step, plan.batch_size), plan.device))
+            else:  # this process's slice of the global batch; losses averaged over processes
+                stats = group.step(program, trainer, dataset, step, plan.batch_size)
             problem = nonfinite.first_nonfinite(stats, program.players)
             if problem is None and guard is not None:
                 problem = nonfinite.nonfinite_network(nets)
             if problem is not None:
                 if guard is None:
-                    metrics_log.write(step, stats, seconds=elapsed())  # the poisoned step, for the record
+                    log_metrics(step, stats, seconds=elapsed())  # the poisoned step, for the record
                     raise nonfinite.NonFiniteError(step, problem, latest_checkpoint(plan.out_dir / "checkpoints"))
                 guard.restore()
                 skipped += 1
@@ -567,7 +639,7 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
             progress.advance()
             if _due(step, plan.log_every) or step == plan.steps:
                 seconds = elapsed()
-                metrics_log.write(step, stats, seconds=seconds, skipped=str(skipped))
+                log_metrics(step, stats, seconds=seconds, skipped=str(skipped))
                 progress.log(step, stats, seconds)
             if _due(step, plan.eval_every):
                 metrics = evaluate(step)
@@ -597,7 +669,15 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         progress.close()
         metrics_log.close()
         eval_log.close()
+        if events is not None:
+            events.close()
 
+    if group is not None:
+        group.close(trainer)
+    if not main:
+        return RunSummary(out_dir=plan.out_dir, step=final, steps_run=steps_run, seconds=loop_seconds,
+                          steps_per_second=steps_run / loop_seconds if loop_seconds > 0 else 0.0,
+                          stats=dict(stats), checkpoint=checkpoint, skipped=skipped)
     if steps_run == 0:
         print(f"{plan.name}: already at step {final} of {plan.steps}; nothing to train", flush=True)
     if metrics:

@@ -16,7 +16,7 @@ import keyword
 import unicodedata
 from importlib import resources
 from pathlib import Path as FilePath
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -95,12 +95,29 @@ class SGDSpec(_Model):
     weight_decay: float = Field(default=0.0, ge=0)
 
 
+class LRScheduleSpec(_Model):
+    """A learning-rate schedule, stepped once per iteration of the schedule (CycleGAN's linear policy).
+
+    `{constant: 1000, decay: 1000}`: the optimizer's `lr` for steps 1..constant, then at step n
+    `lr * (1 - (n - constant) / (decay + 1))`, so the last decay step (constant + decay) runs at
+    `lr / (decay + 1)` and every later step at 0. CycleGAN's n_epochs / n_epochs_decay, in steps.
+    """
+
+    constant: int = Field(default=0, ge=0)
+    decay: int = Field(gt=0)
+
+    def factor(self, step: int) -> float:
+        """The learning rate of 1-based `step` as a fraction of the optimizer's `lr`."""
+        return max(0.0, 1.0 - max(0, step - self.constant) / (self.decay + 1))
+
+
 class OptimizerSpec(_Model):
-    """Exactly one of `adam`, `rmsprop`, `sgd`."""
+    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`."""
 
     adam: AdamSpec | None = None
     rmsprop: RMSpropSpec | None = None
     sgd: SGDSpec | None = None
+    schedule: LRScheduleSpec | None = None
 
     @property
     def kind(self) -> str:
@@ -152,6 +169,7 @@ class Spec(_Model):
     samples: list[str] = Field(default_factory=list)
     evaluate: dict[str, str] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
+    ema: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)  # network -> decay of its weights' moving average
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -335,10 +353,12 @@ _MODELS_BY_PATH = {
     ("optim", "*", "adam"): AdamSpec,
     ("optim", "*", "rmsprop"): RMSpropSpec,
     ("optim", "*", "sgd"): SGDSpec,
+    ("optim", "*", "schedule"): LRScheduleSpec,
     ("train",): TrainSpec,
     ("judges", "*"): JudgeSpec,
     ("judges", "*", "optim"): OptimizerSpec,
     ("judges", "*", "optim", "adam"): AdamSpec,
+    ("judges", "*", "optim", "schedule"): LRScheduleSpec,
 }
 
 
@@ -401,6 +421,10 @@ def _message(item: dict, path: tuple, source: Source) -> str:
     kind = item["type"]
     if path and path[0] in ("players",) and len(path) == 4 and kind in ("string_type", "model_type", "model_attributes_type", "dict_type"):
         return "a term is a formula string or {weight: <number>, expr: <formula>}"
+    if path[:1] == ("ema",):
+        if len(path) == 2:
+            return f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999 ({item['msg'][0].lower() + item['msg'][1:]})"
+        return "ema maps a network to the decay of its weights' moving average, e.g. {G_XY: 0.999}"
     return item["msg"][0].lower() + item["msg"][1:]
 
 
@@ -522,4 +546,11 @@ def _check_names(spec: Spec, source: Source, problems: Problems) -> None:
         chosen = [kind for kind in ("adam", "rmsprop", "sgd") if getattr(optimizer, kind) is not None]
         if len(chosen) != 1:
             problems.add("choose exactly one optimizer: adam, rmsprop or sgd", source.origin(("optim", name)))
+    for name in spec.ema:
+        path = ("ema", name)
+        if name not in spec.networks:
+            problems.add(f"unknown network '{name}'", source.origin(path, at_key=True), did_you_mean(name, spec.networks))
+        elif name not in owner:
+            problems.add(f"network '{name}' is updated by no player, so its average would never move",
+                         source.origin(path, at_key=True), "keep an EMA of a network that a player trains")
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from .ema import EMA, averaging_hook, make_scheduler, sync_scheduler
 from .pool import ImagePool
 from .spec import AdamSpec, OptimizerSpec
 
@@ -46,6 +47,9 @@ class Trainer:
         self.nets = {name: net.to(self.device) for name, net in nets.items()}
         for net in self.nets.values():
             net.train()
+        # what the generated steps call: `nets` itself, or DDP wrappers of it (distributed.py);
+        # samples, evaluation and checkpoints use `nets`
+        self.step_nets: dict[str, torch.nn.Module] = self.nets
         self.parameters: dict[str, list[torch.nn.Parameter]] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for player in program.graph.players:
@@ -53,24 +57,26 @@ class Trainer:
             self.parameters[player.name] = params
             self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, self.device)
         self.steps = {player: program.step_function(player) for player in program.players}
+        self.iterate = program.iteration_function()
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
         self.schedule = program.spec.schedule_steps
         self.iteration = 0
+        self._init_schedules_and_averages()
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One iteration of the schedule; returns each player's loss and live terms."""
         batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
         # one draw of each random variable per iteration, shared by every player's step
         batch = self.program.draw(batch)
-        stats: dict[str, torch.Tensor] = {}
-        for player, repeats in self.schedule:
-            # NOTE: repeated steps (a critic's 5 per generator step) reuse this iteration's batch
-            for _ in range(repeats):
-                stats.update(self.step_player(player, batch))
+        # the generated iteration runs every player's step in schedule order, keeping network
+        # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
+        # reuse this iteration's batch
+        stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
         self.iteration += 1
+        rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
         values = torch.stack([value.float() for value in stats.values()]).tolist()
-        return dict(zip(stats, values))
+        return {**dict(zip(stats, values)), **rates}
 
     def fit_judges(self, batch: Callable[[int], Mapping[str, torch.Tensor]]) -> dict[str, float]:
         """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...
@@ -83,24 +89,29 @@ class Trainer:
             settings = self.program.spec.judges[judge.name]
             parameters = unique_parameters([self.nets[judge.name]])
             optimizer = make_optimizer(settings.optim, parameters, self.device)
+            scheduler = make_scheduler(settings.optim.schedule, optimizer) if settings.optim.schedule else None
             step = self.program.step_function(judge.name)
             stats: dict[str, torch.Tensor] = {}
             for index in range(1, settings.steps + 1):
                 inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
                 stats = step(self.nets, self.program.draw(inputs), optimizer, parameters)
+                if scheduler is not None:
+                    scheduler.step()
             last[judge.name] = float(stats[judge.name])
         return last
 
     def step_player(self, player: str, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One optimizer step of one player on a batch already on the device (draws included)."""
         pools = (self.pools[player],) if self.pools[player] else ()
-        return self.steps[player](self.nets, batch, self.optimizers[player], self.parameters[player], *pools)
+        return self.steps[player](self.step_nets, batch, self.optimizers[player], self.parameters[player], *pools)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
             "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
+            "ema": {name: average.state_dict() for name, average in self.ema.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -110,3 +121,50 @@ class Trainer:
         for player, pools in state.get("pools", {}).items():
             for name, pool_state in pools.items():
                 self.pools[player][name].load_state_dict(pool_state)
+        self._load_schedules_and_averages(state)
+
+    # -- learning-rate schedules and weight averages (ema.py) --------------------------------------
+
+    def _init_schedules_and_averages(self) -> None:
+        spec = self.program.spec
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {
+            name: make_scheduler(spec.optim[name].schedule, self.optimizers[name])
+            for name in self.optimizers if name in spec.optim and spec.optim[name].schedule is not None}
+        self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
+        for player in self.program.graph.players:
+            averages = [self.ema[name] for name in player.networks if name in self.ema]
+            if averages:
+                # after every optimizer step of the owner, wherever the generated code takes it
+                self.optimizers[player.name].register_step_post_hook(averaging_hook(averages, player.clip))
+
+    def _step_schedules(self) -> dict[str, float]:
+        rates = {f"lr/{name}": scheduler.get_last_lr()[0] for name, scheduler in self.schedulers.items()}
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        return rates
+
+    def _load_schedules_and_averages(self, state: Mapping[str, Any]) -> None:
+        saved = state.get("schedulers", {})
+        for name, scheduler in self.schedulers.items():
+            if name in saved:
+                scheduler.load_state_dict(saved[name])
+            # the spec's rate at this iteration: the saved one, unless the spec changed on resume
+            sync_scheduler(scheduler, self.program.spec.optim[name].settings.lr, self.iteration)
+        for name, average_state in state.get("ema", {}).items():
+            if name in self.ema:
+                self.ema[name].load_state_dict(average_state)
+
+    @property
+    def ema_nets(self) -> dict[str, torch.nn.Module]:
+        """The moving averages of the spec's `ema:` networks, by network name (shadow modules)."""
+        return {name: average.module for name, average in self.ema.items()}
+
+    def averaged_nets(self) -> dict[str, torch.nn.Module]:
+        """Every network, with the moving average in place of each network the spec averages:
+        what samples and evaluation should see."""
+        return {**self.nets, **self.ema_nets}
+
+    def reset_ema(self, names=None) -> None:
+        """Restart the named averages (default: all) at the live weights."""
+        for name in self.ema if names is None else names:
+            self.ema[name].reset()

@@ -15,10 +15,14 @@ meta tensors tells; a discriminator's patch map is smaller, a latent is not an i
 the first such network in the spec's order (`G_XY` for CycleGAN). A network that needs more inputs
 (a label, noise) cannot be applied to a folder of images alone: the error lists what each
 network takes and which ones translate can apply.
+
+`--ema` applies the network's moving average instead (a spec's `ema: {G_XY: 0.999}` makes a run
+keep one, saved in each checkpoint as network `G_XY@ema`).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +30,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, stored_networks
 from .data.folders import IMAGE_SUFFIXES, list_images, load_image
+from .ema import EMA_SUFFIX, ema_name, is_ema_name
 from .errors import DataError, LossgraphError, did_you_mean
 from .images import to_uint8
 from .ops import Ops
@@ -58,6 +63,7 @@ class Translation:
     network: str
     checkpoint: Path
     written: list[Path] = field(default_factory=list)
+    ema: bool = False  # the network's moving average was applied (`--ema`)
 
 
 def signatures(program: Any) -> dict[str, Signature]:
@@ -181,8 +187,12 @@ def output_names(root: Path, files: list[Path], output: Path) -> list[Path]:
 
 def translate(run: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, network: str | None = None,
               checkpoint: str | os.PathLike | None = None, spec: str | os.PathLike | None = None,
-              batch_size: int = 16, device: str = "auto") -> Translation:
-    """Apply a run's trained network to the image(s) at `source`, writing PNGs under `output`."""
+              batch_size: int = 16, device: str = "auto", ema: bool = False) -> Translation:
+    """Apply a run's trained network to the image(s) at `source`, writing PNGs under `output`.
+
+    `ema`: apply the network's moving average (the spec's `ema:`, stored as `<name>@ema`) instead
+    of its trained weights; an error when the checkpoint holds none.
+    """
     from .run import resolve_device
 
     run, source, output = Path(run), Path(source), Path(output)
@@ -201,13 +211,21 @@ def translate(run: str | os.PathLike, source: str | os.PathLike, output: str | o
     found = resolve_checkpoint(run, checkpoint)
 
     nets = program.build_networks(seed=0)
-    state = load_checkpoint(found, nets)
+    stored = stored_networks(found)
+    averaged = {}
+    if ema:
+        if ema_name(signature.network) not in stored:
+            kept = [name[: -len(EMA_SUFFIX)] for name in stored if is_ema_name(name)]
+            has = f"it holds moving averages of {', '.join(kept)} only" if kept else "the run kept no moving average (ema: in its spec)"
+            raise LossgraphError(f"--ema: checkpoint {found} has no moving average of {signature.network}; {has}")
+        averaged = {ema_name(signature.network): copy.deepcopy(nets[signature.network])}
+    state = load_checkpoint(found, {**nets, **averaged}, ignore=[name for name in stored if is_ema_name(name)])
     written_by = state.get("spec")
     if written_by is not None and written_by != program.name:
         raise LossgraphError(f"checkpoint {found} was written by spec '{written_by}', not '{program.name}'")
-    net = nets[signature.network].to(target_device).eval()
+    net = (averaged[ema_name(signature.network)] if ema else nets[signature.network]).to(target_device).eval()
     size = program.spec.train.image_size
-    result = Translation(signature.network, found)
+    result = Translation(signature.network, found, ema=ema)
     with torch.inference_mode():
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]

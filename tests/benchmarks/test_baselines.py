@@ -22,7 +22,8 @@ def method(request):
 
 
 def test_every_shipped_method_has_a_baseline():
-    shipped = {path.stem for path in bench.SPECS.glob("*.yaml")} - {"stdlib", "stargan-wgan-gp"}
+    variants = {"stargan-wgan-gp", "cogan-ns"}  # a few lines over a method's spec: the nine are benchmarked
+    shipped = {path.stem for path in bench.SPECS.glob("*.yaml")} - {"stdlib"} - variants
     assert set(BASELINES) == shipped
 
 
@@ -119,7 +120,7 @@ def test_bench_runs_end_to_end_and_prints_the_table(capsys):
     assert "| | lossgraph | hand-written | lossgraph / hand-written |" in out
     for row in ("median step time", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
         assert f"| {row}" in out, row
-    assert "| forwards by network | D 3, G 2 | D 3, G 1 |" in out  # G(x) once by hand; D: real, fake for D, fake for G
+    assert "| forwards by network | D 3, G 1 | D 3, G 1 |" in out  # G(x) once (kept across steps); D: real, fake for D, fake for G
     assert "spec -> program" in out
     assert f"torch {torch.__version__}" in out
 

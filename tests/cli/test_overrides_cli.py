@@ -23,6 +23,14 @@ def test_check_show_and_emit_take_overrides(capsys):
     assert "cycle = 4 * (" in capsys.readouterr().out
 
 
+def test_graph_takes_overrides(tmp_path, capsys):
+    picture = tmp_path / "cyclegan.svg"
+    assert main(["graph", "cyclegan", "players.G.minimize.cycle.weight=7", "-o", str(picture)]) == 0
+    assert "cycle ×7" in picture.read_text()
+    assert main(["graph", "cyclegan", "-o", str(picture), "players.G.minimize.cycle.weight=abc"]) == 2
+    assert "<override 1>:1:33: players.G.minimize.cycle.weight" in capsys.readouterr().err
+
+
 def test_a_bad_override_exits_2_with_the_argument_and_a_caret(capsys):
     assert main(["check", "cyclegan", "train.steps=10", "players.G.minimize.cycle.weight=abc"]) == 2
     err = capsys.readouterr().err

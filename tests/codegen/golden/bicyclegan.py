@@ -115,6 +115,57 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D_LR = nets["D_LR"]
+    D_VAE = nets["D_VAE"]
+    E = nets["E"]
+    G = nets["G"]
+    x = inputs["x"]
+    y = inputs["y"]
+    eps = inputs["eps"]
+    z = inputs["z"]
+    # D: maximize vae + lr over D_LR, D_VAE
+    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
+    E_y = E(y)
+    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
+    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
+    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
+    D_VAE_fake_vae = D_VAE(fake_vae.detach())  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
+    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
+    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
+    fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
+    D_LR_fake_lr = D_LR(fake_lr.detach())  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
+    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
+    loss_D = -(vae + lr)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + l1 + kl + latent over E, G
+    D_VAE_fake_vae_2 = D_VAE(fake_vae)  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
+    D_LR_fake_lr_2 = D_LR(fake_lr)  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
+    adv = F.softplus(-D_VAE_fake_vae_2).mean() + F.softplus(-D_LR_fake_lr_2).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
+    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
+    kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
+    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
+    E_mu_fake_lr = E_fake_lr[0]
+    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
+    loss_G = adv + l1 + kl + latent
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/vae": vae.detach(),
+        "D/lr": lr.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv.detach(),
+        "G/l1": l1.detach(),
+        "G/kl": kl.detach(),
+        "G/latent": latent.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

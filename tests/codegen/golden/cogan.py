@@ -102,6 +102,44 @@ def step_S(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D1 = nets["D1"]
+    D2 = nets["D2"]
+    G1 = nets["G1"]
+    G2 = nets["G2"]
+    x1 = inputs["x1"]
+    x2 = inputs["x2"]
+    z = inputs["z"]
+    # D: maximize real + fake over D1, D2
+    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    D1_fake1 = D1(fake1.detach())  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    D2_fake2 = D2(fake2.detach())  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    loss_D = -(real + fake)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize fake over G1, G2
+    D1_fake1_2 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    D2_fake2_2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    fake_2 = -F.softplus(D1_fake1_2).mean() - F.softplus(D2_fake2_2).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    optimizers["G"].zero_grad(set_to_none=True)
+    fake_2.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/real": real.detach(),
+        "D/fake": fake.detach(),
+        "G": fake_2.detach(),
+        "G/fake": fake_2.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

@@ -93,6 +93,50 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D_X = nets["D_X"]
+    D_Y = nets["D_Y"]
+    G_XY = nets["G_XY"]
+    G_YX = nets["G_YX"]
+    x = inputs["x"]
+    y = inputs["y"]
+    # D: minimize adv_Y + adv_X over D_X, D_Y
+    D_Y_y = D_Y(y)  # cyclegan.yaml:24 players.D.minimize.adv_Y
+    fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
+    fake_y_pool = pools["D"]["fake_y"].query(fake_y)
+    D_Y_fake_y_pool = D_Y(fake_y_pool.detach())  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
+    adv_Y = ((D_Y_y - 1) ** 2).mean() + (D_Y_fake_y_pool ** 2).mean()  # cyclegan.yaml:24 players.D.minimize.adv_Y
+    D_X_x = D_X(x)  # cyclegan.yaml:25 players.D.minimize.adv_X
+    fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
+    fake_x_pool = pools["D"]["fake_x"].query(fake_x)
+    D_X_fake_x_pool = D_X(fake_x_pool.detach())  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
+    adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x_pool ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
+    loss_D = adv_Y + adv_X
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + cycle over G_XY, G_YX
+    D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
+    D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
+    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
+    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
+    loss_G = adv + cycle
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv_Y": adv_Y.detach(),
+        "D/adv_X": adv_X.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv.detach(),
+        "G/cycle": cycle.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

@@ -91,6 +91,48 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D_X = nets["D_X"]
+    D_Y = nets["D_Y"]
+    G_XY = nets["G_XY"]
+    G_YX = nets["G_YX"]
+    x = inputs["x"]
+    y = inputs["y"]
+    # D: maximize adv_Y + adv_X over D_X, D_Y
+    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
+    fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
+    D_Y_fake_y = D_Y(fake_y.detach())  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
+    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
+    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
+    fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
+    D_X_fake_x = D_X(fake_x.detach())  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
+    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
+    loss_D = -(adv_Y + adv_X)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + recon over G_XY, G_YX
+    D_Y_fake_y_2 = D_Y(fake_y)  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
+    D_X_fake_x_2 = D_X(fake_x)  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
+    adv = F.softplus(-D_Y_fake_y_2).mean() + F.softplus(-D_X_fake_x_2).mean()  # discogan.yaml:28 players.G.minimize.adv
+    G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
+    recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
+    loss_G = adv + recon
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv_Y": adv_Y.detach(),
+        "D/adv_X": adv_X.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv.detach(),
+        "G/recon": recon.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

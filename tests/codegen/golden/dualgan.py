@@ -96,6 +96,52 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D_X = nets["D_X"]
+    D_Y = nets["D_Y"]
+    G_XY = nets["G_XY"]
+    G_YX = nets["G_YX"]
+    x = inputs["x"]
+    y = inputs["y"]
+    # D: maximize adv_Y + adv_X over D_X, D_Y, 5 times
+    fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
+    fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
+    for _ in range(5):
+        D_Y_y = D_Y(y)  # dualgan.yaml:25 players.D.maximize.adv_Y
+        D_Y_fake_y = D_Y(fake_y.detach())  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
+        adv_Y = D_Y_y.mean() - D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y
+        D_X_x = D_X(x)  # dualgan.yaml:26 players.D.maximize.adv_X
+        D_X_fake_x = D_X(fake_x.detach())  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
+        adv_X = D_X_x.mean() - D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X
+        loss_D = -(adv_Y + adv_X)
+        optimizers["D"].zero_grad(set_to_none=True)
+        loss_D.backward(inputs=parameters["D"])
+        optimizers["D"].step()
+        with torch.no_grad():
+            torch._foreach_clamp_min_(parameters["D"], -0.01)
+            torch._foreach_clamp_max_(parameters["D"], 0.01)
+    # G: minimize adv + recon over G_XY, G_YX
+    D_Y_fake_y_2 = D_Y(fake_y)  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
+    D_X_fake_x_2 = D_X(fake_x)  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
+    adv = -D_Y_fake_y_2.mean() - D_X_fake_x_2.mean()  # dualgan.yaml:30 players.G.minimize.adv
+    G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
+    recon = 500 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
+    loss_G = adv + recon
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv_Y": adv_Y.detach(),
+        "D/adv_X": adv_X.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv.detach(),
+        "G/recon": recon.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

@@ -69,6 +69,38 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D = nets["D"]
+    G = nets["G"]
+    x = inputs["x"]
+    y = inputs["y"]
+    # D: maximize adv over D
+    D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
+    fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
+    D_x_fake = D(x, fake.detach())  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
+    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss_D = -adv
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + l1 over G
+    D_x_fake_2 = D(x, fake)  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
+    adv_2 = F.softplus(-D_x_fake_2).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
+    loss_G = adv_2 + l1
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv": adv.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv_2.detach(),
+        "G/l1": l1.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

@@ -95,6 +95,43 @@ def step_T_source(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D = nets["D"]
+    G = nets["G"]
+    T = nets["T"]
+    x_s = inputs["x_s"]
+    c_s = inputs["c_s"]
+    x_t = inputs["x_t"]
+    z = inputs["z"]
+    # D: maximize adv over D
+    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
+    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_fake = D(fake.detach())  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss_D = -adv
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + task over G, T
+    D_fake_2 = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    adv_2 = F.softplus(-D_fake_2).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
+    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
+    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
+    loss_G = adv_2 + task
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv": adv.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv_2.detach(),
+        "G/task": task.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

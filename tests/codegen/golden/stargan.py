@@ -110,6 +110,52 @@ def step_C(nets, inputs, optimizer, parameters):
     }
 
 
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    D = nets["D"]
+    G = nets["G"]
+    x = inputs["x"]
+    c_s = inputs["c_s"]
+    c_t = inputs["c_t"]
+    # D: minimize adv + cls over D
+    D_x = D(x)
+    D_src_x = D_x[0]  # stargan.yaml:27 let.adv
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
+    D_fake = D(fake.detach())
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
+    adv = -(-F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean())  # stargan.yaml:33 players.D.minimize.adv
+    D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
+    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
+    loss_D = adv + cls
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
+    # G: minimize adv + cls + rec over G
+    with torch.no_grad():
+        D_x_2 = D(x)
+        D_src_x_2 = D_x_2[0]  # stargan.yaml:27 let.adv
+    D_fake_2 = D(fake)
+    D_src_fake_2 = D_fake_2[0]  # stargan.yaml:27 let.adv
+    adv_2 = -F.softplus(-D_src_x_2).mean() - F.softplus(D_src_fake_2).mean()  # stargan.yaml:27 let.adv (+2 more)
+    D_cls_fake = D_fake_2[1]  # stargan.yaml:39 players.G.minimize.cls
+    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
+    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
+    loss_G = adv_2 + cls_2 + rec
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"])
+    optimizers["G"].step()
+    return {
+        "D": loss_D.detach(),
+        "D/adv": adv.detach(),
+        "D/cls": cls.detach(),
+        "G": loss_G.detach(),
+        "G/adv": adv_2.detach(),
+        "G/cls": cls_2.detach(),
+        "G/rec": rec.detach(),
+    }
+
+
 @torch.no_grad()
 def samples(nets, inputs):
     """Rows of the sample grid: (label, images in [-1, 1])."""

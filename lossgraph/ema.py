@@ -1,0 +1,126 @@
+"""Exponential moving averages of network weights, and the learning-rate schedules of the spec.
+
+`ema: {G_XY: 0.999}` keeps a shadow copy of network G_XY (parameters and buffers) that follows its
+weights: after every optimizer step of the player that owns G_XY,
+
+    shadow <- decay * shadow + (1 - decay) * live        (every floating-point tensor)
+    shadow <- live                                       (integer buffers, e.g. BatchNorm's counter)
+
+starting from the initial weights, with no bias correction. A critic stepped 5 times per iteration
+updates its average 5 times. The run loop samples and evaluates with the averages, and saves them in
+checkpoints as extra networks named `G_XY@ema` (`lossgraph translate --ema` applies them).
+
+`optim: {G: {adam: {...}, schedule: {constant: 1000, decay: 1000}}}` scales G's learning rate as
+`LRScheduleSpec.factor` says, stepped once per iteration of the schedule (not once per repeated
+critic step), through a `torch.optim.lr_scheduler.LambdaLR` whose state is in the trainer's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+EMA_SUFFIX = "@ema"
+
+
+def ema_name(network: str) -> str:
+    """The name a network's average is saved under in a checkpoint: `G_XY@ema`."""
+    return network + EMA_SUFFIX
+
+
+def is_ema_name(name: str) -> bool:
+    return name.endswith(EMA_SUFFIX)
+
+
+class EMA:
+    """A shadow copy of `network` whose floating-point parameters and buffers are a moving average."""
+
+    def __init__(self, network: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"an EMA decay is strictly between 0 and 1, got {decay}")
+        self.decay = float(decay)
+        self.live = network
+        self.module = copy.deepcopy(network)
+        self.module.requires_grad_(False)
+        self.module.eval()
+        live = network.state_dict(keep_vars=True)
+        shadow = self.module.state_dict(keep_vars=True)
+        self._averaged: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self._copied: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        seen: set[int] = set()
+        for key, target in shadow.items():
+            if not isinstance(target, torch.Tensor) or id(target) in seen:
+                continue  # a tensor tied under two names is updated once
+            seen.add(id(target))
+            pairs = self._averaged if target.is_floating_point() else self._copied
+            pairs[0].append(target.detach())
+            pairs[1].append(live[key].detach())
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """One step of the average towards the live weights."""
+        shadow, live = self._averaged
+        if shadow:
+            torch._foreach_lerp_(shadow, live, 1.0 - self.decay)
+        for target, source in zip(*self._copied):
+            target.copy_(source)
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Restart the average at the live weights."""
+        for target, source in zip(*self._averaged):
+            target.copy_(source)
+        for target, source in zip(*self._copied):
+            target.copy_(source)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.module.load_state_dict(state)  # copies in place, so the update lists stay valid
+
+
+def averaging_hook(averages: list[EMA], clip: float | None = None):
+    """An optimizer step post-hook that updates `averages` after each step.
+
+    With a weight clip (a WGAN critic's), the step's parameters are clamped first, as the
+    generated step does right after `optimizer.step()` (clamping twice changes nothing), so the
+    average follows the clipped weights.
+    """
+
+    @torch.no_grad()
+    def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if clip is not None:
+            parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+            torch._foreach_clamp_min_(parameters, -clip)
+            torch._foreach_clamp_max_(parameters, clip)
+        for average in averages:
+            average.update()
+
+    return hook
+
+
+def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR for a spec's `schedule:`; its `last_epoch` counts the iterations done, so the rate
+    in effect for 1-based step n is `lr * schedule.factor(n)`."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: schedule.factor(done + 1))
+
+
+def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float, done: int) -> None:
+    """Put the spec's learning rate at `done` iterations into the optimizer (after a state load).
+
+    For the spec the state was saved with this changes nothing; after `--allow-spec-change` it
+    makes the new `lr` and `schedule` take effect from the resumed step on.
+    """
+    scheduler.base_lrs = [base_lr for _ in scheduler.optimizer.param_groups]
+    scheduler.last_epoch = done
+    for group in scheduler.optimizer.param_groups:
+        group["initial_lr"] = base_lr
+        group["lr"] = base_lr * scheduler.lr_lambdas[0](done)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+__all__ = ["EMA", "EMA_SUFFIX", "averaging_hook", "ema_name", "is_ema_name", "make_scheduler", "sync_scheduler"]

@@ -1,0 +1,105 @@
+"""The phase plan: one iteration of the schedule, each network call computed as few times as it can be.
+
+An iteration runs the players' steps in schedule order; each is a *phase*. A network call computed
+in one phase is *kept* for later phases until a phase updates a network it depends on: with
+`schedule: [D, G]`, `G_XY(x)` computed in D's phase serves G's phase too, since D's step does not
+change G_XY. `D_Y(fake_y)` is computed again in G's phase, since D_Y changed. A repeated phase
+(`{D: 5}`) computes the calls that do not depend on its own networks once, before its repeats.
+
+A call runs with autograd when some phase that uses it needs a gradient through it (it is in that
+player's gradient nodes); a phase whose gradient does not pass through a kept call reads it
+detached. Values a history pool replaces in a phase, and every call that sees them, are that
+phase's own: computed there and never kept.
+
+The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
+
+from .expr import Expr
+from .graph import Graph, Player, Term
+from .ops import Ops
+from .passes.gradients import PlayerPlan
+
+CALLS = (Ops.APPLY, Ops.FROZEN, Ops.HEAD)
+
+
+@dataclass(frozen=True)
+class Phase:
+    player: str
+    repeats: int
+    live: tuple[Term, ...]          # the terms its step computes
+    loss: Expr                      # what its optimizer minimizes (live terms only)
+    computed: tuple[Expr, ...]      # network calls computed in this phase, in order
+    reused: frozenset[Expr]         # network calls kept from an earlier phase
+    hoisted: frozenset[Expr]        # computed once before the repeats: they do not depend on its networks
+    with_grad: frozenset[Expr]      # calls computed here with autograd (this or a later phase differentiates them)
+    pooled: tuple[tuple[str, Expr], ...]  # (let name, value) a history pool replaces in this phase
+    local: frozenset[Expr]          # values that see pooled ones: computed here, never kept
+
+
+def live_loss(player: Player, plan: PlayerPlan) -> tuple[tuple[Term, ...], Expr]:
+    live = tuple(term for term in player.terms if term.name in plan.live_terms)
+    return live, replace(player, terms=live).loss
+
+
+def upstream_networks(nodes: Sequence[Expr]) -> dict[Expr, frozenset[str]]:
+    """For each node (children first), the networks whose parameters it depends on."""
+    found: dict[Expr, frozenset[str]] = {}
+    for node in nodes:
+        networks: set[str] = set()
+        for child in node.args:
+            networks |= found[child]
+        if node.op in (Ops.APPLY, Ops.FROZEN):
+            networks.add(node.arg)
+        elif node.op is Ops.GRADIENT_PENALTY:
+            networks.add(node.arg[0])
+        found[node] = frozenset(networks)
+    return found
+
+
+def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequence[tuple[str, int]]) -> tuple[Phase, ...]:
+    lets = {name: node for node, name in graph.names.items()}
+    losses = [live_loss(graph.player(name), plans[name]) for name, _ in schedule]
+    everything = list(dict.fromkeys(node for _, loss in losses for node in loss.walk()))
+    upstream = upstream_networks(everything)
+
+    kept: dict[Expr, int] = {}                    # call -> the phase that computed it, while valid
+    users: dict[tuple[int, Expr], set[int]] = {}  # (computing phase, call) -> phases that use it
+    drafts = []
+    for index, ((name, repeats), (live, loss)) in enumerate(zip(schedule, losses)):
+        player = graph.player(name)
+        nodes = list(dict.fromkeys(loss.walk()))
+        present = set(nodes)
+        pooled = tuple((let, lets[let]) for let, _ in player.pool if let in lets and lets[let] in present)
+        pooled_values = {value for _, value in pooled}
+        local = frozenset(node for node in nodes if node not in pooled_values and pooled_values & set(node.walk()))
+        computed, reused = [], set()
+        for node in nodes:
+            if node.op not in CALLS:
+                continue
+            if node in kept and node not in local:
+                reused.add(node)
+                users[(kept[node], node)].add(index)
+                continue
+            computed.append(node)
+            users[(index, node)] = {index}
+            if node not in local:
+                kept[node] = index
+        own = set(player.networks)
+        hoisted = frozenset(node for node in computed if repeats > 1 and node not in local and not upstream[node] & own)
+        for node in [node for node in kept if upstream[node] & own]:
+            del kept[node]  # this phase's update changes it
+        drafts.append((name, repeats, live, loss, tuple(computed), frozenset(reused), hoisted, pooled, local))
+
+    phases = []
+    for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local) in enumerate(drafts):
+        with_grad = frozenset(
+            node for node in computed
+            if any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
+        )
+        phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local))
+    return tuple(phases)

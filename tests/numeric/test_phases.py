@@ -1,0 +1,104 @@
+"""The phase plan: one generated iteration equals the players' steps run one after another,
+with fewer network forwards."""
+
+import pytest
+import torch
+
+import lossgraph
+from lossgraph.phases import plan_phases
+
+SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
+
+
+def count_forwards(nets):
+    counts = {name: 0 for name in nets}
+    for name, net in nets.items():
+        net.register_forward_hook(lambda module, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
+    return counts
+
+
+def one_iteration_by_steps(trainer, inputs):
+    """What Trainer.step did before the phase plan: each player's own step, in schedule order."""
+    batch = trainer.program.draw(inputs)
+    stats = {}
+    for player, repeats in trainer.schedule:
+        for _ in range(repeats):
+            stats.update({key: float(value) for key, value in trainer.step_player(player, batch).items()})
+    return stats
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_an_iteration_equals_the_steps_one_after_another(name):
+    program = lossgraph.compile(name)
+    inputs = program.example_inputs(batch_size=2, seed=3)
+    planned = program.trainer(program.build_networks(seed=1))
+    stepped = program.trainer(program.build_networks(seed=1))
+    torch.manual_seed(7)  # the same draws for pools and penalties in both
+    got = planned.step(inputs)
+    torch.manual_seed(7)
+    want = one_iteration_by_steps(stepped, inputs)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), key
+    # the gradients of each player's step agree (over more iterations, Adam turns the rounding of
+    # gradients near zero, summed in another order, into steps of size lr: not a fair comparison)
+    for net in planned.nets:
+        for a, b in zip(planned.nets[net].parameters(), stepped.nets[net].parameters()):
+            if a.grad is None or b.grad is None:
+                assert a.grad is None and b.grad is None, f"{name} {net}"
+                continue
+            scale = float(b.grad.abs().max())
+            assert float((a.grad - b.grad).abs().max()) <= 1e-4 * scale + 1e-8, f"{name} {net}"
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_an_iteration_runs_no_more_forwards_than_the_steps(name):
+    program = lossgraph.compile(name)
+    inputs = program.example_inputs(batch_size=2, seed=3)
+    planned_nets, stepped_nets = program.build_networks(seed=1), program.build_networks(seed=1)
+    planned, stepped = program.trainer(planned_nets), program.trainer(stepped_nets)
+    planned_counts, stepped_counts = count_forwards(planned_nets), count_forwards(stepped_nets)
+    planned.step(inputs)
+    one_iteration_by_steps(stepped, inputs)
+    assert sum(planned_counts.values()) <= sum(stepped_counts.values())
+    assert all(planned_counts[net] <= stepped_counts[net] for net in planned_counts)
+
+
+def test_a_discriminator_first_schedule_runs_each_generator_once():
+    program = lossgraph.compile("discogan")
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.trainer(nets).step(program.example_inputs(batch_size=2))
+    # G_XY(x), G_YX(y) once each for both steps, then G_YX(G_XY(x)), G_XY(G_YX(y)) in G's step
+    assert counts["G_XY"] == 2 and counts["G_YX"] == 2
+    # D_Y(y) and D_Y(fake) in D's step; D_Y(fake) again in G's, since D_Y changed
+    assert counts["D_Y"] == 3 and counts["D_X"] == 3
+
+
+def test_repeated_critic_steps_compute_the_fakes_once():
+    program = lossgraph.compile("dualgan")
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.trainer(nets).step(program.example_inputs(batch_size=2))
+    assert counts["G_XY"] == 2  # G_XY(x) for all five critic steps and G's, then G_XY(G_YX(y))
+    assert counts["D_Y"] == 5 * 2 + 1
+
+
+def test_the_plan_keeps_a_call_until_a_network_under_it_changes():
+    program = lossgraph.compile("cyclegan")
+    d, g = plan_phases(program.graph, program.plans, program.spec.schedule_steps)
+    assert {node.arg for node in g.reused} == {"G_XY", "G_YX"}  # the fakes; D_Y(fake_y) again after D's update
+    generators = {node.arg for node in d.with_grad if node.op.name == "APPLY" and node.arg.startswith("G")}
+    assert generators == {"G_XY", "G_YX"}  # computed with autograd in D's step, for G's
+    # the pool replaces the fakes only in D's step: the calls that see pooled images are its own
+    assert {node.arg for node in d.local if node.op.name == "APPLY"} == {"D_X", "D_Y"}
+
+
+def test_a_generator_first_schedule_recomputes_what_the_generator_step_changed():
+    # D's step sees the fakes of the updated generators, exactly as the steps one after another
+    program = lossgraph.compile(lossgraph.load("discogan", overrides=["schedule=[G, D]"]))
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.trainer(nets).step(program.example_inputs(batch_size=2))
+    assert counts["G_XY"] == 3 and counts["G_YX"] == 3
+    assert "fake_y_2 = G_XY(x)" in program.code.split("# D:")[-1]
