@@ -83,22 +83,19 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
-def step_S(nets, inputs, optimizer, parameters):
-    """Judge S: fitted on real batches before training, then held fixed; it only evaluates."""
-    S = nets["S"]
+def step_J(nets, inputs, optimizer, parameters):
+    """Judge J: fitted on real batches before training, then held fixed; it only evaluates."""
+    J = nets["J"]
     x1 = inputs["x1"]
     x2 = inputs["x2"]
-    k1 = inputs["k1"]
-    k2 = inputs["k2"]
-    S_x1 = S(x1)  # cogan.yaml:53 judges.S.minimize
-    S_x2 = S(x2)  # cogan.yaml:53 judges.S.minimize
-    fit = F.cross_entropy(S_x1, k1, reduction='none').mean() + F.cross_entropy(S_x2, k2, reduction='none').mean()  # cogan.yaml:53 judges.S.minimize
+    J_x1 = J(x1)  # cogan.yaml:54 judges.J.minimize (+1 more)
+    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:54 judges.J.minimize (+1 more)
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
     return {
-        "S": fit.detach(),
-        "S/fit": fit.detach(),
+        "J": fit.detach(),
+        "J/fit": fit.detach(),
     }
 
 
@@ -159,17 +156,19 @@ def evaluate(nets, inputs):
     """Held-out metrics, as the spec's evaluate: section defines them."""
     G1 = nets["G1"]
     G2 = nets["G2"]
-    S = nets["S"]
+    J = nets["J"]
+    x1 = inputs["x1"]
+    x2 = inputs["x2"]
     z = inputs["z"]
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    S_fake1 = S(fake1)  # cogan.yaml:56 evaluate.agreement (+1 more)
-    argmax = S_fake1.argmax(dim=1)  # cogan.yaml:56 evaluate.agreement (+1 more)
+    J_fake1 = J(fake1)  # cogan.yaml:57 evaluate.disagreement (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    S_fake2 = S(fake2)  # cogan.yaml:56 evaluate.agreement
-    agreement = (argmax == S_fake2.argmax(dim=1)).float().mean()  # cogan.yaml:56 evaluate.agreement
-    S_roll = S(fake2.roll(1, 0))  # cogan.yaml:57 evaluate.agreement_unpaired
-    agreement_unpaired = (argmax == S_roll.argmax(dim=1)).float().mean()  # cogan.yaml:57 evaluate.agreement_unpaired
+    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:57 evaluate.disagreement
+    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:58 evaluate.disagreement_unpaired
+    J_x1 = J(x1)  # cogan.yaml:54 judges.J.minimize (+1 more)
+    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:54 judges.J.minimize (+1 more)
     return {
-        "agreement": agreement,
-        "agreement_unpaired": agreement_unpaired,
+        "disagreement": disagreement,
+        "disagreement_unpaired": disagreement_unpaired,
+        "judge_error": judge_error,
     }
