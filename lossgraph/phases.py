@@ -42,8 +42,37 @@ class Phase:
 
 
 def live_loss(player: Player, plan: PlayerPlan) -> tuple[tuple[Term, ...], Expr]:
-    live = tuple(term for term in player.terms if term.name in plan.live_terms)
+    """The terms a step computes, each cut to its live part, and their loss.
+
+    A term constant for the player is dropped (a dead term); so is a summand of a term that is
+    constant for it (StarGAN's `E[log(D.src(x))]` in G's `adv`): it changes no gradient, and
+    computing it would cost a discriminator forward. The step reports what it computes.
+    """
+    live = tuple(
+        replace(term, expr=live_part(term.expr, plan.grad_nodes))
+        for term in player.terms if term.name in plan.live_terms
+    )
     return live, replace(player, terms=live).loss
+
+
+def live_part(expr: Expr, grad_nodes: frozenset[Expr]) -> Expr:
+    """`expr` without its additive parts that carry no gradient (`expr` itself must carry one)."""
+
+    def cut(node: Expr) -> Expr | None:
+        if node not in grad_nodes:
+            return None
+        if node.op in (Ops.ADD, Ops.SUB):
+            left, right = (cut(arg) for arg in node.args)
+            if left is None:
+                return right if node.op is Ops.ADD else Expr.make(Ops.NEG, right)
+            return left if right is None else Expr.make(node.op, left, right)
+        if node.op is Ops.NEG:
+            return Expr.make(Ops.NEG, cut(node.args[0]))
+        if node.op is Ops.MUL and node.args[0].op is Ops.CONST:
+            return Expr.make(Ops.MUL, node.args[0], cut(node.args[1]))
+        return node
+
+    return cut(expr)
 
 
 def upstream_networks(nodes: Sequence[Expr]) -> dict[Expr, frozenset[str]]:

@@ -131,12 +131,9 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + cls + rec over G
-    with torch.no_grad():
-        D_x_2 = D(x)
-        D_src_x_2 = D_x_2[0]  # stargan.yaml:27 let.adv
     D_fake_2 = D(fake)
     D_src_fake_2 = D_fake_2[0]  # stargan.yaml:27 let.adv
-    adv_2 = -F.softplus(-D_src_x_2).mean() - F.softplus(D_src_fake_2).mean()  # stargan.yaml:27 let.adv (+2 more)
+    adv_2 = -F.softplus(D_src_fake_2).mean()  # stargan.yaml:27 let.adv
     D_cls_fake = D_fake_2[1]  # stargan.yaml:39 players.G.minimize.cls
     cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)

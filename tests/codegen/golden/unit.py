@@ -184,21 +184,17 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
     G1_z1 = G1(z1)  # unit.yaml:35 let.VAE_1
     VAE_1 = v + 100 * (x1 - G1_z1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:35 let.VAE_1 (+2 more)
-    with torch.no_grad():
-        D1_x1_2 = D1(x1)  # unit.yaml:37 let.GAN_1
     z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
     D1_x21_2 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1_2 = 10 * (-F.softplus(-D1_x1_2).mean() - F.softplus(D1_x21_2).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
+    GAN_1_2 = 10 * -F.softplus(D1_x21_2).mean()  # unit.yaml:37 let.GAN_1
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
     CC_1 = v + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:39 let.CC_1 (+2 more)
     v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
     G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
     VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
-    with torch.no_grad():
-        D2_x2_2 = D2(x2)  # unit.yaml:38 let.GAN_2
     D2_x12_2 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2_2 = 10 * (-F.softplus(-D2_x2_2).mean() - F.softplus(D2_x12_2).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
+    GAN_2_2 = 10 * -F.softplus(D2_x12_2).mean()  # unit.yaml:38 let.GAN_2
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
     CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
