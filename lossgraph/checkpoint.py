@@ -113,22 +113,13 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """The checkpoint `latest` names if it is complete, else the newest complete one, else None.
+    """The newest complete checkpoint, or None.
 
-    A crash between the commit rename and the `latest` update leaves `latest` one behind; both
-    answers are then consistent checkpoints, and `latest` is what the last finished save said.
+    A step folder is complete once its commit rename is done (its files are written and synced
+    before), so the newest complete one is the last state saved, even when a crash came between
+    that rename and the update of the `latest` pointer, which then names the one before.
     """
-    directory = Path(directory)
-    pointer = directory / LATEST_FILE
-    if pointer.is_file():
-        try:
-            name = pointer.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            name = ""
-        # Only a bare folder name is accepted, so a damaged pointer cannot lead outside the folder.
-        if CHECKPOINT_PATTERN.match(name) and _is_complete(directory / name):
-            return directory / name
-    complete = list_checkpoints(directory)
+    complete = list_checkpoints(Path(directory))
     return complete[-1] if complete else None
 
 

@@ -165,3 +165,12 @@ def test_networks_that_do_not_fit_are_reported(tmp_path):
         load_checkpoint(path, other)
     with pytest.raises(LossgraphError, match="networks this spec does not have: D"):
         load_checkpoint(path, {"G": small_nets()["G"]})
+
+
+def test_a_crash_before_the_pointer_update_keeps_the_newest_checkpoint(tmp_path):
+    # the commit rename of step 2 happened, the update of `latest` did not
+    nets = small_nets()
+    save_checkpoint(tmp_path, 1, nets, {}, {})
+    save_checkpoint(tmp_path, 2, nets, {}, {})
+    atomic_write_text(tmp_path / "latest", "step_000001\n")
+    assert latest_checkpoint(tmp_path) == tmp_path / "step_000002"
