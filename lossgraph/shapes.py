@@ -88,6 +88,13 @@ def label_classes(spec: Spec, graph: Graph, node: Expr) -> int | None:
     return None
 
 
+def _call_signature(node: Expr, args: list[Any]) -> tuple | None:
+    """What a network call's output shape depends on: the network and its inputs' shapes."""
+    if node.op not in (Ops.APPLY, Ops.FROZEN) or not all(isinstance(a, torch.Tensor) for a in args):
+        return None
+    return (node.arg, tuple((tuple(a.shape), a.dtype) for a in args))
+
+
 def check_networks(spec: Spec) -> None:
     """Archs exist and options are known, each located at its key."""
     problems = Problems()
@@ -114,6 +121,7 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     configs: dict[str, NetConfig] = {}
     modules: dict[str, torch.nn.Module] = {}
     values: dict[Expr, Any] = {}
+    outputs: dict[tuple, Any] = {}  # (network, input shapes) -> its output: each runs once per shape
     problems = Problems()
 
     def fail(node: Expr, message: str, hint: str | None = None, key: str = "") -> None:
@@ -190,10 +198,16 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             if node.op is Ops.GRADIENT_PENALTY and node.arg[0] not in modules:
                 fail(node, f"gp needs network '{node.arg[0]}' applied elsewhere in the objective")
                 continue
+            signature = _call_signature(node, args)
+            if signature in outputs:
+                values[node] = outputs[signature]  # this network on inputs of these shapes ran already
+                continue
             try:
                 values[node] = evaluate_node(node, args, modules, inputs)
                 if node.op in (Ops.APPLY, Ops.FROZEN):
                     check_output(node)
+                    if node in values and signature is not None:
+                        outputs[signature] = values[node]
             except Exception as error:  # noqa: BLE001 - any torch failure is a shape problem here
                 detail = str(error).splitlines()[0] if str(error) else type(error).__name__
                 shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
