@@ -295,15 +295,9 @@ def emit_step(graph: Graph, player: Player, plan: PlayerPlan, ranks: Mapping[Exp
         doc = f'    """Judge {player.name}: fitted on real batches before training, then held fixed; it only evaluates."""'
     returns = [f'        "{player.name}": {writer.named[loss]}.detach(),']
     returns += [f'        "{player.name}/{term.name}": {writer.named[term.value]}.detach(),' for term in live]
-    clip = []
-    if player.clip is not None:
-        # the Lipschitz bound of a WGAN critic, kept by clipping after each step
-        clip = ["    with torch.no_grad():", f"        torch._foreach_clamp_min_(parameters, -{player.clip!r})", f"        torch._foreach_clamp_max_(parameters, {player.clip!r})"]
+    for code, no_grad in _update(player, writer.named[loss], "optimizer", "parameters"):
+        writer.line(code, no_grad)
     tail = [
-        "    optimizer.zero_grad(set_to_none=True)",
-        f"    {writer.named[loss]}.backward(inputs=parameters)",
-        "    optimizer.step()",
-        *clip,
         "    return {",
         *returns,
         "    }",
@@ -324,8 +318,8 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
     phases = plan_phases(graph, plans, schedule)
     writer, prologue = _writer(graph, ranks, hints, [phase.loss for phase in phases])
     leaves = dict(writer.named)
-    kept: dict[Expr, str] = {}       # call -> its variable, while no phase has changed it
-    kept_grad: set[Expr] = set()     # kept calls computed with autograd
+    kept: dict[Expr, str] = {}       # call -> the variable of its latest computation (the plan says when it is reused)
+    kept_grad: set[Expr] = set()     # calls whose latest computation has autograd
     stats: dict[str, str] = {}
     for phase in phases:
         plan = plans[phase.player]
@@ -333,7 +327,12 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
         writer.named = dict(leaves)
         writer.named.update({node: kept[node] for node in phase.reused})
         writer.differentiated = plan.grad_nodes
-        writer.detach = {node for node in kept_grad if node not in plan.grad_nodes and not _tuple_valued(graph, node)}
+
+        def read_detached(node: Expr) -> bool:
+            # kept with autograd for a later step, but this step's gradient does not pass through it
+            return node not in plan.grad_nodes and not _tuple_valued(graph, node)
+
+        writer.detach = {node for node in phase.reused & kept_grad if read_detached(node)}
         writer.depth = 0
         verb = "maximize" if graph.player(phase.player).sense == "maximize" else "minimize"
         times = f", {phase.repeats} times" if phase.repeats > 1 else ""
@@ -345,7 +344,7 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             if node not in phase.local:
                 kept[node] = name
                 (kept_grad.add if grad else kept_grad.discard)(node)
-            if grad and node not in plan.grad_nodes and not _tuple_valued(graph, node):
+            if grad and read_detached(node):
                 writer.detach.add(node)
             else:
                 writer.detach.discard(node)
@@ -376,34 +375,34 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             elif node.op is Ops.GRADIENT_PENALTY or node in terms or uses.get(node, 0) > 1:
                 writer.assign(node, terms.get(node))
         loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
-        player = graph.player(phase.player)
-        writer.line(f'optimizers["{phase.player}"].zero_grad(set_to_none=True)')
-        writer.line(f'{loss}.backward(inputs=parameters["{phase.player}"])')
-        writer.line(f'optimizers["{phase.player}"].step()')
-        if player.clip is not None:
-            writer.line(f'torch._foreach_clamp_min_(parameters["{phase.player}"], -{player.clip!r})', no_grad=True)
-            writer.line(f'torch._foreach_clamp_max_(parameters["{phase.player}"], {player.clip!r})', no_grad=True)
+        for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]'):
+            writer.line(code, no_grad)
         stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
             stats[f"{phase.player}/{term.name}"] = f"{writer.named[term.value]}.detach()"
-        for node in [node for node in kept if node not in _still_valid(node, own)]:
-            del kept[node]
-            kept_grad.discard(node)
     doc = '    """One iteration of the schedule: each player\'s step in order, network calls kept across steps until a network they use changes."""'
     returns = [f'        "{key}": {value},' for key, value in stats.items()]
     writer.depth = 0
     return "\n".join(["def iteration(nets, inputs, optimizers, parameters, pools):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
 
 
+def _update(player: Player, loss: str, optimizer: str, parameters: str) -> list[tuple[str, bool]]:
+    """The lines of one optimizer step, as (code, under no_grad)."""
+    lines = [
+        (f"{optimizer}.zero_grad(set_to_none=True)", False),
+        (f"{loss}.backward(inputs={parameters})", False),
+        (f"{optimizer}.step()", False),
+    ]
+    if player.clip is not None:
+        # the Lipschitz bound of a WGAN critic, kept by clipping after each step
+        lines += [(f"torch._foreach_clamp_min_({parameters}, -{player.clip!r})", True),
+                  (f"torch._foreach_clamp_max_({parameters}, {player.clip!r})", True)]
+    return lines
+
+
 def _tuple_valued(graph: Graph, node: Expr) -> bool:
     """A call of a network with heads returns a tuple: its heads are detached instead."""
     return node.op in (Ops.APPLY, Ops.FROZEN) and bool(graph.networks[node.arg].heads)
-
-
-def _still_valid(node: Expr, updated: set[str]) -> set[Expr]:
-    """{node} when no network in `updated` is applied under it, else the empty set."""
-    applied = {n.arg for n in node.walk() if n.op in (Ops.APPLY, Ops.FROZEN)} | {n.arg[0] for n in node.walk() if n.op is Ops.GRADIENT_PENALTY}
-    return set() if applied & updated else {node}
 
 
 def emit_samples(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
