@@ -24,6 +24,9 @@ from dataclasses import dataclass
 DATA_KINDS = ("image", "label", "vector")
 DRAW_KINDS = ("normal", "uniform", "label", "normal_like", "uniform_like")
 
+# A source of labels or held-out extras in a dataset config: FUNCTION(IMAGE) or FUNCTION(IMAGE, LABEL)
+SOURCE_CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*([^,()]*?)\s*(?:,\s*([^,()]*?)\s*)?\)\s*$")
+
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$", re.S)
 
 

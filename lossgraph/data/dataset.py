@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import torch
 
 from lossgraph.errors import DataError, did_you_mean
-from lossgraph.kinds import DATA_KINDS, Kind, parse_data_kind
+from lossgraph.kinds import DATA_KINDS, SOURCE_CALL, Kind, parse_data_kind
 
 DOMAINS = ("A", "B")
 PAIRINGS = ("paired", "unpaired")
@@ -159,7 +159,6 @@ def as_kinds(variables: Any) -> dict[str, Kind]:
 
 # ----- sources of labels and of held-out extras
 
-_SOURCE = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*([^,()]*?)\s*(?:,\s*([^,()]*?)\s*)?\)\s*$")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
@@ -394,7 +393,7 @@ class Dataset(abc.ABC):
         usages = ", ".join(function.usage for function in functions.values()) or "none"
         if not functions:
             raise DataError(f"{key}: this dataset gives images only, with no labels{self.NO_LABELS_HINT}")
-        match = _SOURCE.match(text) if isinstance(text, str) else None
+        match = SOURCE_CALL.match(text) if isinstance(text, str) else None
         if match is None:
             raise DataError(f"{key}: cannot read {text!r}; expected FUNCTION(IMAGE), one of {usages}")
         name, image, label = match.group(1), match.group(2), match.group(3)

@@ -11,7 +11,6 @@ plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
 
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 
 from ..errors import FormulaError, Origin, Problem, Problems, SpecError, did_you_mean
@@ -19,12 +18,9 @@ from ..expr import Expr, transform
 from ..formula import NetworkRef, Site, parse
 from ..macros import Macro, parse_signature, standard_library
 from ..graph import Graph, Network, Player, Term
-from ..kinds import Kind
+from ..kinds import SOURCE_CALL, Kind
 from ..ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from ..spec import Spec
-
-_SOURCE_CALL = re.compile(r"^\s*[A-Za-z_]\w*\s*\(\s*([A-Za-z_]\w*)\s*(,\s*[A-Za-z_]\w*\s*)?\)\s*$")
-
 
 def held_out_kinds(spec: Spec) -> dict[str, Kind]:
     """The dataset's evaluation-only extras (`dataset.held_out:`) that `evaluate:` and `samples:`
@@ -36,13 +32,13 @@ def held_out_kinds(spec: Spec) -> dict[str, Kind]:
     extras = spec.dataset.get("held_out") if isinstance(spec.dataset, dict) else None
     kinds: dict[str, Kind] = {}
     for name, text in (extras or {}).items() if isinstance(extras, dict) else ():
-        match = _SOURCE_CALL.match(text) if isinstance(text, str) else None
+        match = SOURCE_CALL.match(text) if isinstance(text, str) else None
         if not isinstance(name, str) or match is None or name in spec.random or name in spec.data:
             continue
-        image = spec.kinds.get(match.group(1))
-        if match.group(2) and image is not None and image.kind == "image":
+        image = spec.kinds.get(match.group(2))
+        if match.group(3) and image is not None and image.kind == "image":
             kinds[name] = image
-        elif not match.group(2):
+        elif not match.group(3):
             kinds[name] = Kind("label", 0)
     return kinds
 
