@@ -6,6 +6,14 @@
 Every convolution but the last is followed by the norm and a ReLU. Reflection padding around the
 7x7 and the residual convolutions avoids the dark borders that zero padding leaves on generated
 images (CycleGAN's choice). Channels double per down-sampling, up to 8 * width.
+
+Note [Conditions survive the stem]
+    A condition broadcast over the image (StarGAN's one-hot label, PixelDA's noise) is constant
+    over height and width, and so is its contribution to the reflection-padded stem convolution:
+    an instance norm right after would subtract it exactly, and the generator could not see its
+    condition at all. So a generator given more input channels than it outputs (a condition) has
+    a biased stem without norm; the ReLU after it turns the condition into features that later
+    norms keep. `stem_norm` says otherwise explicitly.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ class ResnetGenerator(nn.Module):
     Options: `width` channels of the stem, doubling per down-sampling up to 8 * width; `blocks`
     residual blocks; `downsample` stride-2 steps (image_size must be divisible by 2**downsample,
     leaving at least 2 pixels for the reflection padding); `norm` instance | batch | none;
-    `num_classes` to one-hot encode an integer label input.
+    `num_classes` to one-hot encode an integer label input; `stem_norm` (default: only without a
+    condition, see Note [Conditions survive the stem]).
     """
 
     def __init__(
@@ -61,6 +70,7 @@ class ResnetGenerator(nn.Module):
         downsample: int = 2,
         norm: str = "instance",
         num_classes: int | None = None,
+        stem_norm: bool | None = None,
     ):
         super().__init__()
         width = positive_int("width", width)
@@ -73,9 +83,11 @@ class ResnetGenerator(nn.Module):
         self.combine = Combine(in_channels, num_classes)
         channels = [width * min(2**step, 8) for step in range(downsample + 1)]
 
-        stem_norm = norm_layer(norm, width, image_size)
+        if stem_norm is None:
+            stem_norm = in_channels <= out_channels and num_classes is None
+        stem = norm_layer(norm, width, image_size) if stem_norm else None
         layers = [nn.ReflectionPad2d(3)]
-        layers += convolution_with_norm(nn.Conv2d, in_channels, width, stem_norm, kernel_size=7)
+        layers += convolution_with_norm(nn.Conv2d, in_channels, width, stem, kernel_size=7)
         layers.append(nn.ReLU())
         for step in range(downsample):
             source, target = channels[step], channels[step + 1]

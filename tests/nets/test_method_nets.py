@@ -443,3 +443,43 @@ def test_share_argument_errors():
         nets.share(_build("dcgan_generator"), first, "trunk")
     with pytest.raises(ValueError, match="itself"):
         nets.share(first, first, ["trunk"])
+
+
+@pytest.mark.parametrize("condition", ["label", "vector"])
+def test_resnet_generator_sees_its_condition(condition):
+    """A broadcast condition must change the output (Note [Conditions survive the stem]):
+    with instance norm right after the reflection-padded stem it would be subtracted exactly."""
+    from nets.resnet import ResnetGenerator
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    if condition == "label":
+        options = {"in_channels": 3 + 4, "num_classes": 4}
+        first, second = torch.tensor([0, 1]), torch.tensor([2, 3])
+    else:
+        options = {"in_channels": 3 + 5}
+        first, second = torch.randn(2, 5), torch.randn(2, 5)
+    generator = ResnetGenerator(out_channels=3, image_size=16, **options)
+    assert not (generator(image, first) - generator(image, second)).abs().lt(1e-6).all()
+    # asked for, the normed stem is back, and with it the blindness the note explains
+    blind = ResnetGenerator(out_channels=3, image_size=16, stem_norm=True, **options)
+    torch.testing.assert_close(blind(image, first), blind(image, second), rtol=1e-5, atol=1e-5)
+
+
+def test_resnet_generator_without_condition_keeps_the_normed_stem():
+    from nets.resnet import ResnetGenerator
+
+    norms = [type(layer).__name__ for layer in ResnetGenerator(3, 3, 16).layers[:4]]
+    assert norms[:3] == ["ReflectionPad2d", "Conv2d", "InstanceNorm2d"]
+
+
+def test_dcgan_first_layer_is_the_transposed_convolution_it_replaces():
+    from torch.nn import functional
+
+    from nets.dcgan import CodeToMap
+
+    layer = CodeToMap(8, 16, kernel_size=4, bias=True)
+    code = torch.randn(5, 8)
+    reference = functional.conv_transpose2d(code[:, :, None, None], layer.weight, layer.bias)
+    torch.testing.assert_close(layer(code), reference)
+    assert set(layer.state_dict()) == {"weight", "bias"}
