@@ -65,7 +65,7 @@ class DCGANGenerator(nn.Module):
         # A transposed convolution over a 1x1 map with kernel `side` is a linear layer to a
         # side x side map, kept as a convolution so that every layer is initialised alike.
         layers = convolution_with_norm(
-            nn.ConvTranspose2d, in_channels, source, norm_layer(norm, source, side), kernel_size=side
+            CodeToMap, in_channels, source, norm_layer(norm, source, side), kernel_size=side
         )
         layers.append(nn.ReLU())
         for level in reversed(range(doublings - 1)):
@@ -77,8 +77,19 @@ class DCGANGenerator(nn.Module):
         self.head = nn.Sequential(nn.ConvTranspose2d(source, out_channels, **STRIDE_TWO), nn.Tanh())
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        code = self.combine(*inputs)
-        return self.head(self.trunk(code[:, :, None, None]))
+        return self.head(self.trunk(self.combine(*inputs)))
+
+
+class CodeToMap(nn.ConvTranspose2d):
+    """The generator's first layer: a code (N, k) to a side x side map, computed as the matrix
+    product it is. The layer and its weights are a transposed convolution's over a 1x1 map, but a
+    (N, k, 1, 1) tensor is as much channels-last as contiguous, and a compiled backward through
+    one (torch.compile on CUDA) can disagree with cuDNN about the gradient's memory layout."""
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        batch, (_, channels, height, width) = code.shape[0], self.weight.shape
+        out = (code @ self.weight.flatten(1)).view(batch, channels, height, width)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
 class DCGANDiscriminator(nn.Module):
