@@ -69,6 +69,7 @@ class Result:
     batch_size: int
     image_size: int
     compile_seconds: float
+    acceleration: str
     lossgraph: Side
     baseline: Side
 
@@ -170,7 +171,7 @@ def compile_with_image_size(path: Path, image_size: int | None):
 
 
 def benchmark(method: str, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
-              device: torch.device, seed: int) -> Result:
+              device: torch.device, seed: int, acceleration: Mapping[str, object] | None = None) -> Result:
     path = SPECS / f"{method}.yaml"
     program = compile_with_image_size(path, image_size)
     batch_size = batch_size or program.spec.train.batch_size
@@ -178,7 +179,7 @@ def benchmark(method: str, *, batch_size: int | None, image_size: int | None, it
 
     lossgraph_nets = program.build_networks(seed=seed)
     baseline_nets = program.build_networks(seed=seed)
-    trainer = program.trainer(lossgraph_nets, device=device)
+    trainer = program.trainer(lossgraph_nets, device=device, **(acceleration or {}))
     baseline = BASELINES[method](baseline_nets, device=device)
     inputs = {name: value.to(device) for name, value in program.example_inputs(batch_size=batch_size, seed=seed).items()}
     sides = {"lossgraph": (Side(), trainer.step, trainer.nets), "baseline": (Side(), baseline.step, baseline.nets)}
@@ -199,10 +200,18 @@ def benchmark(method: str, *, batch_size: int | None, image_size: int | None, it
 
     # after the timed loop, so that hooks, dispatch modes and the profiler cannot touch it
     for side, step, nets in sides.values():
+        side.peak_bytes = peak_memory(step, inputs, device)
+    if trainer.acceleration.active:
+        # compiled and graphed networks hide their calls and kernels from hooks and the FLOP
+        # counter; the generated iteration is the same code eager, so count on an eager trainer
+        eager = program.trainer(program.build_networks(seed=seed), device=device, compile=False,
+                                precision="fp32", cuda_graphs=False)
+        sides["lossgraph"] = (sides["lossgraph"][0], eager.step, eager.nets)
+    for side, step, nets in sides.values():
         side.forwards = count_forwards(nets, step, inputs)
         side.flops = count_flops(step, inputs)
-        side.peak_bytes = peak_memory(step, inputs, device)
-    return Result(method, batch_size, image_size, time_compile(path), sides["lossgraph"][0], sides["baseline"][0])
+    return Result(method, batch_size, image_size, time_compile(path), trainer.acceleration.describe(),
+                  sides["lossgraph"][0], sides["baseline"][0])
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -247,7 +256,7 @@ def method_table(result: Result, device: torch.device) -> str:
     ]
     lines = [
         f"### {result.method} (batch {result.batch_size}, {result.image_size}x{result.image_size}, "
-        f"{len(lg.times)} timed iterations)",
+        f"{len(lg.times)} timed iterations; lossgraph {result.acceleration}, hand-written eager fp32)",
         "",
         "| | lossgraph | hand-written | lossgraph / hand-written |",
         "|---|---|---|---|",
@@ -288,6 +297,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="lossgraph's networks under torch.compile (default: the trainer's, on for CUDA)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="lossgraph's network precision (default: the trainer's, bf16 on CUDA)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="lossgraph's compiled networks as CUDA graphs (default: the trainer's, on when compiling on CUDA)")
     args = parser.parse_args(argv)
     args.methods = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in args.methods if name not in BASELINES]
@@ -309,8 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     print(machine(device))
     results = []
     for method in args.methods:
+        acceleration = {"compile": args.compile, "precision": args.precision, "cuda_graphs": args.cuda_graphs}
         result = benchmark(method, batch_size=args.batch_size, image_size=args.image_size, iters=args.iters,
-                           warmup=args.warmup, device=device, seed=args.seed)
+                           warmup=args.warmup, device=device, seed=args.seed, acceleration=acceleration)
         results.append(result)
         print()
         print(method_table(result, device))

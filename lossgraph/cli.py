@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="write no TensorBoard event files")
     run.add_argument("--allow-spec-change", action="store_true",
                      help="with --resume: continue though the spec differs from the run's spec.yaml")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile each network the training steps call (default: on for CUDA, off on the CPU)")
+    run.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                     help="bf16: networks under bf16 autocast, losses and weights in fp32 (default: bf16 on CUDA, fp32 on the CPU)")
+    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                     help="replay the compiled networks as CUDA graphs (default: on when compiling on CUDA)")
 
     check = commands.add_parser("check", help="validate a spec, shape-check it, print its objective")
     check.add_argument("spec")
@@ -165,6 +171,9 @@ def _run(args) -> int:
         skip_nonfinite=args.skip_nonfinite,
         allow_spec_change=args.allow_spec_change,
         tensorboard=args.tensorboard,
+        compile=args.compile,
+        precision=args.precision,
+        cuda_graphs=args.cuda_graphs,
     )
     train(program, dataset, options)
     return 0

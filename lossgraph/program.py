@@ -127,10 +127,11 @@ class Program:
         with _eval_mode(nets):
             return {name: float(value) for name, value in self._module["evaluate"](nets, self.draw(inputs)).items()}
 
-    def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu"):
+    def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", **acceleration):
+        """A `Trainer`; `acceleration`: `compile`, `precision`, `cuda_graphs` (see Trainer)."""
         from .trainer import Trainer
 
-        return Trainer(self, nets, device)
+        return Trainer(self, nets, device, **acceleration)
 
     def __repr__(self) -> str:
         return f"<lossgraph.Program {self.name}: players {self.players}>"

@@ -61,6 +61,7 @@ from lossgraph.checkpoint import (
     save_checkpoint,
     stored_networks,
 )
+from lossgraph.accelerate import Acceleration
 from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
 from lossgraph import distributed, nonfinite, resolved, tensorboard_log
@@ -88,6 +89,9 @@ class RunOptions:
     skip_nonfinite: bool = False  # undo a step with a NaN/inf loss and go on, instead of stopping (nonfinite.py)
     allow_spec_change: bool = False  # resume though the spec differs from the run's spec.yaml (resolved.py)
     tensorboard: bool | None = None  # event files in RUN/tensorboard: None when installed, True required (tensorboard_log.py)
+    compile: bool | None = None  # torch.compile each network the steps call; None: on for CUDA (accelerate.py)
+    precision: str | None = None  # "fp32" or "bf16" (autocast, losses in fp32); None: bf16 on CUDA
+    cuda_graphs: bool | None = None  # None: on when compiling on CUDA
 
 
 @dataclass
@@ -127,6 +131,7 @@ class _Plan:
     skip_nonfinite: bool = False
     allow_spec_change: bool = False
     tensorboard: bool = False
+    acceleration: dict = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -166,11 +171,17 @@ def _plan(program: Any, options: RunOptions) -> _Plan:
                 if value < 1]
     if problems:
         raise LossgraphError("; ".join(problems))
+    device = resolve_device(options.device)
+    acceleration = {"compile": options.compile, "precision": options.precision, "cuda_graphs": options.cuda_graphs}
+    try:
+        Acceleration.for_device(device, **acceleration)
+    except ValueError as error:
+        raise LossgraphError(f"{error} (device {device})") from error
     return _Plan(
         name=name,
         steps=steps,
         batch_size=batch_size,
-        device=resolve_device(options.device),
+        device=device,
         seed=options.seed,
         out_dir=Path(options.out_dir) if options.out_dir is not None else Path("runs") / name,
         resume=options.resume,
@@ -185,6 +196,7 @@ def _plan(program: Any, options: RunOptions) -> _Plan:
         skip_nonfinite=options.skip_nonfinite,
         allow_spec_change=options.allow_spec_change,
         tensorboard=tensorboard_log.wanted(options.tensorboard),
+        acceleration=acceleration,
     )
 
 
@@ -485,7 +497,12 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     nets = program.build_networks(seed=plan.seed)
     for net in nets.values():
         net.to(plan.device)
-    trainer = program.trainer(nets, device=str(plan.device))
+    # only the settings given: the trainer picks the device's defaults for the others
+    trainer = program.trainer(nets, device=str(plan.device),
+                              **{key: value for key, value in plan.acceleration.items() if value is not None})
+    acceleration = getattr(trainer, "acceleration", None)
+    if acceleration is not None and acceleration.active:
+        notes.append(f"training steps: {acceleration.describe()}")
     # the spec's `ema:` moving averages (ema.py): saved as networks `<name>@ema`, shown in samples and eval
     averages: dict[str, nn.Module] = dict(getattr(trainer, "ema_nets", {}))
     if averages:

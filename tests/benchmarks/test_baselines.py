@@ -116,7 +116,7 @@ def test_bench_runs_end_to_end_and_prints_the_table(capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert code == 0
-    assert "### pix2pix (batch 2, 32x32, 2 timed iterations)" in out
+    assert "### pix2pix (batch 2, 32x32, 2 timed iterations; lossgraph fp32, eager, hand-written eager fp32)" in out
     assert "| | lossgraph | hand-written | lossgraph / hand-written |" in out
     for row in ("median step time", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
         assert f"| {row}" in out, row
