@@ -314,7 +314,7 @@ def _loss_of(player: Player, live) -> Expr:
 
 def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
     """One iteration of the schedule as one function, following the phase plan (phases.py):
-    network calls kept across phases until a network they depend on is updated."""
+    network calls kept across phases while they are current, or data, to the phase that reads them."""
     phases = plan_phases(graph, plans, schedule)
     writer, prologue = _writer(graph, ranks, hints, [phase.loss for phase in phases])
     leaves = dict(writer.named)
@@ -375,22 +375,25 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             elif node.op is Ops.GRADIENT_PENALTY or node in terms or uses.get(node, 0) > 1:
                 writer.assign(node, terms.get(node))
         loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
-        for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]'):
+        for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
+                                     retain=phase.retain):
             writer.line(code, no_grad)
         stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
             stats[f"{phase.player}/{term.name}"] = f"{writer.named[term.value]}.detach()"
-    doc = '    """One iteration of the schedule: each player\'s step in order, network calls kept across steps until a network they use changes."""'
+    doc = '    """One iteration of the schedule: each player\'s step in order, a network call kept across steps while it is current, or data, to the step that reads it."""'
     returns = [f'        "{key}": {value},' for key, value in stats.items()]
     writer.depth = 0
     return "\n".join(["def iteration(nets, inputs, optimizers, parameters, pools):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
 
 
-def _update(player: Player, loss: str, optimizer: str, parameters: str) -> list[tuple[str, bool]]:
-    """The lines of one optimizer step, as (code, under no_grad)."""
+def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False) -> list[tuple[str, bool]]:
+    """The lines of one optimizer step, as (code, under no_grad); `retain` keeps the autograd graph
+    for a later step that differentiates the same network calls (phases.py)."""
+    keep = ", retain_graph=True" if retain else ""
     lines = [
         (f"{optimizer}.zero_grad(set_to_none=True)", False),
-        (f"{loss}.backward(inputs={parameters})", False),
+        (f"{loss}.backward(inputs={parameters}{keep})", False),
         (f"{optimizer}.step()", False),
     ]
     if player.clip is not None:

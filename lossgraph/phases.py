@@ -1,15 +1,28 @@
 """The phase plan: one iteration of the schedule, each network call computed as few times as it can be.
 
 An iteration runs the players' steps in schedule order; each is a *phase*. A network call computed
-in one phase is *kept* for later phases until a phase updates a network it depends on: with
-`schedule: [D, G]`, `G_XY(x)` computed in D's phase serves G's phase too, since D's step does not
-change G_XY. `D_Y(fake_y)` is computed again in G's phase, since D_Y changed. A repeated phase
-(`{D: 5}`) computes the calls that do not depend on its own networks once, before its repeats.
+in one phase is *kept* for later phases:
+
+- while no network it depends on is updated: with `schedule: [D, G]`, `G_XY(x)` computed in D's
+  phase serves G's phase too, since D's step does not change G_XY; `D_Y(fake_y)` is computed
+  again in G's phase, since D_Y changed and G's gradient passes through it;
+- and, once a network under it was updated, by a phase whose gradient does not pass through that
+  network's call: the value is data to that phase, the iteration's sample. With `schedule: [G, D]`
+  D's step reads the fakes G's step made, as the reference scripts' `fake.detach()` does, and
+  `D_Y(fake_y)`, computed in G's phase with D_Y's weights as D's step finds them, serves both
+  players: one discriminator forward on the fakes an iteration instead of two. So each phase's
+  loss is `losses()` at the weights the iteration started with, except for networks that an
+  earlier phase updated and the phase differentiates through.
+
+A phase never reuses a call of its own networks once they changed, and a repeated phase
+(`{D: 5}`) reuses no call of its own networks at all; it computes the calls that do not depend on
+its networks once, before its repeats.
 
 A call runs with autograd when some phase that uses it needs a gradient through it (it is in that
 player's gradient nodes); a phase whose gradient does not pass through a kept call reads it
-detached. Values a history pool replaces in a phase, and every call that sees them, are that
-phase's own: computed there and never kept.
+detached. A phase whose backward passes through a call that a later phase differentiates again
+keeps the autograd graph (`retain`). Values a history pool replaces in a phase, and every call that
+sees them, are that phase's own: computed there and never kept.
 
 The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
 """
@@ -39,6 +52,7 @@ class Phase:
     with_grad: frozenset[Expr]      # calls computed here with autograd (this or a later phase differentiates them)
     pooled: tuple[tuple[str, Expr], ...]  # (let name, value) a history pool replaces in this phase
     local: frozenset[Expr]          # values that see pooled ones: computed here, never kept
+    retain: bool = False            # its backward keeps the graph: a later phase differentiates a call again
 
 
 def live_loss(player: Player, plan: PlayerPlan) -> tuple[tuple[Term, ...], Expr]:
@@ -96,39 +110,65 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
     everything = list(dict.fromkeys(node for _, loss in losses for node in loss.walk()))
     upstream = upstream_networks(everything)
 
-    kept: dict[Expr, int] = {}                    # call -> the phase that computed it, while valid
+    kept: dict[Expr, int] = {}                    # call -> the phase that computed it last
+    stale: dict[Expr, frozenset[str]] = {}        # call -> networks under it updated since
     users: dict[tuple[int, Expr], set[int]] = {}  # (computing phase, call) -> phases that use it
     drafts = []
     for index, ((name, repeats), (live, loss)) in enumerate(zip(schedule, losses)):
         player = graph.player(name)
+        own = set(player.networks)
+        grad_nodes = plans[name].grad_nodes
         nodes = list(dict.fromkeys(loss.walk()))
         present = set(nodes)
         pooled = tuple((let, lets[let]) for let, _ in player.pool if let in lets and lets[let] in present)
         pooled_values = {value for _, value in pooled}
         local = frozenset(node for node in nodes if node not in pooled_values and pooled_values & set(node.walk()))
+
+        def reusable(node: Expr) -> bool:
+            if node not in kept or node in local:
+                return False
+            if repeats > 1 and upstream[node] & own:
+                return False  # its own networks change between the repeats
+            changed = stale[node]
+            if changed & own:
+                return False
+            # a changed network's call is data here only if this phase's gradient does not pass it
+            return not any(sub.op in CALLS and sub in grad_nodes and _call_network(sub) in changed for sub in node.walk())
+
         computed, reused = [], set()
         for node in nodes:
             if node.op not in CALLS:
                 continue
-            if node in kept and node not in local:
+            if reusable(node):
                 reused.add(node)
                 users[(kept[node], node)].add(index)
                 continue
             computed.append(node)
             users[(index, node)] = {index}
             if node not in local:
-                kept[node] = index
-        own = set(player.networks)
+                kept[node], stale[node] = index, frozenset()
         hoisted = frozenset(node for node in computed if repeats > 1 and node not in local and not upstream[node] & own)
-        for node in [node for node in kept if upstream[node] & own]:
-            del kept[node]  # this phase's update changes it
+        for node in kept:
+            stale[node] |= upstream[node] & own  # this phase's update changes what it would be
         drafts.append((name, repeats, live, loss, tuple(computed), frozenset(reused), hoisted, pooled, local))
 
+    retain: set[int] = set()
+    for (_, node), phase_users in users.items():
+        differentiating = sorted(user for user in phase_users if node in plans[schedule[user][0]].grad_nodes)
+        retain.update(differentiating[:-1])  # every backward through it but the last keeps the graph
     phases = []
     for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local) in enumerate(drafts):
         with_grad = frozenset(
             node for node in computed
             if any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
         )
-        phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local))
+        phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
+                            retain=index in retain))
     return tuple(phases)
+
+
+def _call_network(node: Expr) -> str:
+    """The network a call node applies (a head's call: its network)."""
+    while node.op is Ops.HEAD:
+        node = node.args[0]
+    return node.arg

@@ -4,8 +4,9 @@
 - G_XY, G_YX minimize -E[log D_Y(G_XY(x))] - E[log D_X(G_YX(y))]
   + E[l2sq(G_YX(G_XY(x)) - x)] + E[l2sq(G_XY(G_YX(y)) - y)]
 
-D before G, as the spec schedules: translate once with autograd, D steps on the detached
-translations, G steps through the same ones with both discriminators frozen.
+G before D, as the spec schedules and the usual scripts run it: translate once with autograd,
+G steps through them with both discriminators frozen, then D steps on the real images and on the
+detached translations, which it passes through the discriminators again (`fake.detach()`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class DiscoGAN:
         discriminators = [self.D_X, self.D_Y]
         fake_y, fake_x = self.G_XY(x), self.G_YX(y)
 
+        set_requires_grad(discriminators, False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        adversarial = real_loss(self.D_Y(fake_y)) + real_loss(self.D_X(fake_x))
+        reconstruction = F.mse_loss(self.G_YX(fake_y), x) + F.mse_loss(self.G_XY(fake_x), y)
+        loss_G = adversarial + reconstruction
+        loss_G.backward()
+        self.optimizer_G.step()
+
         set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         loss_D = (
@@ -47,16 +56,7 @@ class DiscoGAN:
         )
         loss_D.backward()
         self.optimizer_D.step()
-
-        set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        adversarial = real_loss(self.D_Y(fake_y)) + real_loss(self.D_X(fake_x))
-        reconstruction = F.mse_loss(self.G_YX(fake_y), x) + F.mse_loss(self.G_XY(fake_x), y)
-        loss_G = adversarial + reconstruction
-        loss_G.backward()
-        self.optimizer_G.step()
-        set_requires_grad(discriminators, True)
-        return floats({"D": loss_D, "G": loss_G})
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

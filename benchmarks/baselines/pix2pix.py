@@ -3,8 +3,9 @@
 - D maximizes E[log D(x, y)] + E[log(1 - D(x, G(x)))]
 - G minimizes -E[log D(x, G(x))] + 100 * E[l1(y - G(x))]
 
-One iteration as the reference script runs it: G(x) once with autograd, D's step on the
-detached fake, then G's step through the same fake (G has not changed) with D frozen.
+G before D, as the spec schedules and the usual scripts run it: G(x) once with autograd, G's
+step through D(x, G(x)) with D frozen, then D's step on D(x, y) and on the detached fake, which
+it passes through D again (the scripts' `fake.detach()`).
 """
 
 from __future__ import annotations
@@ -36,19 +37,18 @@ class Pix2Pix:
         x, y = batch["x"], batch["y"]
         fake = self.G(x)
 
-        set_requires_grad([self.D], True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D = real_loss(self.D(x, y)) + fake_loss(self.D(x, fake.detach()))
-        loss_D.backward()
-        self.optimizer_D.step()
-
         set_requires_grad([self.D], False)
         self.optimizer_G.zero_grad(set_to_none=True)
         loss_G = real_loss(self.D(x, fake)) + LAMBDA_L1 * F.l1_loss(fake, y)
         loss_G.backward()
         self.optimizer_G.step()
+
         set_requires_grad([self.D], True)
-        return floats({"D": loss_D, "G": loss_G})
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D = real_loss(self.D(x, y)) + fake_loss(self.D(x, fake.detach()))
+        loss_D.backward()
+        self.optimizer_D.step()
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -120,7 +120,7 @@ def test_bench_runs_end_to_end_and_prints_the_table(capsys):
     assert "| | lossgraph | hand-written | lossgraph / hand-written |" in out
     for row in ("median step time", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
         assert f"| {row}" in out, row
-    assert "| forwards by network | D 3, G 1 | D 3, G 1 |" in out  # G(x) once (kept across steps); D: real, fake for D, fake for G
+    assert "| forwards by network | D 2, G 1 | D 3, G 1 |" in out  # G(x) once; D(x, G(x)) serves both steps
     assert "spec -> program" in out
     assert f"torch {torch.__version__}" in out
 

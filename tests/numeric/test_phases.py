@@ -1,5 +1,6 @@
-"""The phase plan: one generated iteration equals the players' steps run one after another,
-with fewer network forwards."""
+"""The phase plan: one generated iteration equals the players' steps run one after another
+(discriminator-first schedules), or `losses()` at the iteration's starting weights
+(generator-first ones, where D's step reads the iteration's fakes), with fewer network forwards."""
 
 import pytest
 import torch
@@ -8,6 +9,8 @@ import lossgraph
 from lossgraph.phases import plan_phases
 
 SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
+D_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps[0][0] == "D"]
+G_FIRST = [name for name in SPECS if name not in D_FIRST]
 
 
 def count_forwards(nets):
@@ -37,7 +40,11 @@ def one_iteration_by_steps(trainer, inputs):
     return stats
 
 
-@pytest.mark.parametrize("name", SPECS)
+def test_both_orders_are_shipped():
+    assert set(G_FIRST) == {"pix2pix", "discogan"} and len(D_FIRST) == 8
+
+
+@pytest.mark.parametrize("name", D_FIRST)
 def test_an_iteration_equals_the_steps_one_after_another(name):
     program = lossgraph.compile(name)
     inputs = program.example_inputs(batch_size=2, seed=3)
@@ -74,8 +81,49 @@ def test_an_iteration_runs_no_more_forwards_than_the_steps(name):
     assert all(planned_counts[net] <= stepped_counts[net] for net in planned_counts)
 
 
-def test_a_discriminator_first_schedule_runs_each_generator_once():
+@pytest.mark.parametrize("name", G_FIRST)
+def test_a_generator_first_iteration_is_the_objective_at_its_starting_weights(name):
+    """G steps on losses()["G"]; D then steps on losses()["D"] at the same weights (D's own are
+    unchanged, and the fakes are the iteration's), values and gradients alike."""
+    program = lossgraph.compile(name)
+    inputs = program.example_inputs(batch_size=2, seed=3)
+    nets = program.build_networks(seed=1)
+    reference = program.build_networks(seed=1)
+    got = program.trainer(nets).step(inputs)
+    want = program.losses(reference, inputs)
+    for key in want:
+        assert got[key] == pytest.approx(float(want[key]), rel=1e-5, abs=1e-6), key
+    d_parameters = [p for name in program.graph.player("D").networks for p in reference[name].parameters()]
+    expected = torch.autograd.grad(want["D"], d_parameters)
+    actual = [p.grad for name in program.graph.player("D").networks for p in nets[name].parameters()]
+    for a, b in zip(actual, expected):
+        assert float((a - b).abs().max()) <= 1e-4 * float(b.abs().max()) + 1e-8
+
+
+def test_a_generator_first_schedule_shares_the_discriminator_outputs_on_fakes():
     program = lossgraph.compile("discogan")
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.trainer(nets).step(program.example_inputs(batch_size=2))
+    # D_Y(fake_y) in G's step serves D's too; D's step adds D_Y(y) alone
+    assert counts["D_Y"] == 2 and counts["D_X"] == 2
+    assert counts["G_XY"] == 2 and counts["G_YX"] == 2
+    g, d = plan_phases(program.graph, program.plans, program.spec.schedule_steps)
+    assert g.retain and not d.retain  # G's backward keeps the graph D's backward goes through
+    assert {node.arg for node in d.reused if node.op.name == "APPLY"} == {"D_X", "D_Y", "G_XY", "G_YX"}
+
+
+def test_a_repeated_phase_reuses_no_call_of_its_own_networks():
+    # with five critic steps after G's, D(fake) must be computed again in each
+    program = lossgraph.compile(lossgraph.load("dualgan", overrides=["schedule=[G, {D: 5}]"]))
+    nets = program.build_networks(seed=0)
+    counts = count_forwards(nets)
+    program.trainer(nets).step(program.example_inputs(batch_size=2))
+    assert counts["D_Y"] == 1 + 5 * 2 and counts["G_XY"] == 2
+
+
+def test_a_discriminator_first_schedule_runs_each_generator_once():
+    program = lossgraph.compile(lossgraph.load("discogan", overrides=["schedule=[D, G]"]))
     nets = program.build_networks(seed=0)
     counts = count_forwards(nets)
     program.trainer(nets).step(program.example_inputs(batch_size=2))
@@ -102,16 +150,6 @@ def test_the_plan_keeps_a_call_until_a_network_under_it_changes():
     assert generators == {"G_XY", "G_YX"}  # computed with autograd in D's step, for G's
     # the pool replaces the fakes only in D's step: the calls that see pooled images are its own
     assert {node.arg for node in d.local if node.op.name == "APPLY"} == {"D_X", "D_Y"}
-
-
-def test_a_generator_first_schedule_recomputes_what_the_generator_step_changed():
-    # D's step sees the fakes of the updated generators, exactly as the steps one after another
-    program = lossgraph.compile(lossgraph.load("discogan", overrides=["schedule=[G, D]"]))
-    nets = program.build_networks(seed=0)
-    counts = count_forwards(nets)
-    program.trainer(nets).step(program.example_inputs(batch_size=2))
-    assert counts["G_XY"] == 3 and counts["G_YX"] == 3
-    assert "fake_y_2 = G_XY(x)" in program.code.split("# D:")[-1]
 
 
 def test_constant_parts_of_a_term_are_not_computed():

@@ -12,55 +12,27 @@ def losses(nets, inputs):
     G_YX = nets["G_YX"]
     x = inputs["x"]
     y = inputs["y"]
-    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
-    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
-    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
+    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
-    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
+    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
-    loss_D = -(adv_Y + adv_X)
+    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
+    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
+    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
+    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
     loss_G = adv + recon
+    loss_D = -(adv_Y + adv_X)
     return {
-        "D": loss_D,
-        "D/adv_Y": adv_Y,
-        "D/adv_X": adv_X,
         "G": loss_G,
         "G/adv": adv,
         "G/recon": recon,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv_Y + adv_X over D_X, D_Y."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-        fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
-    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
-    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
-    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
-    loss = -(adv_Y + adv_X)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv_Y": adv_Y.detach(),
-        "D/adv_X": adv_X.detach(),
+        "D": loss_D,
+        "D/adv_Y": adv_Y,
+        "D/adv_X": adv_X,
     }
 
 
@@ -73,9 +45,9 @@ def step_G(nets, inputs, optimizer, parameters):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
+    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
+    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
@@ -91,45 +63,71 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
-def iteration(nets, inputs, optimizers, parameters, pools):
-    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+def step_D(nets, inputs, optimizer, parameters):
+    """Player D: maximize adv_Y + adv_X over D_X, D_Y."""
     D_X = nets["D_X"]
     D_Y = nets["D_Y"]
     G_XY = nets["G_XY"]
     G_YX = nets["G_YX"]
     x = inputs["x"]
     y = inputs["y"]
-    # D: maximize adv_Y + adv_X over D_X, D_Y
+    with torch.no_grad():
+        fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
+        fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
     D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
-    fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y.detach())  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
+    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
     D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
-    fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x.detach())  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
+    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
-    loss_D = -(adv_Y + adv_X)
-    optimizers["D"].zero_grad(set_to_none=True)
-    loss_D.backward(inputs=parameters["D"])
-    optimizers["D"].step()
+    loss = -(adv_Y + adv_X)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "D": loss.detach(),
+        "D/adv_Y": adv_Y.detach(),
+        "D/adv_X": adv_X.detach(),
+    }
+
+
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, a network call kept across steps while it is current, or data, to the step that reads it."""
+    D_X = nets["D_X"]
+    D_Y = nets["D_Y"]
+    G_XY = nets["G_XY"]
+    G_YX = nets["G_YX"]
+    x = inputs["x"]
+    y = inputs["y"]
     # G: minimize adv + recon over G_XY, G_YX
-    D_Y_fake_y_2 = D_Y(fake_y)  # discogan.yaml:23 players.D.maximize.adv_Y (+1 more)
-    D_X_fake_x_2 = D_X(fake_x)  # discogan.yaml:24 players.D.maximize.adv_X (+1 more)
-    adv = F.softplus(-D_Y_fake_y_2).mean() + F.softplus(-D_X_fake_x_2).mean()  # discogan.yaml:28 players.G.minimize.adv
+    fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
+    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
+    fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
+    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
     loss_G = adv + recon
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"])
+    loss_G.backward(inputs=parameters["G"], retain_graph=True)
     optimizers["G"].step()
+    # D: maximize adv_Y + adv_X over D_X, D_Y
+    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
+    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
+    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
+    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
+    loss_D = -(adv_Y + adv_X)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
     return {
-        "D": loss_D.detach(),
-        "D/adv_Y": adv_Y.detach(),
-        "D/adv_X": adv_X.detach(),
         "G": loss_G.detach(),
         "G/adv": adv.detach(),
         "G/recon": recon.detach(),
+        "D": loss_D.detach(),
+        "D/adv_Y": adv_Y.detach(),
+        "D/adv_X": adv_X.detach(),
     }
 
 
@@ -162,11 +160,11 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:43 evaluate.error_XY
-    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:44 evaluate.identity_XY
+    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:45 evaluate.error_XY
+    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:46 evaluate.identity_XY
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:45 evaluate.error_YX
-    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:46 evaluate.identity_YX
+    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:47 evaluate.error_YX
+    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:48 evaluate.identity_YX
     return {
         "error_XY": error_XY,
         "identity_XY": identity_XY,

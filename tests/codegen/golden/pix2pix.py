@@ -10,41 +10,20 @@ def losses(nets, inputs):
     G = nets["G"]
     x = inputs["x"]
     y = inputs["y"]
-    D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_fake = D(x, fake)  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    adv_2 = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
     l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
-    loss_D = -adv
-    loss_G = adv_2 + l1
-    return {
-        "D": loss_D,
-        "D/adv": adv,
-        "G": loss_G,
-        "G/adv": adv_2,
-        "G/l1": l1,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    D_x_fake = D(x, fake)  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    loss = -adv
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
+    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss_G = adv + l1
+    loss_D = -adv_2
     return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
+        "G": loss_G,
+        "G/adv": adv,
+        "G/l1": l1,
+        "D": loss_D,
+        "D/adv": adv_2,
     }
 
 
@@ -55,7 +34,7 @@ def step_G(nets, inputs, optimizer, parameters):
     x = inputs["x"]
     y = inputs["y"]
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_fake = D(x, fake)  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
+    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
     l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
     loss = adv + l1
@@ -69,35 +48,55 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
-def iteration(nets, inputs, optimizers, parameters, pools):
-    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+def step_D(nets, inputs, optimizer, parameters):
+    """Player D: maximize adv over D."""
     D = nets["D"]
     G = nets["G"]
     x = inputs["x"]
     y = inputs["y"]
+    with torch.no_grad():
+        fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
+    D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
+    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
+    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss = -adv
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "D": loss.detach(),
+        "D/adv": adv.detach(),
+    }
+
+
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, a network call kept across steps while it is current, or data, to the step that reads it."""
+    D = nets["D"]
+    G = nets["G"]
+    x = inputs["x"]
+    y = inputs["y"]
+    # G: minimize adv + l1 over G
+    fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
+    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
+    loss_G = adv + l1
+    optimizers["G"].zero_grad(set_to_none=True)
+    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    optimizers["G"].step()
     # D: maximize adv over D
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_fake = D(x, fake.detach())  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    loss_D = -adv
+    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss_D = -adv_2
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
-    # G: minimize adv + l1 over G
-    D_x_fake_2 = D(x, fake)  # pix2pix.yaml:21 players.D.maximize.adv (+1 more)
-    adv_2 = F.softplus(-D_x_fake_2).mean()  # pix2pix.yaml:25 players.G.minimize.adv
-    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
-    loss_G = adv_2 + l1
-    optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"])
-    optimizers["G"].step()
     return {
-        "D": loss_D.detach(),
-        "D/adv": adv.detach(),
         "G": loss_G.detach(),
-        "G/adv": adv_2.detach(),
+        "G/adv": adv.detach(),
         "G/l1": l1.detach(),
+        "D": loss_D.detach(),
+        "D/adv": adv_2.detach(),
     }
 
 
@@ -122,8 +121,8 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    error = (fake - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:38 evaluate.error
-    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:39 evaluate.identity
+    error = (fake - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:40 evaluate.error
+    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:41 evaluate.identity
     return {
         "error": error,
         "identity": identity,

@@ -96,7 +96,7 @@ def step_T_source(nets, inputs, optimizer, parameters):
 
 
 def iteration(nets, inputs, optimizers, parameters, pools):
-    """One iteration of the schedule: each player's step in order, network calls kept across steps until a network they use changes."""
+    """One iteration of the schedule: each player's step in order, a network call kept across steps while it is current, or data, to the step that reads it."""
     D = nets["D"]
     G = nets["G"]
     T = nets["T"]
