@@ -38,7 +38,7 @@ from .printing import number_text
 
 _ATOM = 100
 _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
-_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty"}
+_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty", "batched"}
 MAX_NAME = 32
 
 
@@ -188,6 +188,19 @@ class FunctionWriter:
             self.lines.append(_Line(self.after[node].format(name=name), "", no_grad, self.depth))
         return name
 
+    def assign_batched(self, first: Expr, second: Expr, no_grad: bool = False) -> tuple[str, str]:
+        """`a, b = batched(D, (args of first,), (args of second,))`: two calls of one network as one."""
+        rendered = []
+        for node in (first, second):
+            self._detaching = node in self.differentiated
+            rendered.append(f"({', '.join(self.render(arg) for arg in node.args)},)")
+            self._detaching = False
+        names = (self.names.fresh(self.hint(first)), self.names.fresh(self.hint(second)))
+        self.named[first], self.named[second] = names
+        comment = self.comment(first) or self.comment(second)
+        self.lines.append(_Line(f"{names[0]}, {names[1]} = batched({first.arg}, {rendered[0]}, {rendered[1]})", comment, no_grad, self.depth))
+        return names
+
     def line(self, code: str, no_grad: bool = False) -> None:
         self.lines.append(_Line(code, "", no_grad, self.depth))
 
@@ -312,10 +325,11 @@ def _loss_of(player: Player, live) -> Expr:
     return replace(player, terms=tuple(live)).loss
 
 
-def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:
+def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, ranks: Mapping[Expr, int], hints: Mapping[Expr, str],
+                   batchable=None) -> str:
     """One iteration of the schedule as one function, following the phase plan (phases.py):
     network calls kept across phases while they are current, or data, to the phase that reads them."""
-    phases = plan_phases(graph, plans, schedule)
+    phases = plan_phases(graph, plans, schedule, batchable)
     writer, prologue = _writer(graph, ranks, hints, [phase.loss for phase in phases])
     leaves = dict(writer.named)
     kept: dict[Expr, str] = {}       # call -> the variable of its latest computation (the plan says when it is reused)
@@ -338,8 +352,7 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
         times = f", {phase.repeats} times" if phase.repeats > 1 else ""
         writer.line(f"# {phase.player}: {verb} {' + '.join(t.name for t in phase.live)} over {', '.join(sorted(own))}{times}")
 
-        def compute(node: Expr) -> None:
-            name = writer.assign(node, None, no_grad=node not in phase.with_grad)
+        def record(node: Expr, name: str) -> None:
             grad = node in phase.with_grad
             if node not in phase.local:
                 kept[node] = name
@@ -349,16 +362,44 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             else:
                 writer.detach.discard(node)
 
+        def compute(node: Expr) -> None:
+            if node in partner:  # the later of a batched pair: both in one call
+                first = partner[node]
+                for member, name in zip((first, node), writer.assign_batched(first, node, no_grad=node not in phase.with_grad)):
+                    record(member, name)
+                for head in heads[node]:
+                    compute(head)
+                return
+            record(node, writer.assign(node, None, no_grad=node not in phase.with_grad))
+
         order = list(dict.fromkeys(phase.loss.walk()))
+        uses = consumers(order)
+        terms = {term.value: term.name for term in phase.live}
+        pooled = {value: let for let, value in phase.pooled}
+
+        def emitted(node: Expr) -> bool:  # written as a line of its own (else inlined where used)
+            return (node.op in CALLS or node in pooled or node.op is Ops.GRADIENT_PENALTY
+                    or node in terms or uses.get(node, 0) > 1)
+
+        # a batched pair is computed where its later call is; the earlier waits, so nothing
+        # written between the two may read it
+        # (the heads of the earlier call wait with it)
+        partner: dict[Expr, Expr] = {}
+        heads: dict[Expr, list[Expr]] = {}
+        for first, second in phase.batched:
+            early, late = sorted((first, second), key=order.index)
+            between = order[order.index(early) + 1:order.index(late)]
+            waiting = [node for node in between if node.op is Ops.HEAD and node.args[0] is early]
+            if not any(emitted(node) and early in set(node.walk()) for node in between if node not in waiting):
+                partner[late] = early
+                heads[late] = waiting
+        deferred = set(partner.values()) | {head for waiting in heads.values() for head in waiting}
         for node in order:
             if node in phase.hoisted:
                 compute(node)
         if phase.repeats > 1:
             writer.line(f"for _ in range({phase.repeats}):")
             writer.depth = 1
-        uses = consumers(order)
-        terms = {term.value: term.name for term in phase.live}
-        pooled = {value: let for let, value in phase.pooled}
         for node in order:
             if node in pooled:
                 if node not in writer.named:
@@ -368,7 +409,7 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
                 writer.line(f'{name} = pools["{phase.player}"]["{pooled[node]}"].query({source})')
                 writer.named[node] = name
                 continue
-            if node in writer.named or node.op in (Ops.CONST, Ops.DATA, Ops.RANDOM):
+            if node in writer.named or node.op in (Ops.CONST, Ops.DATA, Ops.RANDOM) or node in deferred:
                 continue
             if node.op in CALLS:
                 compute(node)
@@ -426,7 +467,8 @@ def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, 
     return "\n".join(["@torch.no_grad()", "def evaluate(nets, inputs):", doc, *prologue, *writer.body(), "    return {", *rows, "    }"])
 
 
-def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int], hints: Mapping[Expr, str], schedule=()) -> str:
+def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int], hints: Mapping[Expr, str], schedule=(),
+                batchable=None) -> str:
     header = [
         f'"""Generated by lossgraph from {PurePath(graph.file).name} ({graph.name}): `lossgraph emit` prints it again."""',
         "",
@@ -434,13 +476,15 @@ def emit_module(graph: Graph, plans: Mapping[str, PlayerPlan], ranks: Mapping[Ex
         "import torch.nn.functional as F",
     ]
     used = {node.op for node in graph.nodes()}
-    helpers = [name for op, name in ((Ops.FROZEN, "frozen"), (Ops.GRADIENT_PENALTY, "gradient_penalty")) if op in used]
-    if helpers:
-        header.append(f"from lossgraph.runtime import {', '.join(helpers)}")
     functions = [emit_losses(graph, ranks, hints)]
     functions += [emit_step(graph, player, plans[player.name], ranks, hints) for player in (*graph.players, *graph.judges)]
     if schedule:
-        functions.append(emit_iteration(graph, plans, schedule, ranks, hints))
+        functions.append(emit_iteration(graph, plans, schedule, ranks, hints, batchable))
+    helpers = [name for op, name in ((Ops.FROZEN, "frozen"), (Ops.GRADIENT_PENALTY, "gradient_penalty")) if op in used]
+    if any(" = batched(" in function for function in functions):
+        helpers.insert(0, "batched")
+    if helpers:
+        header.append(f"from lossgraph.runtime import {', '.join(helpers)}")
     functions.append(emit_samples(graph, ranks, hints))
     functions.append(emit_evaluate(graph, ranks, hints))
     return "\n".join(header) + "\n\n\n" + "\n\n\n".join(functions) + "\n"

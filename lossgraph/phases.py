@@ -18,6 +18,12 @@ A phase never reuses a call of its own networks once they changed, and a repeate
 (`{D: 5}`) reuses no call of its own networks at all; it computes the calls that do not depend on
 its networks once, before its repeats.
 
+Two calls of one network in a phase are *batched*, one call on their inputs concatenated, when the
+network treats each sample alone (no batch norm: `shapes.mixes_batch`), their inputs have the same
+per-sample shapes, neither depends on the other, and the phase's gradient enters neither input:
+a discriminator's step on real and generated images, where only its weights get gradients.
+(Where a gradient enters one input, the batched backward would compute it for both halves.)
+
 A call runs with autograd when some phase that uses it needs a gradient through it (it is in that
 player's gradient nodes); a phase whose gradient does not pass through a kept call reads it
 detached. A phase whose backward passes through a call that a later phase differentiates again
@@ -53,6 +59,24 @@ class Phase:
     pooled: tuple[tuple[str, Expr], ...]  # (let name, value) a history pool replaces in this phase
     local: frozenset[Expr]          # values that see pooled ones: computed here, never kept
     retain: bool = False            # its backward keeps the graph: a later phase differentiates a call again
+    batched: tuple[tuple[Expr, Expr], ...] = ()  # pairs of its calls computed as one call
+
+
+@dataclass(frozen=True)
+class Batchable:
+    """Which calls may share one call: from the shape check (shapes.py)."""
+
+    shapes: Mapping[Expr, tuple[int, ...]]  # every value's shape at the shape check's batch size
+    mixing: frozenset[str]                  # networks whose layers mix the samples of a batch
+
+    def __call__(self, first: Expr, second: Expr) -> bool:
+        if first.op is not Ops.APPLY or second.op is not Ops.APPLY or first.arg != second.arg:
+            return False
+        if first.arg in self.mixing or len(first.args) != len(second.args):
+            return False
+        if first in set(second.walk()) or second in set(first.walk()):
+            return False
+        return all(a in self.shapes and self.shapes.get(a) == self.shapes.get(b) for a, b in zip(first.args, second.args))
 
 
 def live_loss(player: Player, plan: PlayerPlan) -> tuple[tuple[Term, ...], Expr]:
@@ -104,7 +128,8 @@ def upstream_networks(nodes: Sequence[Expr]) -> dict[Expr, frozenset[str]]:
     return found
 
 
-def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequence[tuple[str, int]]) -> tuple[Phase, ...]:
+def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequence[tuple[str, int]],
+                batchable: Batchable | None = None) -> tuple[Phase, ...]:
     lets = {name: node for node, name in graph.names.items()}
     losses = [live_loss(graph.player(name), plans[name]) for name, _ in schedule]
     everything = list(dict.fromkeys(node for _, loss in losses for node in loss.walk()))
@@ -162,9 +187,27 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
             node for node in computed
             if any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
         )
+        pairs = _pairs(computed, hoisted, with_grad, plans[name].grad_nodes, batchable) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
-                            retain=index in retain))
+                            retain=index in retain, batched=pairs))
     return tuple(phases)
+
+
+def _pairs(computed: Sequence[Expr], hoisted: frozenset[Expr], with_grad: frozenset[Expr],
+           grad_nodes: frozenset[Expr], batchable: Batchable) -> tuple[tuple[Expr, Expr], ...]:
+    """Calls of this phase to batch two by two, in order (see the module docstring)."""
+    candidates = [node for node in computed
+                  if node not in hoisted and not any(arg in grad_nodes for arg in node.args)]
+    pairs, taken = [], set()
+    for position, first in enumerate(candidates):
+        if first in taken:
+            continue
+        for second in candidates[position + 1:]:
+            if second not in taken and (first in with_grad) == (second in with_grad) and batchable(first, second):
+                pairs.append((first, second))
+                taken |= {first, second}
+                break
+    return tuple(pairs)
 
 
 def _call_network(node: Expr) -> str:

@@ -22,6 +22,7 @@ from .expr import Expr
 from .graph import Graph
 from .passes import run_pipeline
 from .passes.gradients import PlayerPlan, analyse
+from .phases import Batchable
 from .shapes import NetConfig, infer_shapes
 from .spec import Spec, load
 
@@ -35,7 +36,8 @@ class Program:
         self.network_configs: dict[str, NetConfig] = shapes.networks
         self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
         self.plans: dict[str, PlayerPlan] = analyse(self.graph)
-        self.code: str = emit_module(self.graph, self.plans, self.ranks, {}, spec.schedule_steps)
+        self.batchable = Batchable(shapes.shapes, shapes.mixing)
+        self.code: str = emit_module(self.graph, self.plans, self.ranks, {}, spec.schedule_steps, self.batchable)
         self._module = _load_module(self.code, f"<lossgraph:{spec.name}>", self)
 
     # -- public API -------------------------------------------------------------------------

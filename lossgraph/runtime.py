@@ -28,6 +28,16 @@ def _gradient_penalty(network, real: torch.Tensor, fake: torch.Tensor, head: int
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def batched(network, first: tuple, second: tuple):
+    """`network(*first), network(*second)` as one call on the two batches concatenated (phases.py:
+    a network that treats each sample alone, on inputs of the same per-sample shapes)."""
+    size = first[0].shape[0]
+    out = network(*(torch.cat([a, b]) for a, b in zip(first, second)))
+    if isinstance(out, tuple):  # a network with heads
+        return tuple(head[:size] for head in out), tuple(head[size:] for head in out)
+    return out[:size], out[size:]
+
+
 def frozen(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The network's parameters, detached: `functional_call` with them passes gradient to the
     inputs only (a term that must not update this network)."""

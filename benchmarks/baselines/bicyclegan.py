@@ -5,8 +5,9 @@ cVAE-GAN and cLR-GAN in one iteration, with lambda = 10, lambda_KL = 0.01, lambd
 - G, E minimize -E[log D_VAE(fake_vae)] - E[log D_LR(fake_lr)] + 10 E[l1(y - fake_vae)]
   + 0.01 E[kl(mu, logvar)] + 0.5 E[l1(z - E.mu(fake_lr))], the last term updating G only.
 
-The reference script's order: encode and generate once with autograd, D's step on the detached
-fakes, then G's and E's step through the same fakes with both discriminators frozen. The latent
+G before D, as the spec schedules and the usual scripts run it: encode and generate once with
+autograd, G's and E's step through the fakes with both discriminators frozen, then D's step on the
+real images and the detached fakes, passed through the discriminators again. The latent
 regression re-encodes fake_lr with E frozen, so its gradient reaches G through E but not E.
 """
 
@@ -55,12 +56,6 @@ class BicycleGAN:
         discriminators = [self.D_VAE, self.D_LR]
         mu, logvar, fake_vae, fake_lr = encode_and_generate(self.G, self.E, x, y, z, eps)
 
-        set_requires_grad(discriminators, True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D = discriminator_loss(self.D_VAE, self.D_LR, y, fake_vae.detach(), fake_lr.detach())
-        loss_D.backward()
-        self.optimizer_D.step()
-
         set_requires_grad(discriminators, False)
         self.optimizer_G.zero_grad(set_to_none=True)
         adversarial = real_loss(self.D_VAE(fake_vae)) + real_loss(self.D_LR(fake_lr))
@@ -73,8 +68,13 @@ class BicycleGAN:
         loss_G = adversarial + reconstruction + kl + latent
         loss_G.backward()
         self.optimizer_G.step()
+
         set_requires_grad(discriminators, True)
-        return floats({"D": loss_D, "G": loss_G})
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D = discriminator_loss(self.D_VAE, self.D_LR, y, fake_vae.detach(), fake_lr.detach())
+        loss_D.backward()
+        self.optimizer_D.step()
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

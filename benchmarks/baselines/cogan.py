@@ -6,6 +6,8 @@ with one draw of z feeding both generators. The generators share their trunk and
 discriminators theirs (build_networks ties them), so each optimizer holds the union of its two
 networks' parameters, each once. G minimizes V as written (the saturating minimax form); its
 step leaves out E[log D(x)], which is constant for the generators, as any hand-written step would.
+G before D, as the spec schedules and the usual scripts run it; D's step passes the detached
+fakes through the discriminators again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ class CoGAN:
         discriminators = [self.D1, self.D2]
         fake1, fake2 = self.G1(z), self.G2(z)
 
+        set_requires_grad(discriminators, False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        # E[log(1 - D(fake))] = -BCE(D(fake), fake)
+        loss_G = -fake_loss(self.D1(fake1)) - fake_loss(self.D2(fake2))
+        loss_G.backward()
+        self.optimizer_G.step()
+
         set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         loss_D = (
@@ -44,15 +53,7 @@ class CoGAN:
         )
         loss_D.backward()
         self.optimizer_D.step()
-
-        set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        # E[log(1 - D(fake))] = -BCE(D(fake), fake)
-        loss_G = -fake_loss(self.D1(fake1)) - fake_loss(self.D2(fake2))
-        loss_G.backward()
-        self.optimizer_G.step()
-        set_requires_grad(discriminators, True)
-        return floats({"D": loss_D, "G": loss_G})
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

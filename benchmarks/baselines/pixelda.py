@@ -3,8 +3,9 @@
 - D maximizes E[log D(x_t)] + E[log(1 - D(G(x_s, z)))]
 - G and T minimize -E[log D(G(x_s, z))] + 0.1 * (E[ce(T(G(x_s, z)), c_s)] + E[ce(T(x_s), c_s)])
 
-The adapted image is generated once with autograd; D steps on it detached, then G and T step
-through it with D frozen.
+G before D, as the spec schedules and the usual scripts run it: the adapted image is generated
+once with autograd, G and T step through it with D frozen, then D steps on the target images and
+on the adapted one detached, passed through D again.
 """
 
 from __future__ import annotations
@@ -37,20 +38,19 @@ class PixelDA:
         x_s, c_s, x_t, z = batch["x_s"], batch["c_s"], batch["x_t"], batch["z"]
         fake = self.G(x_s, z)
 
-        set_requires_grad([self.D], True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D = real_loss(self.D(x_t)) + fake_loss(self.D(fake.detach()))
-        loss_D.backward()
-        self.optimizer_D.step()
-
         set_requires_grad([self.D], False)
         self.optimizer_G.zero_grad(set_to_none=True)
         task = F.cross_entropy(self.T(fake), c_s) + F.cross_entropy(self.T(x_s), c_s)
         loss_G = real_loss(self.D(fake)) + LAMBDA_TASK * task
         loss_G.backward()
         self.optimizer_G.step()
+
         set_requires_grad([self.D], True)
-        return floats({"D": loss_D, "G": loss_G})
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D = real_loss(self.D(x_t)) + fake_loss(self.D(fake.detach()))
+        loss_D.backward()
+        self.optimizer_D.step()
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -5,8 +5,9 @@ decoders their first (build_networks ties them). Weights: GAN 10, KL 0.1, recons
 cycle KL 0.1, cycle 100; the latent has unit variance, so the KL is E[mu^2].
 min over E1, E2, G1, G2 and max over D1, D2 of V = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2.
 
-D before G, as the spec schedules: encode and translate once with autograd, D steps on the
-detached translations, then the encoders and decoders step with D frozen. D only changes the
+G before D, as the spec schedules and the usual scripts run it: encode and translate once with
+autograd, the encoders and decoders step with D frozen, then D steps on the real images and the
+detached translations, passed through D again. D only changes the
 GAN terms, so its step computes only those; G's step leaves out E[log D(x)], constant for G.
 """
 
@@ -70,6 +71,14 @@ class UNIT:
         discriminators = [D1, D2]
         mu1, mu2, z1, z2, x12, x21 = translate(E1, E2, G1, G2, x1, x2, batch["eps1"], batch["eps2"])
 
+        set_requires_grad(discriminators, False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        # the GAN terms' part that depends on the generators: E[log(1 - D(fake))]
+        adversarial = -LAMBDA_GAN * (fake_loss(D1(x21)) + fake_loss(D2(x12)))
+        loss_G = adversarial + generator_terms(E1, E2, G1, G2, batch, mu1, mu2, z1, z2, x12, x21)
+        loss_G.backward()
+        self.optimizer_G.step()
+
         set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         loss_D = LAMBDA_GAN * (
@@ -78,16 +87,7 @@ class UNIT:
         )
         loss_D.backward()
         self.optimizer_D.step()
-
-        set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        # the GAN terms' part that depends on the generators: E[log(1 - D(fake))]
-        adversarial = -LAMBDA_GAN * (fake_loss(D1(x21)) + fake_loss(D2(x12)))
-        loss_G = adversarial + generator_terms(E1, E2, G1, G2, batch, mu1, mu2, z1, z2, x12, x21)
-        loss_G.backward()
-        self.optimizer_G.step()
-        set_requires_grad(discriminators, True)
-        return floats({"D": loss_D, "G": loss_G})
+        return floats({"G": loss_G, "D": loss_D})
 
     @staticmethod
     def losses(nets: Mapping[str, nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -15,34 +15,70 @@ def losses(nets, inputs):
     y = inputs["y"]
     eps = inputs["eps"]
     z = inputs["z"]
-    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
     E_y = E(y)
     E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
     E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
     fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
-    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
-    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
+    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
-    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
+    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
     l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
     kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
     E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
     E_mu_fake_lr = E_fake_lr[0]
     latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
-    loss_D = -(vae + lr)
+    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
+    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
+    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
+    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
     loss_G = adv + l1 + kl + latent
+    loss_D = -(vae + lr)
     return {
-        "D": loss_D,
-        "D/vae": vae,
-        "D/lr": lr,
         "G": loss_G,
         "G/adv": adv,
         "G/l1": l1,
         "G/kl": kl,
         "G/latent": latent,
+        "D": loss_D,
+        "D/vae": vae,
+        "D/lr": lr,
+    }
+
+
+def step_G(nets, inputs, optimizer, parameters):
+    """Player G: minimize adv + l1 + kl + latent over G, E."""
+    D_LR = nets["D_LR"]
+    D_VAE = nets["D_VAE"]
+    E = nets["E"]
+    G = nets["G"]
+    x = inputs["x"]
+    y = inputs["y"]
+    eps = inputs["eps"]
+    z = inputs["z"]
+    E_y = E(y)
+    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
+    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
+    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
+    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
+    fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
+    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
+    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
+    kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
+    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
+    E_mu_fake_lr = E_fake_lr[0]
+    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
+    loss = adv + l1 + kl + latent
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "G": loss.detach(),
+        "G/adv": adv.detach(),
+        "G/l1": l1.detach(),
+        "G/kl": kl.detach(),
+        "G/latent": latent.detach(),
     }
 
 
@@ -63,10 +99,10 @@ def step_D(nets, inputs, optimizer, parameters):
         fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
         fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
+    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
     D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
+    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
     loss = -(vae + lr)
     optimizer.zero_grad(set_to_none=True)
@@ -76,42 +112,6 @@ def step_D(nets, inputs, optimizer, parameters):
         "D": loss.detach(),
         "D/vae": vae.detach(),
         "D/lr": lr.detach(),
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + l1 + kl + latent over G, E."""
-    D_LR = nets["D_LR"]
-    D_VAE = nets["D_VAE"]
-    E = nets["E"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    eps = inputs["eps"]
-    z = inputs["z"]
-    E_y = E(y)
-    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
-    fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
-    adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
-    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
-    kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
-    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
-    E_mu_fake_lr = E_fake_lr[0]
-    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
-    loss = adv + l1 + kl + latent
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/l1": l1.detach(),
-        "G/kl": kl.detach(),
-        "G/latent": latent.detach(),
     }
 
 
@@ -125,26 +125,15 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     eps = inputs["eps"]
     z = inputs["z"]
-    # D: maximize vae + lr over D_LR, D_VAE
-    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
+    # G: minimize adv + l1 + kl + latent over E, G
     E_y = E(y)
     E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
     E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
     fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    D_VAE_fake_vae = D_VAE(fake_vae.detach())  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
-    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
-    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
+    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_LR_fake_lr = D_LR(fake_lr.detach())  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
-    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
-    loss_D = -(vae + lr)
-    optimizers["D"].zero_grad(set_to_none=True)
-    loss_D.backward(inputs=parameters["D"])
-    optimizers["D"].step()
-    # G: minimize adv + l1 + kl + latent over E, G
-    D_VAE_fake_vae_2 = D_VAE(fake_vae)  # bicyclegan.yaml:28 players.D.maximize.vae (+1 more)
-    D_LR_fake_lr_2 = D_LR(fake_lr)  # bicyclegan.yaml:29 players.D.maximize.lr (+1 more)
-    adv = F.softplus(-D_VAE_fake_vae_2).mean() + F.softplus(-D_LR_fake_lr_2).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
+    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
     l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
     kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
     E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
@@ -152,17 +141,26 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
     loss_G = adv + l1 + kl + latent
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"])
+    loss_G.backward(inputs=parameters["G"], retain_graph=True)
     optimizers["G"].step()
+    # D: maximize vae + lr over D_LR, D_VAE
+    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
+    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
+    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
+    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
+    loss_D = -(vae + lr)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
     return {
-        "D": loss_D.detach(),
-        "D/vae": vae.detach(),
-        "D/lr": lr.detach(),
         "G": loss_G.detach(),
         "G/adv": adv.detach(),
         "G/l1": l1.detach(),
         "G/kl": kl.detach(),
         "G/latent": latent.detach(),
+        "D": loss_D.detach(),
+        "D/vae": vae.detach(),
+        "D/lr": lr.detach(),
     }
 
 
@@ -198,11 +196,11 @@ def evaluate(nets, inputs):
     z = inputs["z"]
     E_y = E(y)
     E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-    G_x_E_mu_y = G(x, E_mu_y)  # bicyclegan.yaml:48 evaluate.error
-    error = (G_x_E_mu_y - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:48 evaluate.error
+    G_x_E_mu_y = G(x, E_mu_y)  # bicyclegan.yaml:50 evaluate.error
+    error = (G_x_E_mu_y - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:50 evaluate.error
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    error_random_z = (fake_lr - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:49 evaluate.error_random_z
-    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:50 evaluate.identity
+    error_random_z = (fake_lr - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:51 evaluate.error_random_z
+    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:52 evaluate.identity
     return {
         "error": error,
         "error_random_z": error_random_z,

@@ -13,24 +13,45 @@ def losses(nets, inputs):
     x1 = inputs["x1"]
     x2 = inputs["x2"]
     z = inputs["z"]
-    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
-    fake_2 = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
-    loss_D = -(real + fake)
-    loss_G = real + fake_2
+    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    fake_2 = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
+    loss_G = real + fake
+    loss_D = -(real + fake_2)
     return {
-        "D": loss_D,
-        "D/real": real,
-        "D/fake": fake,
         "G": loss_G,
         "G/real": real,
-        "G/fake": fake_2,
+        "G/fake": fake,
+        "D": loss_D,
+        "D/real": real,
+        "D/fake": fake_2,
+    }
+
+
+def step_G(nets, inputs, optimizer, parameters):
+    """Player G: minimize real + fake over G1, G2 (real constant here: not computed)."""
+    D1 = nets["D1"]
+    D2 = nets["D2"]
+    G1 = nets["G1"]
+    G2 = nets["G2"]
+    z = inputs["z"]
+    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    optimizer.zero_grad(set_to_none=True)
+    fake.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "G": fake.detach(),
+        "G/fake": fake.detach(),
     }
 
 
@@ -46,11 +67,11 @@ def step_D(nets, inputs, optimizer, parameters):
     with torch.no_grad():
         fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
         fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
     loss = -(real + fake)
     optimizer.zero_grad(set_to_none=True)
@@ -63,34 +84,13 @@ def step_D(nets, inputs, optimizer, parameters):
     }
 
 
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize real + fake over G1, G2 (real constant here: not computed)."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    z = inputs["z"]
-    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    D1_fake1 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D2_fake2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
-    optimizer.zero_grad(set_to_none=True)
-    fake.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": fake.detach(),
-        "G/fake": fake.detach(),
-    }
-
-
 def step_J(nets, inputs, optimizer, parameters):
     """Judge J: fitted on real batches before training, then held fixed; it only evaluates."""
     J = nets["J"]
     x1 = inputs["x1"]
     x2 = inputs["x2"]
-    J_x1 = J(x1)  # cogan.yaml:54 judges.J.minimize (+1 more)
-    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:54 judges.J.minimize (+1 more)
+    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
+    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
@@ -109,32 +109,30 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x1 = inputs["x1"]
     x2 = inputs["x2"]
     z = inputs["z"]
-    # D: maximize real + fake over D1, D2
-    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    # G: minimize fake over G1, G2
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    D1_fake1 = D1(fake1.detach())  # cogan.yaml:34 players.D.maximize.fake (+1 more)
+    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D2_fake2 = D2(fake2.detach())  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
-    loss_D = -(real + fake)
+    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    optimizers["G"].zero_grad(set_to_none=True)
+    fake.backward(inputs=parameters["G"], retain_graph=True)
+    optimizers["G"].step()
+    # D: maximize real + fake over D1, D2
+    D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
+    fake_2 = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
+    loss_D = -(real + fake_2)
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
-    # G: minimize fake over G1, G2
-    D1_fake1_2 = D1(fake1)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    D2_fake2_2 = D2(fake2)  # cogan.yaml:34 players.D.maximize.fake (+1 more)
-    fake_2 = F.softplus(-D1_fake1_2).mean() + F.softplus(-D2_fake2_2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
-    optimizers["G"].zero_grad(set_to_none=True)
-    fake_2.backward(inputs=parameters["G"])
-    optimizers["G"].step()
     return {
+        "G": fake.detach(),
+        "G/fake": fake.detach(),
         "D": loss_D.detach(),
         "D/real": real.detach(),
-        "D/fake": fake.detach(),
-        "G": fake_2.detach(),
-        "G/fake": fake_2.detach(),
+        "D/fake": fake_2.detach(),
     }
 
 
@@ -162,12 +160,12 @@ def evaluate(nets, inputs):
     x2 = inputs["x2"]
     z = inputs["z"]
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    J_fake1 = J(fake1)  # cogan.yaml:57 evaluate.disagreement (+1 more)
+    J_fake1 = J(fake1)  # cogan.yaml:59 evaluate.disagreement (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:57 evaluate.disagreement
-    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:58 evaluate.disagreement_unpaired
-    J_x1 = J(x1)  # cogan.yaml:54 judges.J.minimize (+1 more)
-    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:54 judges.J.minimize (+1 more)
+    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 evaluate.disagreement
+    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:60 evaluate.disagreement_unpaired
+    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
+    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
     return {
         "disagreement": disagreement,
         "disagreement_unpaired": disagreement_unpaired,

@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from lossgraph.runtime import batched
 
 
 def losses(nets, inputs):
@@ -102,15 +103,13 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x = inputs["x"]
     y = inputs["y"]
     # D: minimize adv_Y + adv_X over D_X, D_Y
-    D_Y_y = D_Y(y)  # cyclegan.yaml:24 players.D.minimize.adv_Y
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
     fake_y_pool = pools["D"]["fake_y"].query(fake_y)
-    D_Y_fake_y_pool = D_Y(fake_y_pool.detach())  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
+    D_Y_y, D_Y_fake_y_pool = batched(D_Y, (y,), (fake_y_pool.detach(),))  # cyclegan.yaml:24 players.D.minimize.adv_Y
     adv_Y = ((D_Y_y - 1) ** 2).mean() + (D_Y_fake_y_pool ** 2).mean()  # cyclegan.yaml:24 players.D.minimize.adv_Y
-    D_X_x = D_X(x)  # cyclegan.yaml:25 players.D.minimize.adv_X
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
     fake_x_pool = pools["D"]["fake_x"].query(fake_x)
-    D_X_fake_x_pool = D_X(fake_x_pool.detach())  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
+    D_X_x, D_X_fake_x_pool = batched(D_X, (x,), (fake_x_pool.detach(),))  # cyclegan.yaml:25 players.D.minimize.adv_X
     adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x_pool ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
     loss_D = adv_Y + adv_X
     optimizers["D"].zero_grad(set_to_none=True)

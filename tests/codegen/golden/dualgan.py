@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from lossgraph.runtime import batched
 
 
 def losses(nets, inputs):
@@ -108,11 +109,9 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
     fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
     for _ in range(5):
-        D_Y_y = D_Y(y)  # dualgan.yaml:25 players.D.maximize.adv_Y
-        D_Y_fake_y = D_Y(fake_y.detach())  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
+        D_Y_y, D_Y_fake_y = batched(D_Y, (y,), (fake_y.detach(),))  # dualgan.yaml:25 players.D.maximize.adv_Y
         adv_Y = D_Y_y.mean() - D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y
-        D_X_x = D_X(x)  # dualgan.yaml:26 players.D.maximize.adv_X
-        D_X_fake_x = D_X(fake_x.detach())  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
+        D_X_x, D_X_fake_x = batched(D_X, (x,), (fake_x.detach(),))  # dualgan.yaml:26 players.D.maximize.adv_X
         adv_X = D_X_x.mean() - D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X
         loss_D = -(adv_Y + adv_X)
         optimizers["D"].zero_grad(set_to_none=True)

@@ -13,44 +13,22 @@ def losses(nets, inputs):
     c_s = inputs["c_s"]
     x_t = inputs["x_t"]
     z = inputs["z"]
-    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
     fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    adv_2 = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
-    loss_D = -adv
-    loss_G = adv_2 + task
-    return {
-        "D": loss_D,
-        "D/adv": adv,
-        "G": loss_G,
-        "G/adv": adv_2,
-        "G/task": task,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x_s = inputs["x_s"]
-    x_t = inputs["x_t"]
-    z = inputs["z"]
-    with torch.no_grad():
-        fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
     D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    loss = -adv
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
+    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss_G = adv + task
+    loss_D = -adv_2
     return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
+        "G": loss_G,
+        "G/adv": adv,
+        "G/task": task,
+        "D": loss_D,
+        "D/adv": adv_2,
     }
 
 
@@ -63,7 +41,7 @@ def step_G(nets, inputs, optimizer, parameters):
     c_s = inputs["c_s"]
     z = inputs["z"]
     fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
+    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
@@ -79,13 +57,35 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
+def step_D(nets, inputs, optimizer, parameters):
+    """Player D: maximize adv over D."""
+    D = nets["D"]
+    G = nets["G"]
+    x_s = inputs["x_s"]
+    x_t = inputs["x_t"]
+    z = inputs["z"]
+    with torch.no_grad():
+        fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
+    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
+    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss = -adv
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "D": loss.detach(),
+        "D/adv": adv.detach(),
+    }
+
+
 def step_T_source(nets, inputs, optimizer, parameters):
     """Judge T_source: fitted on real batches before training, then held fixed; it only evaluates."""
     T_source = nets["T_source"]
     x_s = inputs["x_s"]
     c_s = inputs["c_s"]
-    T_source_x_s = T_source(x_s)  # pixelda.yaml:51 judges.T_source.minimize
-    fit = F.cross_entropy(T_source_x_s, c_s, reduction='none').mean()  # pixelda.yaml:51 judges.T_source.minimize
+    T_source_x_s = T_source(x_s)  # pixelda.yaml:53 judges.T_source.minimize
+    fit = F.cross_entropy(T_source_x_s, c_s, reduction='none').mean()  # pixelda.yaml:53 judges.T_source.minimize
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
@@ -104,31 +104,30 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     c_s = inputs["c_s"]
     x_t = inputs["x_t"]
     z = inputs["z"]
-    # D: maximize adv over D
-    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_fake = D(fake.detach())  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    loss_D = -adv
-    optimizers["D"].zero_grad(set_to_none=True)
-    loss_D.backward(inputs=parameters["D"])
-    optimizers["D"].step()
     # G: minimize adv + task over G, T
-    D_fake_2 = D(fake)  # pixelda.yaml:31 players.D.maximize.adv (+1 more)
-    adv_2 = F.softplus(-D_fake_2).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
+    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
-    loss_G = adv_2 + task
+    loss_G = adv + task
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"])
+    loss_G.backward(inputs=parameters["G"], retain_graph=True)
     optimizers["G"].step()
+    # D: maximize adv over D
+    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
+    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss_D = -adv_2
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
     return {
-        "D": loss_D.detach(),
-        "D/adv": adv.detach(),
         "G": loss_G.detach(),
-        "G/adv": adv_2.detach(),
+        "G/adv": adv.detach(),
         "G/task": task.detach(),
+        "D": loss_D.detach(),
+        "D/adv": adv_2.detach(),
     }
 
 
@@ -156,12 +155,12 @@ def evaluate(nets, inputs):
     c_s = inputs["c_s"]
     x_t = inputs["x_t"]
     c_t = inputs["c_t"]
-    T_x_t = T(x_t)  # pixelda.yaml:56 evaluate.accuracy
-    accuracy = (T_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:56 evaluate.accuracy
-    T_source_x_t = T_source(x_t)  # pixelda.yaml:57 evaluate.accuracy_source_only
-    accuracy_source_only = (T_source_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:57 evaluate.accuracy_source_only
+    T_x_t = T(x_t)  # pixelda.yaml:58 evaluate.accuracy
+    accuracy = (T_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:58 evaluate.accuracy
+    T_source_x_t = T_source(x_t)  # pixelda.yaml:59 evaluate.accuracy_source_only
+    accuracy_source_only = (T_source_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:59 evaluate.accuracy_source_only
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
-    accuracy_on_source = (T_x_s.argmax(dim=1) == c_s).float().mean()  # pixelda.yaml:58 evaluate.accuracy_on_source
+    accuracy_on_source = (T_x_s.argmax(dim=1) == c_s).float().mean()  # pixelda.yaml:60 evaluate.accuracy_on_source
     return {
         "accuracy": accuracy,
         "accuracy_source_only": accuracy_source_only,

@@ -45,13 +45,6 @@ def losses(nets, inputs):
     loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
     loss_D = -loss_G
     return {
-        "D": loss_D,
-        "D/VAE_1": VAE_1,
-        "D/GAN_1": GAN_1,
-        "D/CC_1": CC_1,
-        "D/VAE_2": VAE_2,
-        "D/GAN_2": GAN_2,
-        "D/CC_2": CC_2,
         "G": loss_G,
         "G/VAE_1": VAE_1,
         "G/GAN_1": GAN_1,
@@ -59,40 +52,13 @@ def losses(nets, inputs):
         "G/VAE_2": VAE_2,
         "G/GAN_2": GAN_2,
         "G/CC_2": CC_2,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over D1, D2 (VAE_1, CC_1, VAE_2, CC_2 constant here: not computed)."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    E1 = nets["E1"]
-    E2 = nets["E2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    x1 = inputs["x1"]
-    x2 = inputs["x2"]
-    eps2 = inputs["eps2"]
-    eps1 = inputs["eps1"]
-    with torch.no_grad():
-        mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-        x21 = G1(mu2 + eps2)  # unit.yaml:30 let.x21 (+3 more)
-        mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-        x12 = G2(mu1 + eps1)  # unit.yaml:29 let.x12 (+3 more)
-    D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
-    D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
-    loss = -(GAN_1 + GAN_2)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/GAN_1": GAN_1.detach(),
-        "D/GAN_2": GAN_2.detach(),
+        "D": loss_D,
+        "D/VAE_1": VAE_1,
+        "D/GAN_1": GAN_1,
+        "D/CC_1": CC_1,
+        "D/VAE_2": VAE_2,
+        "D/GAN_2": GAN_2,
+        "D/CC_2": CC_2,
     }
 
 
@@ -150,8 +116,8 @@ def step_G(nets, inputs, optimizer, parameters):
     }
 
 
-def iteration(nets, inputs, optimizers, parameters, pools):
-    """One iteration of the schedule: each player's step in order, a network call kept across steps while it is current, or data, to the step that reads it."""
+def step_D(nets, inputs, optimizer, parameters):
+    """Player D: maximize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over D1, D2 (VAE_1, CC_1, VAE_2, CC_2 constant here: not computed)."""
     D1 = nets["D1"]
     D2 = nets["D2"]
     E1 = nets["E1"]
@@ -162,57 +128,89 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x2 = inputs["x2"]
     eps2 = inputs["eps2"]
     eps1 = inputs["eps1"]
-    eps12 = inputs["eps12"]
-    eps21 = inputs["eps21"]
-    # D: maximize GAN_1 + GAN_2 over D1, D2
+    with torch.no_grad():
+        mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
+        x21 = G1(mu2 + eps2)  # unit.yaml:30 let.x21 (+3 more)
+        mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
+        x12 = G2(mu1 + eps1)  # unit.yaml:29 let.x12 (+3 more)
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-    x21 = G1(mu2 + eps2)  # unit.yaml:30 let.x21 (+3 more)
-    D1_x21 = D1(x21.detach())  # unit.yaml:37 let.GAN_1
+    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
     GAN_1 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
     D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    x12 = G2(mu1 + eps1)  # unit.yaml:29 let.x12 (+3 more)
-    D2_x12 = D2(x12.detach())  # unit.yaml:38 let.GAN_2
+    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
     GAN_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
-    loss_D = -(GAN_1 + GAN_2)
-    optimizers["D"].zero_grad(set_to_none=True)
-    loss_D.backward(inputs=parameters["D"])
-    optimizers["D"].step()
+    loss = -(GAN_1 + GAN_2)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=parameters)
+    optimizer.step()
+    return {
+        "D": loss.detach(),
+        "D/GAN_1": GAN_1.detach(),
+        "D/GAN_2": GAN_2.detach(),
+    }
+
+
+def iteration(nets, inputs, optimizers, parameters, pools):
+    """One iteration of the schedule: each player's step in order, a network call kept across steps while it is current, or data, to the step that reads it."""
+    D1 = nets["D1"]
+    D2 = nets["D2"]
+    E1 = nets["E1"]
+    E2 = nets["E2"]
+    G1 = nets["G1"]
+    G2 = nets["G2"]
+    x1 = inputs["x1"]
+    x2 = inputs["x2"]
+    eps1 = inputs["eps1"]
+    eps2 = inputs["eps2"]
+    eps12 = inputs["eps12"]
+    eps21 = inputs["eps21"]
     # G: minimize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over E1, E2, G1, G2
+    mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
     v = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
     z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
     G1_z1 = G1(z1)  # unit.yaml:35 let.VAE_1
     VAE_1 = v + 100 * (x1 - G1_z1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:35 let.VAE_1 (+2 more)
+    mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
     z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
-    D1_x21_2 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1_2 = 10 * -F.softplus(D1_x21_2).mean()  # unit.yaml:37 let.GAN_1
+    x21 = G1(z2)  # unit.yaml:30 let.x21 (+3 more)
+    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
+    GAN_1 = 10 * -F.softplus(D1_x21).mean()  # unit.yaml:37 let.GAN_1
+    x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
     CC_1 = v + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:39 let.CC_1 (+2 more)
     v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
     G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
     VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
-    D2_x12_2 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2_2 = 10 * -F.softplus(D2_x12_2).mean()  # unit.yaml:38 let.GAN_2
+    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
+    GAN_2 = 10 * -F.softplus(D2_x12).mean()  # unit.yaml:38 let.GAN_2
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
     CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
-    loss_G = VAE_1 + GAN_1_2 + CC_1 + VAE_2 + GAN_2_2 + CC_2
+    loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"])
+    loss_G.backward(inputs=parameters["G"], retain_graph=True)
     optimizers["G"].step()
+    # D: maximize GAN_1 + GAN_2 over D1, D2
+    D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
+    GAN_1_2 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
+    D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
+    GAN_2_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
+    loss_D = -(GAN_1_2 + GAN_2_2)
+    optimizers["D"].zero_grad(set_to_none=True)
+    loss_D.backward(inputs=parameters["D"])
+    optimizers["D"].step()
     return {
-        "D": loss_D.detach(),
-        "D/GAN_1": GAN_1.detach(),
-        "D/GAN_2": GAN_2.detach(),
         "G": loss_G.detach(),
         "G/VAE_1": VAE_1.detach(),
-        "G/GAN_1": GAN_1_2.detach(),
+        "G/GAN_1": GAN_1.detach(),
         "G/CC_1": CC_1.detach(),
         "G/VAE_2": VAE_2.detach(),
-        "G/GAN_2": GAN_2_2.detach(),
+        "G/GAN_2": GAN_2.detach(),
         "G/CC_2": CC_2.detach(),
+        "D": loss_D.detach(),
+        "D/GAN_1": GAN_1_2.detach(),
+        "D/GAN_2": GAN_2_2.detach(),
     }
 
 
@@ -257,13 +255,13 @@ def evaluate(nets, inputs):
     x1 = inputs["x1"]
     x2 = inputs["x2"]
     mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    G2_mu1 = G2(mu1)  # unit.yaml:61 evaluate.error_12
-    error_12 = (G2_mu1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:61 evaluate.error_12
-    identity_12 = (x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:62 evaluate.identity_12
+    G2_mu1 = G2(mu1)  # unit.yaml:63 evaluate.error_12
+    error_12 = (G2_mu1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:63 evaluate.error_12
+    identity_12 = (x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:64 evaluate.identity_12
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-    G1_mu2 = G1(mu2)  # unit.yaml:63 evaluate.error_21
-    error_21 = (G1_mu2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:63 evaluate.error_21
-    identity_21 = (x2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:64 evaluate.identity_21
+    G1_mu2 = G1(mu2)  # unit.yaml:65 evaluate.error_21
+    error_21 = (G1_mu2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:65 evaluate.error_21
+    identity_21 = (x2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:66 evaluate.identity_21
     return {
         "error_12": error_12,
         "identity_12": identity_12,
