@@ -20,7 +20,8 @@ its networks once, before its repeats.
 
 Two calls of one network in a phase are *batched*, one call on their inputs concatenated, when the
 network treats each sample alone (no batch norm: `shapes.mixes_batch`), their inputs have the same
-per-sample shapes, neither depends on the other, and the phase's gradient enters neither input:
+per-sample shapes, neither depends on the other, the phase reads the same heads of both, and the
+phase's gradient enters neither input:
 a discriminator's step on real and generated images, where only its weights get gradients.
 (Where a gradient enters one input, the batched backward would compute it for both halves.)
 
@@ -187,15 +188,21 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
             node for node in computed
             if any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
         )
-        pairs = _pairs(computed, hoisted, with_grad, plans[name].grad_nodes, batchable) if batchable else ()
+        pairs = _pairs(computed, hoisted, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
                             retain=index in retain, batched=pairs))
     return tuple(phases)
 
 
 def _pairs(computed: Sequence[Expr], hoisted: frozenset[Expr], with_grad: frozenset[Expr],
-           grad_nodes: frozenset[Expr], batchable: Batchable) -> tuple[tuple[Expr, Expr], ...]:
-    """Calls of this phase to batch two by two, in order (see the module docstring)."""
+           grad_nodes: frozenset[Expr], batchable: Batchable, loss: Expr) -> tuple[tuple[Expr, Expr], ...]:
+    """Calls of this phase to batch two by two, in order (see the module docstring). Two calls of a
+    network with heads pair only when the phase reads the same heads of both: a head read from
+    one alone would be differentiated over both halves (StarGAN's D.cls(x), not D.cls(fake))."""
+    heads: dict[Expr, set] = {}
+    for node in loss.walk():
+        if node.op is Ops.HEAD:
+            heads.setdefault(node.args[0], set()).add(node.arg)
     candidates = [node for node in computed
                   if node not in hoisted and not any(arg in grad_nodes for arg in node.args)]
     pairs, taken = [], set()
@@ -203,7 +210,8 @@ def _pairs(computed: Sequence[Expr], hoisted: frozenset[Expr], with_grad: frozen
         if first in taken:
             continue
         for second in candidates[position + 1:]:
-            if second not in taken and (first in with_grad) == (second in with_grad) and batchable(first, second):
+            if (second not in taken and (first in with_grad) == (second in with_grad)
+                    and heads.get(first) == heads.get(second) and batchable(first, second)):
                 pairs.append((first, second))
                 taken |= {first, second}
                 break

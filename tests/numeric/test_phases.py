@@ -163,7 +163,9 @@ def test_constant_parts_of_a_term_are_not_computed():
     counts = count_forwards(nets)
     inputs = program.example_inputs(batch_size=2)
     stats = program.trainer(nets).step(inputs)
-    assert counts["D"] == 2  # D(x) and D(fake) batched for D's step, D(fake) again for G's: not D(x) again
+    # D(x) and D(fake) for D's step (not batched: D reads D.cls(x) alone, whose backward would
+    # cover both halves), D(fake) again for G's: not D(x) again
+    assert counts["D"] == 3
     assert counts["G"] == 2
     assert stats["G/adv"] < 0 and "softplus(D_src_fake_2).mean()" in program.code.split("# G:")[-1]
 

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.runtime import batched, gradient_penalty
+from lossgraph.runtime import gradient_penalty
 
 
 def losses(nets, inputs):
@@ -121,8 +121,9 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # D: minimize adv + cls over D, 5 times
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     for _ in range(5):
-        D_fake, D_x = batched(D, (fake.detach(),), (x,))
+        D_fake = D(fake.detach())
         D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
+        D_x = D(x)
         D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
         gp = gradient_penalty(D, x, fake.detach(), head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
         adv = D_src_fake.mean() - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)

@@ -2,7 +2,6 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.runtime import batched
 
 
 def losses(nets, inputs):
@@ -119,9 +118,10 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     # D: minimize adv + cls over D
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    D_x, D_fake = batched(D, (x,), (fake.detach(),))
+    D_x = D(x)
     D_src_x = D_x[0]  # stargan.yaml:27 let.adv
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
+    D_fake = D(fake.detach())
     D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
     adv = -(-F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean())  # stargan.yaml:33 players.D.minimize.adv
     D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
