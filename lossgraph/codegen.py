@@ -26,7 +26,7 @@ import keyword
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .errors import CodegenError
 from .expr import Expr
@@ -38,7 +38,7 @@ from .printing import number_text
 
 _ATOM = 100
 _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
-_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty", "batched"}
+_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty", "batched", "at_leaves"}
 MAX_NAME = 32
 
 
@@ -370,8 +370,25 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
                 for head in heads[node]:
                     compute(head)
                 return
+            if node in cut_below:
+                # its graph outlives this step's backward (a later step differentiates it again);
+                # its differentiated inputs enter as leaves, so the graph below them does not
+                saved = {}
+                for arg in node.args:
+                    if arg in plan.grad_nodes and arg not in saved:
+                        saved[arg] = writer.named[arg]
+                        leaf = writer.names.fresh(f"{saved[arg]}_in")
+                        writer.line(f"{leaf} = {saved[arg]}.detach().requires_grad_()")
+                        writer.named[arg] = leaf
+                        cut_leaves.append((leaf, saved[arg]))
+                record(node, writer.assign(node, None, no_grad=node not in phase.with_grad))
+                writer.named.update(saved)
+                return
             record(node, writer.assign(node, None, no_grad=node not in phase.with_grad))
 
+        # calls whose graph must outlive the backward: computed here, each input a named value
+        cut_below = {node for node in phase.kept_graph if node in phase.computed and node.op in (Ops.APPLY, Ops.FROZEN)}
+        cut_leaves: list[tuple[str, str]] = []  # (leaf, the value it was cut from)
         order = list(dict.fromkeys(phase.loss.walk()))
         uses = consumers(order)
         terms = {term.value: term.name for term in phase.live}
@@ -416,8 +433,10 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             elif node.op is Ops.GRADIENT_PENALTY or node in terms or uses.get(node, 0) > 1:
                 writer.assign(node, terms.get(node))
         loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
+        # a kept graph this step could not cut below (a call reused from an earlier step): keep it all
+        retain = any(node not in cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
         for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
-                                     retain=phase.retain):
+                                     retain=retain or bool(phase.kept_graph) and not cut_leaves, cut=cut_leaves):
             writer.line(code, no_grad)
         stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
@@ -428,13 +447,24 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
     return "\n".join(["def iteration(nets, inputs, optimizers, parameters, pools):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
 
 
-def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False) -> list[tuple[str, bool]]:
+def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False,
+            cut: Sequence[tuple[str, str]] = ()) -> list[tuple[str, bool]]:
     """The lines of one optimizer step, as (code, under no_grad); `retain` keeps the autograd graph
-    for a later step that differentiates the same network calls (phases.py)."""
+    for a later step that differentiates the same network calls; `cut` (leaf, value) pairs: the
+    backward stops at the leaves, keeping the graph above them, and goes on from the values below
+    (phases.py)."""
     keep = ", retain_graph=True" if retain else ""
+    if cut and not retain:
+        leaves, values = ", ".join(leaf for leaf, _ in cut), ", ".join(value for _, value in cut)
+        backward = [
+            (f"at_leaves = torch.autograd.grad({loss}, ({leaves}{',' if len(cut) == 1 else ''}), retain_graph=True)", False),
+            (f"torch.autograd.backward(({loss}, {values}), (None, *at_leaves), inputs={parameters})", False),
+        ]
+    else:
+        backward = [(f"{loss}.backward(inputs={parameters}{keep})", False)]
     lines = [
         (f"{optimizer}.zero_grad(set_to_none=True)", False),
-        (f"{loss}.backward(inputs={parameters}{keep})", False),
+        *backward,
         (f"{optimizer}.step()", False),
     ]
     if player.clip is not None:

@@ -28,7 +28,10 @@ a discriminator's step on real and generated images, where only its weights get 
 A call runs with autograd when some phase that uses it needs a gradient through it (it is in that
 player's gradient nodes); a phase whose gradient does not pass through a kept call reads it
 detached. A phase whose backward passes through a call that a later phase differentiates again
-keeps the autograd graph (`retain`). Values a history pool replaces in a phase, and every call that
+keeps the autograd graph of those calls (`kept_graph`): they take their differentiated inputs as
+leaves cut from the graph below (`x.detach().requires_grad_()`), its backward first takes the
+gradient at the leaves and then carries it on below, so that only the calls' own graph outlives it.
+Values a history pool replaces in a phase, and every call that
 sees them, are that phase's own: computed there and never kept.
 
 The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
@@ -59,7 +62,7 @@ class Phase:
     with_grad: frozenset[Expr]      # calls computed here with autograd (this or a later phase differentiates them)
     pooled: tuple[tuple[str, Expr], ...]  # (let name, value) a history pool replaces in this phase
     local: frozenset[Expr]          # values that see pooled ones: computed here, never kept
-    retain: bool = False            # its backward keeps the graph: a later phase differentiates a call again
+    kept_graph: frozenset[Expr] = frozenset()  # calls a later phase differentiates again: their graph outlives this backward
     batched: tuple[tuple[Expr, Expr], ...] = ()  # pairs of its calls computed as one call
 
 
@@ -178,10 +181,11 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
             stale[node] |= upstream[node] & own  # this phase's update changes what it would be
         drafts.append((name, repeats, live, loss, tuple(computed), frozenset(reused), hoisted, pooled, local))
 
-    retain: set[int] = set()
+    kept_graph: dict[int, set[Expr]] = {}
     for (_, node), phase_users in users.items():
         differentiating = sorted(user for user in phase_users if node in plans[schedule[user][0]].grad_nodes)
-        retain.update(differentiating[:-1])  # every backward through it but the last keeps the graph
+        for user in differentiating[:-1]:  # every backward through it but the last keeps its graph
+            kept_graph.setdefault(user, set()).add(node)
     phases = []
     for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local) in enumerate(drafts):
         with_grad = frozenset(
@@ -190,7 +194,7 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         )
         pairs = _pairs(computed, hoisted, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
-                            retain=index in retain, batched=pairs))
+                            kept_graph=frozenset(kept_graph.get(index, ())), batched=pairs))
     return tuple(phases)
 
 

@@ -176,3 +176,20 @@ def test_the_global_batch_must_divide_among_the_processes():
     assert group.local_slice(6) == slice(2, 4)
     with pytest.raises(LossgraphError, match="global batch size 4 does not divide among 3 processes"):
         group.local_slice(4)
+
+
+def test_a_generator_first_schedule_trains_as_one_process(tmp_path):
+    # D's calls on the fakes serve both steps: their graph is cut below at leaves and G's backward
+    # takes the gradient there with torch.autograd.grad; the parameters' gradients still come from
+    # ordinary backward passes, which DDP averages
+    spec = tmp_path / "tiny-ddp-g-first.yaml"
+    text = SPEC.replace("schedule: [D, G]", "schedule: [G, D]")
+    text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("pool:"))
+    assert text != SPEC and "schedule: [G, D]" in text
+    spec.write_text(text + "\n")
+    one_process(spec, tmp_path / "one", "--steps", "6")
+    torchrun(spec, tmp_path / "two", "--steps", "6")
+    assert_same_metrics(tmp_path / "one" / "metrics.csv", tmp_path / "two" / "metrics.csv")
+    one, two = final_networks(tmp_path / "one"), final_networks(tmp_path / "two")
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)

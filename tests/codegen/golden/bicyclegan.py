@@ -130,10 +130,12 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
     E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
     fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
+    fake_vae_in = fake_vae.detach().requires_grad_()
+    D_VAE_fake_vae_in = D_VAE(fake_vae_in)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
+    fake_lr_in = fake_lr.detach().requires_grad_()
+    D_LR_fake_lr_in = D_LR(fake_lr_in)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_VAE_fake_vae_in).mean() + F.softplus(-D_LR_fake_lr_in).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
     l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
     kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
     E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
@@ -141,13 +143,14 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
     loss_G = adv + l1 + kl + latent
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(loss_G, (fake_vae_in, fake_lr_in), retain_graph=True)
+    torch.autograd.backward((loss_G, fake_vae, fake_lr), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize vae + lr over D_LR, D_VAE
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
-    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
+    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae_in).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
     D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
-    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
+    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr_in).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
     loss_D = -(vae + lr)
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])

@@ -111,18 +111,21 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z = inputs["z"]
     # G: minimize fake over G1, G2
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake1_in = fake1.detach().requires_grad_()
+    D1_fake1_in = D1(fake1_in)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    fake2_in = fake2.detach().requires_grad_()
+    D2_fake2_in = D2(fake2_in)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
+    fake = F.softplus(-D1_fake1_in).mean() + F.softplus(-D2_fake2_in).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
     optimizers["G"].zero_grad(set_to_none=True)
-    fake.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(fake, (fake1_in, fake2_in), retain_graph=True)
+    torch.autograd.backward((fake, fake1, fake2), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize real + fake over D1, D2
     D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
     D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
     real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    fake_2 = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
+    fake_2 = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:34 players.D.maximize.fake
     loss_D = -(real + fake_2)
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])

@@ -101,22 +101,25 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     # G: minimize adv + recon over G_XY, G_YX
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
+    fake_y_in = fake_y.detach().requires_grad_()
+    D_Y_fake_y_in = D_Y(fake_y_in)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
+    fake_x_in = fake_x.detach().requires_grad_()
+    D_X_fake_x_in = D_X(fake_x_in)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_Y_fake_y_in).mean() + F.softplus(-D_X_fake_x_in).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
     loss_G = adv + recon
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(loss_G, (fake_y_in, fake_x_in), retain_graph=True)
+    torch.autograd.backward((loss_G, fake_y, fake_x), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize adv_Y + adv_X over D_X, D_Y
     D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
-    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
+    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y_in).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
     D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
-    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
+    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x_in).mean()  # discogan.yaml:24 players.D.maximize.adv_X
     loss_D = -(adv_Y + adv_X)
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])

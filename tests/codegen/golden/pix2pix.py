@@ -77,16 +77,18 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     # G: minimize adv + l1 over G
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    fake_in = fake.detach().requires_grad_()
+    D_x_fake_in = D(x, fake_in)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_x_fake_in).mean()  # pix2pix.yaml:25 players.G.minimize.adv
     l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
     loss_G = adv + l1
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(loss_G, (fake_in,), retain_graph=True)
+    torch.autograd.backward((loss_G, fake), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake_in).mean()  # pix2pix.yaml:21 players.D.maximize.adv
     loss_D = -adv_2
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])

@@ -106,18 +106,20 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z = inputs["z"]
     # G: minimize adv + task over G, T
     fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    fake_in = fake.detach().requires_grad_()
+    D_fake_in = D(fake_in)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
+    adv = F.softplus(-D_fake_in).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
     loss_G = adv + task
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(loss_G, (fake_in,), retain_graph=True)
+    torch.autograd.backward((loss_G, fake), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake_in).mean()  # pixelda.yaml:31 players.D.maximize.adv
     loss_D = -adv_2
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])

@@ -173,8 +173,9 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
     z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
     x21 = G1(z2)  # unit.yaml:30 let.x21 (+3 more)
-    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1 = 10 * -F.softplus(D1_x21).mean()  # unit.yaml:37 let.GAN_1
+    x21_in = x21.detach().requires_grad_()
+    D1_x21_in = D1(x21_in)  # unit.yaml:37 let.GAN_1
+    GAN_1 = 10 * -F.softplus(D1_x21_in).mean()  # unit.yaml:37 let.GAN_1
     x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
@@ -182,20 +183,22 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
     G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
     VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
-    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2 = 10 * -F.softplus(D2_x12).mean()  # unit.yaml:38 let.GAN_2
+    x12_in = x12.detach().requires_grad_()
+    D2_x12_in = D2(x12_in)  # unit.yaml:38 let.GAN_2
+    GAN_2 = 10 * -F.softplus(D2_x12_in).mean()  # unit.yaml:38 let.GAN_2
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
     CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
     loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
     optimizers["G"].zero_grad(set_to_none=True)
-    loss_G.backward(inputs=parameters["G"], retain_graph=True)
+    at_leaves = torch.autograd.grad(loss_G, (x21_in, x12_in), retain_graph=True)
+    torch.autograd.backward((loss_G, x21, x12), (None, *at_leaves), inputs=parameters["G"])
     optimizers["G"].step()
     # D: maximize GAN_1 + GAN_2 over D1, D2
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    GAN_1_2 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
+    GAN_1_2 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21_in).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
     D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    GAN_2_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
+    GAN_2_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12_in).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
     loss_D = -(GAN_1_2 + GAN_2_2)
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
