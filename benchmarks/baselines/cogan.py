@@ -6,8 +6,8 @@ with one draw of z feeding both generators. The generators share their trunk and
 discriminators theirs (build_networks ties them), so each optimizer holds the union of its two
 networks' parameters, each once. G minimizes V as written (the saturating minimax form); its
 step leaves out E[log D(x)], which is constant for the generators, as any hand-written step would.
-G before D, as the spec schedules and the usual scripts run it; D's step passes the detached
-fakes through the discriminators again.
+G before D, three generator steps per discriminator step, as the spec schedules; D's step passes
+the last detached fakes through the discriminators again.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import torch
 from torch import nn
 
 from .common import adam, fake_loss, floats, prepare, real_loss, set_requires_grad, to_device, unique_parameters
+
+
+G_STEPS = 3  # generator steps per discriminator step (specs/cogan.yaml's schedule)
 
 
 class CoGAN:
@@ -36,14 +39,15 @@ class CoGAN:
         batch = to_device(inputs, self.device)
         x1, x2, z = batch["x1"], batch["x2"], batch["z"]
         discriminators = [self.D1, self.D2]
-        fake1, fake2 = self.G1(z), self.G2(z)
 
         set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        # E[log(1 - D(fake))] = -BCE(D(fake), fake)
-        loss_G = -fake_loss(self.D1(fake1)) - fake_loss(self.D2(fake2))
-        loss_G.backward()
-        self.optimizer_G.step()
+        for _ in range(G_STEPS):
+            fake1, fake2 = self.G1(z), self.G2(z)
+            self.optimizer_G.zero_grad(set_to_none=True)
+            # E[log(1 - D(fake))] = -BCE(D(fake), fake)
+            loss_G = -fake_loss(self.D1(fake1)) - fake_loss(self.D2(fake2))
+            loss_G.backward()
+            self.optimizer_G.step()
 
         set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)

@@ -89,8 +89,8 @@ def step_J(nets, inputs, optimizer, parameters):
     J = nets["J"]
     x1 = inputs["x1"]
     x2 = inputs["x2"]
-    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
-    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
+    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
+    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
@@ -163,12 +163,12 @@ def evaluate(nets, inputs):
     x2 = inputs["x2"]
     z = inputs["z"]
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    J_fake1 = J(fake1)  # cogan.yaml:59 evaluate.disagreement (+1 more)
+    J_fake1 = J(fake1)  # cogan.yaml:62 evaluate.disagreement (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 evaluate.disagreement
-    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:60 evaluate.disagreement_unpaired
-    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
-    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
+    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:62 evaluate.disagreement
+    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:63 evaluate.disagreement_unpaired
+    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
+    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
     return {
         "disagreement": disagreement,
         "disagreement_unpaired": disagreement_unpaired,

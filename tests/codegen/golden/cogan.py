@@ -88,8 +88,8 @@ def step_J(nets, inputs, optimizer, parameters):
     J = nets["J"]
     x1 = inputs["x1"]
     x2 = inputs["x2"]
-    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
-    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
+    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
+    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
     optimizer.zero_grad(set_to_none=True)
     fit.backward(inputs=parameters)
     optimizer.step()
@@ -108,18 +108,19 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x1 = inputs["x1"]
     x2 = inputs["x2"]
     z = inputs["z"]
-    # G: minimize fake over G1, G2
-    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    fake1_in = fake1.detach().requires_grad_()
-    D1_fake1_in = D1(fake1_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
-    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    fake2_in = fake2.detach().requires_grad_()
-    D2_fake2_in = D2(fake2_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
-    fake = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:39 players.G.minimize.fake (+1 more)
-    optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(fake, (fake1_in, fake2_in), retain_graph=True)
-    torch.autograd.backward((fake, fake1, fake2), (None, *at_leaves), inputs=parameters["G"])
-    optimizers["G"].step()
+    # G: minimize fake over G1, G2, 3 times
+    for _ in range(3):
+        fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
+        fake1_in = fake1.detach().requires_grad_()
+        D1_fake1_in = D1(fake1_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
+        fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
+        fake2_in = fake2.detach().requires_grad_()
+        D2_fake2_in = D2(fake2_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
+        fake = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:39 players.G.minimize.fake (+1 more)
+        optimizers["G"].zero_grad(set_to_none=True)
+        at_leaves = torch.autograd.grad(fake, (fake1_in, fake2_in), retain_graph=True)
+        torch.autograd.backward((fake, fake1, fake2), (None, *at_leaves), inputs=parameters["G"])
+        optimizers["G"].step()
     # D: maximize real + fake over D1, D2
     D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
     D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
@@ -162,12 +163,12 @@ def evaluate(nets, inputs):
     x2 = inputs["x2"]
     z = inputs["z"]
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    J_fake1 = J(fake1)  # cogan.yaml:59 evaluate.disagreement (+1 more)
+    J_fake1 = J(fake1)  # cogan.yaml:62 evaluate.disagreement (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 evaluate.disagreement
-    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:60 evaluate.disagreement_unpaired
-    J_x1 = J(x1)  # cogan.yaml:56 judges.J.minimize (+1 more)
-    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:56 judges.J.minimize (+1 more)
+    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:62 evaluate.disagreement
+    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:63 evaluate.disagreement_unpaired
+    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
+    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
     return {
         "disagreement": disagreement,
         "disagreement_unpaired": disagreement_unpaired,
