@@ -69,6 +69,10 @@ class Acceleration:
             return dict(nets)
         dtype = torch.bfloat16 if self.precision == "bf16" else None
         mode = "reduce-overhead" if self.cuda_graphs else None
+        if self.compile:
+            # a generator-first step differentiates D's calls on the fakes twice (G's backward keeps
+            # their graph for D's, phases.py): compiled backward graphs must not donate buffers
+            torch._functorch.config.donated_buffer = False
         return {name: Accelerated(net, device.type, dtype, compile=self.compile and name not in eager, mode=mode)
                 for name, net in nets.items()}
 
