@@ -40,6 +40,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import lossgraph
+from lossgraph import accelerate
+from lossgraph.cli import add_acceleration_arguments
 
 from .baselines import BASELINES
 
@@ -313,12 +315,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="lossgraph's networks under torch.compile (default: the trainer's, on for CUDA)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                        help="lossgraph's network precision (default: the trainer's, bf16 on CUDA)")
-    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                        help="lossgraph's compiled networks as CUDA graphs (default: the trainer's, on when compiling on CUDA)")
+    add_acceleration_arguments(parser, "lossgraph's ")
     args = parser.parse_args(argv)
     args.methods = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = [name for name in args.methods if name not in BASELINES]
@@ -328,6 +325,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--iters must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    try:
+        accelerate.Acceleration.for_device(torch.device(args.device), **accelerate.given(args))
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -340,9 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine(device))
     results = []
     for method in args.methods:
-        acceleration = {"compile": args.compile, "precision": args.precision, "cuda_graphs": args.cuda_graphs}
         result = benchmark(method, batch_size=args.batch_size, image_size=args.image_size, iters=args.iters,
-                           warmup=args.warmup, device=device, seed=args.seed, acceleration=acceleration)
+                           warmup=args.warmup, device=device, seed=args.seed, acceleration=accelerate.given(args))
         results.append(result)
         print()
         print(method_table(result, device))

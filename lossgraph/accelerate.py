@@ -28,6 +28,13 @@ import torch
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16")
+SETTINGS = ("compile", "precision", "cuda_graphs")
+
+
+def given(source: Any) -> dict[str, Any]:
+    """The settings `source` (`lossgraph run`'s or the benchmark's arguments, RunOptions) gives,
+    for `Trainer(**given(...))`: a setting left at None takes the device's default there."""
+    return {name: getattr(source, name) for name in SETTINGS if getattr(source, name) is not None}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,18 @@ import sys
 from .errors import LossgraphError
 
 
+def add_acceleration_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
+    """`--compile/--no-compile`, `--precision`, `--cuda-graphs/--no-cuda-graphs`, each None unless
+    given: the device's default (accelerate.py). `whose` prefixes the help ("lossgraph's ")."""
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"torch.compile {whose}networks the training steps call (default: on for CUDA, off on the CPU)")
+    parser.add_argument("--precision", metavar="fp32|bf16", default=None,
+                        help=f"bf16: {whose}networks under bf16 autocast, losses and weights in fp32 "
+                             "(default: bf16 on CUDA, fp32 on the CPU)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"replay {whose}compiled networks as CUDA graphs (default: on when compiling on CUDA)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossgraph", description="Compile GAN objectives written as math into PyTorch training steps.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,12 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="write no TensorBoard event files")
     run.add_argument("--allow-spec-change", action="store_true",
                      help="with --resume: continue though the spec differs from the run's spec.yaml")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                     help="torch.compile each network the training steps call (default: on for CUDA, off on the CPU)")
-    run.add_argument("--precision", choices=["fp32", "bf16"], default=None,
-                     help="bf16: networks under bf16 autocast, losses and weights in fp32 (default: bf16 on CUDA, fp32 on the CPU)")
-    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-                     help="replay the compiled networks as CUDA graphs (default: on when compiling on CUDA)")
+    add_acceleration_arguments(run)
 
     check = commands.add_parser("check", help="validate a spec, shape-check it, print its objective")
     check.add_argument("spec")
@@ -142,6 +149,7 @@ def _emit(args) -> int:
 def _run(args) -> int:
     from pathlib import Path
 
+    from .accelerate import given
     from .data import open_dataset
     from .run import RunOptions, train
 
@@ -171,9 +179,7 @@ def _run(args) -> int:
         skip_nonfinite=args.skip_nonfinite,
         allow_spec_change=args.allow_spec_change,
         tensorboard=args.tensorboard,
-        compile=args.compile,
-        precision=args.precision,
-        cuda_graphs=args.cuda_graphs,
+        **given(args),
     )
     train(program, dataset, options)
     return 0

@@ -398,18 +398,7 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             return (node.op in CALLS or node in pooled or node.op is Ops.GRADIENT_PENALTY
                     or node in terms or uses.get(node, 0) > 1)
 
-        # a batched pair is computed where its later call is; the earlier waits, so nothing
-        # written between the two may read it
-        # (the heads of the earlier call wait with it)
-        partner: dict[Expr, Expr] = {}
-        heads: dict[Expr, list[Expr]] = {}
-        for first, second in phase.batched:
-            early, late = sorted((first, second), key=order.index)
-            between = order[order.index(early) + 1:order.index(late)]
-            waiting = [node for node in between if node.op is Ops.HEAD and node.args[0] is early]
-            if not any(emitted(node) and early in set(node.walk()) for node in between if node not in waiting):
-                partner[late] = early
-                heads[late] = waiting
+        partner, heads = _batch_positions(phase.batched, order, emitted)
         deferred = set(partner.values()) | {head for waiting in heads.values() for head in waiting}
         for node in order:
             if node in phase.hoisted:
@@ -430,13 +419,14 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
                 continue
             if node.op in CALLS:
                 compute(node)
-            elif node.op is Ops.GRADIENT_PENALTY or node in terms or uses.get(node, 0) > 1:
+            elif emitted(node):
                 writer.assign(node, terms.get(node))
         loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
         # a kept graph this step could not cut below (a call reused from an earlier step): keep it all
-        retain = any(node not in cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
+        uncut = any(node not in cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
+        retain = bool(phase.kept_graph) and (uncut or not cut_leaves)
         for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
-                                     retain=retain or bool(phase.kept_graph) and not cut_leaves, cut=cut_leaves):
+                                     retain=retain, cut=() if retain else cut_leaves):
             writer.line(code, no_grad)
         stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
@@ -447,6 +437,22 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
     return "\n".join(["def iteration(nets, inputs, optimizers, parameters, pools):", doc, *prologue, *writer.body(), "    return {", *returns, "    }"])
 
 
+def _batch_positions(pairs, order: list[Expr], emitted) -> tuple[dict[Expr, Expr], dict[Expr, list[Expr]]]:
+    """Where each batched pair is written: at its later call, the earlier waiting with its heads.
+    A pair is written as two calls instead when a line written between them reads the earlier.
+    Returns {later: earlier} and {later: the earlier call's heads that wait with it}."""
+    partner: dict[Expr, Expr] = {}
+    heads: dict[Expr, list[Expr]] = {}
+    for first, second in pairs:
+        early, late = sorted((first, second), key=order.index)
+        between = order[order.index(early) + 1:order.index(late)]
+        waiting = [node for node in between if node.op is Ops.HEAD and node.args[0] is early]
+        if not any(emitted(node) and early in set(node.walk()) for node in between if node not in waiting):
+            partner[late] = early
+            heads[late] = waiting
+    return partner, heads
+
+
 def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False,
             cut: Sequence[tuple[str, str]] = ()) -> list[tuple[str, bool]]:
     """The lines of one optimizer step, as (code, under no_grad); `retain` keeps the autograd graph
@@ -454,7 +460,7 @@ def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: 
     backward stops at the leaves, keeping the graph above them, and goes on from the values below
     (phases.py)."""
     keep = ", retain_graph=True" if retain else ""
-    if cut and not retain:
+    if cut:
         leaves, values = ", ".join(leaf for leaf, _ in cut), ", ".join(value for _, value in cut)
         backward = [
             (f"at_leaves = torch.autograd.grad({loss}, ({leaves}{',' if len(cut) == 1 else ''}), retain_graph=True)", False),

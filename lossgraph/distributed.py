@@ -225,7 +225,7 @@ class Distributed:
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, names)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             step_nets[name] = self.wrappers[name] = DistributedDataParallel(net, device_ids=device_ids, **sync_buffers)
-        trainer.step_nets = trainer.accelerated(step_nets) if hasattr(trainer, "accelerated") else step_nets
+        trainer.step_nets = trainer.accelerated(step_nets)
 
     # ----------------------------------------------------------------------------- checkpoints
 

@@ -61,6 +61,7 @@ from lossgraph.checkpoint import (
     save_checkpoint,
     stored_networks,
 )
+from lossgraph import accelerate
 from lossgraph.accelerate import Acceleration
 from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
@@ -131,7 +132,7 @@ class _Plan:
     skip_nonfinite: bool = False
     allow_spec_change: bool = False
     tensorboard: bool = False
-    acceleration: dict = field(default_factory=dict)
+    acceleration: dict = field(default_factory=dict)  # the settings given (accelerate.given)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -172,7 +173,7 @@ def _plan(program: Any, options: RunOptions) -> _Plan:
     if problems:
         raise LossgraphError("; ".join(problems))
     device = resolve_device(options.device)
-    acceleration = {"compile": options.compile, "precision": options.precision, "cuda_graphs": options.cuda_graphs}
+    acceleration = accelerate.given(options)
     try:
         Acceleration.for_device(device, **acceleration)
     except ValueError as error:
@@ -497,9 +498,7 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
     nets = program.build_networks(seed=plan.seed)
     for net in nets.values():
         net.to(plan.device)
-    # only the settings given: the trainer picks the device's defaults for the others
-    trainer = program.trainer(nets, device=str(plan.device),
-                              **{key: value for key, value in plan.acceleration.items() if value is not None})
+    trainer = program.trainer(nets, device=str(plan.device), **plan.acceleration)
     acceleration = getattr(trainer, "acceleration", None)
     if acceleration is not None and acceleration.active:
         notes.append(f"training steps: {acceleration.describe()}")

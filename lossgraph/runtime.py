@@ -10,13 +10,9 @@ from __future__ import annotations
 import torch
 
 
+@torch.enable_grad()  # the penalty is a gradient: it needs autograd even in a no_grad block
 def gradient_penalty(network, real: torch.Tensor, fake: torch.Tensor, head: int | None = None) -> torch.Tensor:
     """E[(||grad_mix network(mix)||_2 - 1)^2] with mix = a real + (1 - a) fake, a ~ U(0, 1) per sample."""
-    with torch.enable_grad():  # the penalty is a gradient: it needs autograd even in a no_grad block
-        return _gradient_penalty(network, real, fake, head)
-
-
-def _gradient_penalty(network, real: torch.Tensor, fake: torch.Tensor, head: int | None) -> torch.Tensor:
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     # drawn from the CPU generator, as every other draw: a CUDA run mixes what a CPU run mixes
     alpha = torch.rand(shape, dtype=real.dtype).to(real.device, non_blocking=True)

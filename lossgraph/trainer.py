@@ -17,7 +17,7 @@ from .pool import ImagePool
 from .spec import AdamSpec, OptimizerSpec
 
 
-def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     settings = settings or OptimizerSpec(adam=AdamSpec())
     options: dict[str, Any] = settings.settings.model_dump()
     # fused Adam (one kernel for all parameters, CPU and CUDA) is 3x faster than the foreach
@@ -54,15 +54,15 @@ class Trainer:
         self.nets = {name: net.to(self.device) for name, net in nets.items()}
         for net in self.nets.values():
             net.train()
-        # what the generated steps call: `nets` itself, or DDP wrappers of it (distributed.py);
-        # samples, evaluation and checkpoints use `nets`
+        # what the generated steps call: `nets`, or DDP wrappers of them (distributed.py), as
+        # `accelerated` wraps them; samples, evaluation and checkpoints use `nets`
         self.step_nets: dict[str, torch.nn.Module] = self.accelerated(self.nets)
         self.parameters: dict[str, list[torch.nn.Parameter]] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for player in program.graph.players:
             params = unique_parameters([self.nets[name] for name in player.networks])
             self.parameters[player.name] = params
-            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, self.device)
+            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
         self.steps = {player: program.step_function(player) for player in program.players}
         self.iterate = program.iteration_function()
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
@@ -102,7 +102,7 @@ class Trainer:
         for judge in self.program.graph.judges:
             settings = self.program.spec.judges[judge.name]
             parameters = unique_parameters([self.nets[judge.name]])
-            optimizer = make_optimizer(settings.optim, parameters, self.device)
+            optimizer = make_optimizer(settings.optim, parameters)
             scheduler = make_scheduler(settings.optim.schedule, optimizer) if settings.optim.schedule else None
             step = self.program.step_function(judge.name)
             stats: dict[str, torch.Tensor] = {}

@@ -8,6 +8,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(path for path in (ROOT / "specs").glob("*.yaml") if path.stem != "stdlib")  # stdlib: macros only
 
 
+def train_steps(spec, device="cpu", count=2, **acceleration):
+    """A fresh trainer of `spec` (seeded networks and batch, batch size 4) and its first `count`
+    iterations' stats; `acceleration` as `program.trainer` takes it."""
+    import torch
+
+    import lossgraph
+
+    program = lossgraph.compile(str(spec))
+    torch.manual_seed(0)
+    trainer = program.trainer(program.build_networks(seed=0), device=device, **acceleration)
+    inputs = program.example_inputs(batch_size=4, seed=0)
+    return trainer, [trainer.step(inputs) for _ in range(count)]
+
+
 def pytest_addoption(parser):
     parser.addoption("--accept", action="store_true", help="regenerate golden files of generated code")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lossgraph
-from tests.conftest import SPECS
+from tests.conftest import SPECS, train_steps
 
 pytestmark = [
     pytest.mark.gpu,
@@ -27,12 +27,8 @@ def test_cuda_losses_equal_cpu_losses(spec):
         torch.testing.assert_close(cuda[key].cpu(), value, rtol=1e-4, atol=1e-4)
 
 
-def steps(spec, device, count=3, **acceleration):
-    program = lossgraph.compile(str(spec))
-    torch.manual_seed(0)
-    trainer = program.trainer(program.build_networks(seed=0), device=device, **acceleration)
-    inputs = program.example_inputs(batch_size=4, seed=0)
-    return trainer, [trainer.step(inputs) for _ in range(count)]
+def steps(spec, device, **acceleration):
+    return train_steps(spec, device, count=3, **acceleration)
 
 
 @pytest.fixture

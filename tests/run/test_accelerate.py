@@ -11,15 +11,7 @@ import lossgraph
 from lossgraph.accelerate import Acceleration, Accelerated, double_backward_networks
 from lossgraph.errors import LossgraphError
 from lossgraph.run import RunOptions, _plan
-from tests.conftest import SPECS
-
-
-def first_steps(spec, steps=2, **acceleration):
-    program = lossgraph.compile(str(spec))
-    torch.manual_seed(0)
-    trainer = program.trainer(program.build_networks(seed=0), device="cpu", **acceleration)
-    inputs = program.example_inputs(batch_size=4, seed=0)
-    return trainer, [trainer.step(inputs) for _ in range(steps)]
+from tests.conftest import SPECS, train_steps
 
 
 def test_defaults_per_device():
@@ -61,8 +53,8 @@ def test_gradient_penalty_networks_stay_eager():
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_bf16_steps_match_fp32(spec):
-    _, eager = first_steps(spec)
-    _, bf16 = first_steps(spec, precision="bf16")
+    _, eager = train_steps(spec)
+    _, bf16 = train_steps(spec, precision="bf16")
     for reference, value in zip(eager, bf16):
         assert reference.keys() == value.keys()
         for key in reference:
@@ -73,8 +65,8 @@ def test_bf16_steps_match_fp32(spec):
 @pytest.mark.parametrize("spec", ["discogan", "bicyclegan", "cyclegan", "cogan"])  # G-first with cut graphs, batched D calls, a repeated step
 def test_compiled_steps_match_eager(spec):
     path = next(path for path in SPECS if path.stem == spec)
-    _, eager = first_steps(path, steps=3)
-    trainer, compiled = first_steps(path, steps=3, compile=True)
+    _, eager = train_steps(path, count=3)
+    trainer, compiled = train_steps(path, count=3, compile=True)
     assert trainer.acceleration.compile
     for reference, value in zip(eager, compiled):
         for key in reference:
