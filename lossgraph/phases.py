@@ -19,7 +19,7 @@ A phase never reuses a call of its own networks once they changed, and a repeate
 its networks once, before its repeats.
 
 Two calls of one network in a phase are *batched*, one call on their inputs concatenated, when the
-network treats each sample alone (no batch norm: `shapes.mixes_batch`), their inputs have the same
+network treats each sample alone (no batch norm: `nets.mixes_batch`), their inputs have the same
 per-sample shapes, neither depends on the other, the phase reads the same heads of both, and the
 phase's gradient enters neither input:
 a discriminator's step on real and generated images, where only its weights get gradients.

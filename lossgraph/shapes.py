@@ -58,14 +58,6 @@ class Shapes:
     mixing: frozenset[str] = frozenset()  # networks with a layer that mixes the samples of a batch
 
 
-def mixes_batch(module: torch.nn.Module) -> bool:
-    """Whether some layer's output for one sample depends on the others in its batch: batch norm
-    in training (its statistics are the batch's), or a layer that says so (`mixes_batch = True`,
-    e.g. minibatch statistics). Such a network's calls are never concatenated into one."""
-    return any(isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) or getattr(layer, "mixes_batch", False)
-               for layer in module.modules())
-
-
 def empty_input(kind: Kind | Draw, batch: int, image_size: int, device: str = "meta") -> torch.Tensor:
     """A tensor of the shape and dtype a data kind or a (non-`_like`) draw has."""
     if isinstance(kind, Kind) and kind.kind == "image":
@@ -257,7 +249,7 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
-    mixing = frozenset(name for name, module in modules.items() if mixes_batch(module))
+    mixing = frozenset(name for name, module in modules.items() if architectures.mixes_batch(module))
     return Shapes(ranks, shapes, configs, like, mixing)
 
 

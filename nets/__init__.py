@@ -143,12 +143,15 @@ def mixes_batch(module: nn.Module) -> bool:
 
     Batch norm (any BatchNorm*, SyncBatchNorm) normalises with the batch's statistics in training
     and updates its running statistics from every batch, so merging or splitting such a module's
-    calls (real and fake images in one forward, say) changes its results. The answer is
-    structural, the same in train and eval mode. A custom layer that mixes samples says so with
-    the attribute `mixes_batch = True`.
+    calls (real and fake images in one forward, say) changes its results. Instance norm that
+    tracks running statistics normalises each sample alone but averages the batch into its
+    running statistics, one update per call, so it counts too. The answer is structural, the
+    same in train and eval mode. A custom layer that mixes samples says so with the attribute
+    `mixes_batch = True`.
     """
     return any(
         isinstance(submodule, nn.modules.batchnorm._BatchNorm)
+        or (isinstance(submodule, nn.modules.instancenorm._InstanceNorm) and submodule.track_running_stats)
         or getattr(submodule, "mixes_batch", False) is True
         for submodule in module.modules()
     )

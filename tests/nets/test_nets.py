@@ -215,6 +215,9 @@ def test_mixes_batch_sees_other_batch_norms_and_flagged_layers():
     assert nets.mixes_batch(torch.nn.Sequential(torch.nn.SyncBatchNorm(2)))
     assert nets.mixes_batch(torch.nn.Sequential(MinibatchDeviation()))
     assert not nets.mixes_batch(torch.nn.Sequential(torch.nn.GroupNorm(1, 2), torch.nn.LayerNorm(2)))
+    # instance norm normalises each sample alone, but a tracked running mean averages the batch
+    assert nets.mixes_batch(torch.nn.Sequential(torch.nn.InstanceNorm2d(2, track_running_stats=True)))
+    assert not nets.mixes_batch(torch.nn.Sequential(torch.nn.InstanceNorm2d(2)))
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
