@@ -403,9 +403,11 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
         for node in order:
             if node in phase.hoisted:
                 compute(node)
+        loop_top = None
         if phase.repeats > 1:
             writer.line(f"for _ in range({phase.repeats}):")
             writer.depth = 1
+            loop_top, named_before = len(writer.lines), dict(writer.named)
         for node in order:
             if node in pooled:
                 if node not in writer.named:
@@ -422,6 +424,12 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
             elif emitted(node):
                 writer.assign(node, terms.get(node))
         loss = writer.assign(phase.loss, f"loss_{phase.player}") if phase.loss not in writer.named else writer.named[phase.loss]
+        if loop_top is not None and cut_below:
+            # only the last repeat's calls serve the later step: free the previous repeat's graph
+            # of them (the calls, and the values computed from them) before this repeat's forward
+            holding = [name for node, name in writer.named.items() if named_before.get(node) != name
+                       and not cut_below.isdisjoint(node.walk())]
+            writer.lines.insert(loop_top, _Line(" = ".join([*holding, "None"]), "the previous repeat's graph of the calls a later step reuses", False, 1))
         # a kept graph this step could not cut below (a call reused from an earlier step): keep it all
         uncut = any(node not in cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
         retain = bool(phase.kept_graph) and (uncut or not cut_leaves)

@@ -118,6 +118,36 @@ def test_a_generator_first_schedule_shares_the_discriminator_outputs_on_fakes():
     assert {node.arg for node in d.reused if node.op.name == "APPLY"} == {"D_X", "D_Y", "G_XY", "G_YX"}
 
 
+def test_a_repeated_step_frees_the_previous_repeats_kept_graph():
+    # cogan: three G steps, then D's step reuses D's calls on the last repeat's fakes; the graphs
+    # of the earlier repeats' D calls must be gone when the next repeat starts
+    import weakref
+
+    program = lossgraph.compile("cogan")
+    nets = program.build_networks(seed=0)
+    live, in_d, seen = set(), [False], []
+
+    class Saved:
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+    def pack(tensor):  # saved tensors of D's calls, tracked while they live
+        saved = Saved(tensor)
+        if in_d[0]:
+            live.add(id(saved))
+            weakref.finalize(saved, live.discard, id(saved))
+        return saved
+
+    for name in ("D1", "D2"):
+        nets[name].register_forward_pre_hook(lambda *_: in_d.__setitem__(0, True))
+        nets[name].register_forward_hook(lambda *_: in_d.__setitem__(0, False))
+    nets["G1"].register_forward_pre_hook(lambda *_: seen.append(len(live)))
+    trainer = program.trainer(nets)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda saved: saved.tensor):
+        trainer.step(program.example_inputs(batch_size=2))
+    assert seen == [0, 0, 0]  # G1's forward in each repeat: no earlier repeat's D graph alive
+
+
 def test_a_repeated_phase_reuses_no_call_of_its_own_networks():
     # with five critic steps after G's, D(fake) must be computed again in each
     program = lossgraph.compile(lossgraph.load("dualgan", overrides=["schedule=[G, {D: 5}]"]))

@@ -110,6 +110,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z = inputs["z"]
     # G: minimize fake over G1, G2, 3 times
     for _ in range(3):
+        D1_fake1_in = D2_fake2_in = fake = None  # the previous repeat's graph of the calls a later step reuses
         fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
         fake1_in = fake1.detach().requires_grad_()
         D1_fake1_in = D1(fake1_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
