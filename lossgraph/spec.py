@@ -268,6 +268,11 @@ def _overridden(source, data: dict, overrides: Sequence[str]):
 
 def _validated(source, data: dict, file: str) -> Spec:
     problems = Problems()
+    if isinstance(data, dict) and set(data) == {"macros"}:  # e.g. specs/stdlib.yaml
+        problems.add("a macro library, not a spec: the file has no name, data, networks or players",
+                     source.origin(("macros",), at_key=True),
+                     "specs call the standard library's macros (specs/stdlib.yaml) by name, and declare their own under `macros:`")
+        problems.raise_if_any()
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:

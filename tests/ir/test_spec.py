@@ -142,6 +142,14 @@ def test_missing_required_keys_are_all_reported():
     assert message.startswith("3 problems:\n")
 
 
+def test_a_macro_library_is_not_a_spec():
+    text = "# macros only\nmacros:\n  lsgan_g(D, fake): E[(D(fake) - 1)^2]\n"
+    message = str(error_of(text))
+    assert message.startswith(f"{FILE}:2:1: macros: a macro library, not a spec")
+    assert "missing key" not in message  # one problem, not four missing keys
+    assert "specs/stdlib.yaml" in message
+
+
 def test_missing_key_of_a_player():
     text = edit("    networks: [D_X, D_Y]\n", "")
     message = str(error_of(text))
