@@ -222,8 +222,7 @@ def benchmark(method: str, *, batch_size: int | None, image_size: int | None, it
     if trainer.acceleration.active:
         # compiled and graphed networks hide their calls and kernels from hooks and the FLOP
         # counter; the generated iteration is the same code eager, so count on an eager trainer
-        eager = program.trainer(program.build_networks(seed=seed), device=device, compile=False,
-                                precision="fp32", cuda_graphs=False)
+        eager = program.trainer(program.build_networks(seed=seed), device=device, **accelerate.EAGER)
         sides["lossgraph"] = (sides["lossgraph"][0], eager.step, eager.nets)
     for side, step, nets in sides.values():
         side.forwards = count_forwards(nets, step, inputs)

@@ -29,6 +29,9 @@ from torch import nn
 
 PRECISIONS = ("fp32", "bf16")
 SETTINGS = ("compile", "precision", "cuda_graphs")
+# `Trainer(..., **EAGER)` on any device: the generated steps calling the plain networks in fp32, for
+# a trainer that inspects an iteration (hooks, FLOP counts, which parameters get gradients)
+EAGER = {"compile": False, "precision": "fp32", "cuda_graphs": False}
 
 
 def given(source: Any) -> dict[str, Any]:

@@ -67,14 +67,15 @@ import contextlib
 import copy
 import datetime
 import os
-import random
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from lossgraph.accelerate import EAGER
 from lossgraph.errors import LossgraphError
+from lossgraph.rng import forked_rng
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -119,23 +120,11 @@ class Distributed:
         data.update({name: value[part] for name, value in drawn.items() if name != _PLACEHOLDER})
         return data
 
-    @contextlib.contextmanager
-    def own_stream(self, step: int) -> Iterator[None]:
+    def own_stream(self, step: int) -> contextlib.AbstractContextManager[None]:
         """Draws inside a step come from this rank's stream for `step`; the shared stream is left as it was."""
         from lossgraph.data.dataset import derive_seed
 
-        seed = derive_seed("rank stream", self.seed, self.rank, step)
-        python_state = random.getstate()
-        devices = [self.device.index] if self.device.type == "cuda" else []
-        try:
-            with torch.random.fork_rng(devices=devices):
-                torch.random.default_generator.manual_seed(seed)
-                if self.device.type == "cuda":
-                    torch.cuda.manual_seed(seed)  # the current device is ours (setup)
-                random.seed(seed)
-                yield
-        finally:
-            random.setstate(python_state)
+        return forked_rng(self.device, derive_seed("rank stream", self.seed, self.rank, step))
 
     def step(self, program: Any, trainer: Any, dataset: Any, step: int, global_batch: int) -> dict[str, float]:
         """One training iteration on this rank's slice; returns the losses averaged over ranks."""
@@ -357,24 +346,17 @@ def _used_parameters(program: Any, trainer: Any, part: slice, device: torch.devi
     size; the RNG streams and the networks themselves are left as they were.
     """
     size = part.stop - part.start
-    devices = [device.index] if device.type == "cuda" else []
-    python_state = random.getstate()
     used: set[int] = set()
-    try:
-        with torch.random.fork_rng(devices=devices):
-            copies = copy.deepcopy(trainer.nets)  # one deepcopy: modules shared between networks stay shared
-            handles = []
-            for name, net in trainer.nets.items():
-                for original, twin in zip(net.parameters(), copies[name].parameters()):
-                    handles.append(twin.register_post_accumulate_grad_hook(
-                        lambda _, key=id(original): used.add(key)))
-            probe = program.trainer(copies, device=device)
-            inputs = program.example_inputs(batch_size=size, seed=0)
-            probe.step({name: value.to(device) for name, value in inputs.items()})
-            for handle in handles:
-                handle.remove()
-    finally:
-        random.setstate(python_state)
+    with forked_rng(device):
+        copies = copy.deepcopy(trainer.nets)  # one deepcopy: modules shared between networks stay shared
+        for name, net in trainer.nets.items():
+            for original, twin in zip(net.parameters(), copies[name].parameters()):
+                twin.register_post_accumulate_grad_hook(lambda _, key=id(original): used.add(key))
+        # eager: nothing compiled or graphed for one probing iteration (and torch's tree of
+        # CUDA graphs, which a graphed trainer resets, is left to the run's own trainer)
+        probe = program.trainer(copies, device=device, **EAGER)
+        inputs = program.example_inputs(batch_size=size, seed=0)
+        probe.step({name: value.to(device) for name, value in inputs.items()})
     return used
 
 

@@ -103,9 +103,11 @@ def averaging_hook(averages: list[EMA], clip: float | None = None):
     return hook
 
 
-def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR for a spec's `schedule:`; its `last_epoch` counts the iterations done, so the rate
-    in effect for 1-based step n is `lr * schedule.factor(n)`."""
+def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """A LambdaLR for a spec's `schedule:` (None without one); its `last_epoch` counts the
+    iterations done, so the rate in effect for 1-based step n is `lr * schedule.factor(n)`."""
+    if schedule is None:
+        return None
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: schedule.factor(done + 1))
 
 

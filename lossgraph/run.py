@@ -67,6 +67,7 @@ from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
 from lossgraph import distributed, nonfinite, resolved, tensorboard_log
 from lossgraph.ema import ema_name, is_ema_name
+from lossgraph.rng import forked_rng
 
 
 @dataclass
@@ -427,16 +428,10 @@ def _side_computation(nets: Mapping[str, nn.Module], seed: int, device: torch.de
     program leaves a network in eval mode (batch norm and dropout would change training).
     """
     modes = [(module, module.training) for net in nets.values() for module in net.modules()]
-    python_state = random.getstate()
-    cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda_devices), torch.set_grad_enabled(grad):
-            torch.manual_seed(seed)
-            random.seed(seed)
+        with forked_rng(device, seed), torch.set_grad_enabled(grad):
             yield
     finally:
-        random.setstate(python_state)
         for module, training in modes:
             module.training = training
 

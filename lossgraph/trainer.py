@@ -103,7 +103,7 @@ class Trainer:
             settings = self.program.spec.judges[judge.name]
             parameters = unique_parameters([self.nets[judge.name]])
             optimizer = make_optimizer(settings.optim, parameters)
-            scheduler = make_scheduler(settings.optim.schedule, optimizer) if settings.optim.schedule else None
+            scheduler = make_scheduler(settings.optim.schedule, optimizer)
             step = self.program.step_function(judge.name)
             stats: dict[str, torch.Tensor] = {}
             for index in range(1, settings.steps + 1):
@@ -172,11 +172,6 @@ class Trainer:
     def ema_nets(self) -> dict[str, torch.nn.Module]:
         """The moving averages of the spec's `ema:` networks, by network name (shadow modules)."""
         return {name: average.module for name, average in self.ema.items()}
-
-    def averaged_nets(self) -> dict[str, torch.nn.Module]:
-        """Every network, with the moving average in place of each network the spec averages:
-        what samples and evaluation should see."""
-        return {**self.nets, **self.ema_nets}
 
     def reset_ema(self, names=None) -> None:
         """Restart the named averages (default: all) at the live weights."""

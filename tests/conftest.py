@@ -22,6 +22,14 @@ def train_steps(spec, device="cpu", count=2, **acceleration):
     return trainer, [trainer.step(inputs) for _ in range(count)]
 
 
+def count_forwards(nets):
+    """{name: 0} for `nets`, each entry counting that network's calls from now on (a forward hook)."""
+    counts = {name: 0 for name in nets}
+    for name, net in nets.items():
+        net.register_forward_hook(lambda module, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
+    return counts
+
+
 def pytest_addoption(parser):
     parser.addoption("--accept", action="store_true", help="regenerate golden files of generated code")
 

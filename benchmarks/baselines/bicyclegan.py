@@ -47,8 +47,8 @@ class BicycleGAN:
         self.D_VAE, self.D_LR = self.nets["D_VAE"], self.nets["D_LR"]
         generator_parameters = list(self.G.parameters()) + list(self.E.parameters())
         discriminator_parameters = list(self.D_VAE.parameters()) + list(self.D_LR.parameters())
-        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(discriminator_parameters, lr=2e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(discriminator_parameters, lr=2e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

@@ -32,8 +32,8 @@ class CoGAN:
         self.nets = prepare(nets, self.device)
         self.G1, self.G2 = self.nets["G1"], self.nets["G2"]
         self.D1, self.D2 = self.nets["D1"], self.nets["D2"]
-        self.optimizer_G = adam(unique_parameters(self.G1, self.G2), lr=2e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(unique_parameters(self.D1, self.D2), lr=2e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(unique_parameters(self.G1, self.G2), lr=2e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(unique_parameters(self.D1, self.D2), lr=2e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

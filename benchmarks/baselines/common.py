@@ -32,8 +32,8 @@ def unique_parameters(*modules: nn.Module) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-def adam(parameters: list[nn.Parameter], lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:
-    # see Note [Optimizers as scripts build them]; `device` is where the parameters already are
+def adam(parameters: list[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    # see Note [Optimizers as scripts build them]
     return torch.optim.Adam(parameters, lr=lr, betas=betas)
 
 

@@ -31,8 +31,8 @@ class DiscoGAN:
         self.D_X, self.D_Y = self.nets["D_X"], self.nets["D_Y"]
         generator_parameters = list(self.G_XY.parameters()) + list(self.G_YX.parameters())
         discriminator_parameters = list(self.D_X.parameters()) + list(self.D_Y.parameters())
-        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(discriminator_parameters, lr=2e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(discriminator_parameters, lr=2e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

@@ -30,8 +30,8 @@ class PixelDA:
         self.nets = prepare(nets, self.device)
         self.G, self.D, self.T = self.nets["G"], self.nets["D"], self.nets["T"]
         generator_parameters = list(self.G.parameters()) + list(self.T.parameters())
-        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(list(self.D.parameters()), lr=2e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(generator_parameters, lr=2e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(list(self.D.parameters()), lr=2e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

@@ -32,8 +32,8 @@ class StarGAN:
         self.device = torch.device(device)
         self.nets = prepare(nets, self.device)
         self.G, self.D = self.nets["G"], self.nets["D"]
-        self.optimizer_G = adam(list(self.G.parameters()), lr=1e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(list(self.D.parameters()), lr=1e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(list(self.G.parameters()), lr=1e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(list(self.D.parameters()), lr=1e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

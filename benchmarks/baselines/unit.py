@@ -61,8 +61,8 @@ class UNIT:
         self.G1, self.G2 = self.nets["G1"], self.nets["G2"]
         self.D1, self.D2 = self.nets["D1"], self.nets["D2"]
         generator_parameters = unique_parameters(self.E1, self.E2, self.G1, self.G2)
-        self.optimizer_G = adam(generator_parameters, lr=1e-4, betas=(0.5, 0.999), device=self.device)
-        self.optimizer_D = adam(unique_parameters(self.D1, self.D2), lr=1e-4, betas=(0.5, 0.999), device=self.device)
+        self.optimizer_G = adam(generator_parameters, lr=1e-4, betas=(0.5, 0.999))
+        self.optimizer_D = adam(unique_parameters(self.D1, self.D2), lr=1e-4, betas=(0.5, 0.999))
 
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         batch = to_device(inputs, self.device)

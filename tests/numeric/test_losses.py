@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import lossgraph
+from tests.conftest import count_forwards
 
 
 class Scaled(torch.nn.Module):
@@ -256,13 +257,6 @@ def test_naive_float32_discogan_overflows_where_compiled_does_not():
     inputs = program.example_inputs(batch_size=2, seed=0)
     naive = discogan_reference(nets, inputs)
     assert not all(torch.isfinite(v) for v in naive.values())
-
-
-def count_forwards(nets):
-    counts = {name: 0 for name in nets}
-    for name, net in nets.items():
-        net.register_forward_hook(lambda module, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
-    return counts
 
 
 def test_losses_run_each_distinct_network_application_once(compiled):

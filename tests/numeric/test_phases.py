@@ -7,17 +7,11 @@ import torch
 
 import lossgraph
 from lossgraph.phases import plan_phases
+from tests.conftest import count_forwards
 
 SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
 D_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps[0][0] == "D"]
 G_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps == [("G", 1), ("D", 1)]]
-
-
-def count_forwards(nets):
-    counts = {name: 0 for name in nets}
-    for name, net in nets.items():
-        net.register_forward_hook(lambda module, args, out, name=name: counts.__setitem__(name, counts[name] + 1))
-    return counts
 
 
 def cut_keys(program):
