@@ -38,7 +38,12 @@ from .printing import number_text
 
 _ATOM = 100
 _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
-_GLOBALS = {"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools", "frozen", "gradient_penalty", "batched", "at_leaves"}
+# Note [Generated code's own names]: the names the emitted module itself uses (its imports, the
+# functions' parameters, the runtime helpers, the loop variable). A spec name equal to one of them
+# (data named `parameters`, a network named `torch`) is renamed in the generated code, never
+# allowed to shadow it; tests/codegen/test_namespace.py compiles a spec with each of them.
+GENERATED_NAMES = frozenset({"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools",
+                             "frozen", "gradient_penalty", "batched", "at_leaves", "_"})
 MAX_NAME = 32
 
 
@@ -48,8 +53,11 @@ class Namespace:
     def __init__(self, reserved: set[str] = frozenset()):
         self.used: set[str] = set(reserved)
 
-    def take(self, name: str) -> str:
-        """Claim a spec name exactly (data, networks); the spec's own checks keep them distinct."""
+    def claim(self, name: str) -> str:
+        """A local variable for a spec name (data, networks): the name itself, unless the generated
+        code needs it for itself or it is a builtin (Note [Generated code's own names])."""
+        if name in GENERATED_NAMES or hasattr(builtins, name):
+            return self.fresh(name)
         self.used.add(name)
         return name
 
@@ -100,6 +108,7 @@ class FunctionWriter:
         self.names = names
         self.hints = hints
         self.named: dict[Expr, str] = {}
+        self.networks: dict[str, str] = {}  # network name -> the local variable holding the module
         self.lines: list[_Line] = []
         self.after: dict[Expr, str] = {}  # a line to emit right after a node's own (a pool query)
         self.depth = 0  # indentation of the lines being written (emit_iteration's loops)
@@ -150,16 +159,17 @@ class FunctionWriter:
         if op is Ops.CONST:
             return number_text(node.arg)
         if op is Ops.APPLY:
-            return f"{node.arg}({', '.join(self.render(a) for a in node.args)})"
+            return f"{self.networks[node.arg]}({', '.join(self.render(a) for a in node.args)})"
         if op is Ops.HEAD:
             return f"{_wrap(self.render(node.args[0]), _ATOM)}[{node.arg[1]}]"
         if op is Ops.FROZEN:
             args = ", ".join(self.render(a) for a in node.args)
-            return f"torch.func.functional_call({node.arg}, frozen({node.arg}), ({args},))"
+            network = self.networks[node.arg]
+            return f"torch.func.functional_call({network}, frozen({network}), ({args},))"
         if op is Ops.GRADIENT_PENALTY:
             name, head, _ = node.arg
             extra = f", head={head}" if head is not None else ""
-            return f"gradient_penalty({name}, {self.render(node.args[0])}, {self.render(node.args[1])}{extra})"
+            return f"gradient_penalty({self.networks[name]}, {self.render(node.args[0])}, {self.render(node.args[1])}{extra})"
         row = OPS.get(op)
         if row is None or row.torch is None:
             raise CodegenError(op.name, self.graph.origin(node))
@@ -198,7 +208,7 @@ class FunctionWriter:
         names = (self.names.fresh(self.hint(first)), self.names.fresh(self.hint(second)))
         self.named[first], self.named[second] = names
         comment = self.comment(first) or self.comment(second)
-        self.lines.append(_Line(f"{names[0]}, {names[1]} = batched({first.arg}, {rendered[0]}, {rendered[1]})", comment, no_grad, self.depth))
+        self.lines.append(_Line(f"{names[0]}, {names[1]} = batched({self.networks[first.arg]}, {rendered[0]}, {rendered[1]})", comment, no_grad, self.depth))
         return names
 
     def line(self, code: str, no_grad: bool = False) -> None:
@@ -257,11 +267,14 @@ def _prologue(writer: FunctionWriter, roots: list[Expr]) -> list[str]:
                 nets_used.setdefault(node.arg[0], None)
             elif node.op in (Ops.DATA, Ops.RANDOM):
                 data_used.setdefault(node, None)
-    lines = [f'    {writer.names.take(net)} = nets["{net}"]' for net in sorted(nets_used)]
+    lines = []
+    for net in sorted(nets_used):
+        writer.networks[net] = writer.names.claim(net)
+        lines.append(f'    {writer.networks[net]} = nets["{net}"]')
     declared = list(writer.graph.data)
     for node in sorted(data_used, key=lambda n: declared.index(n.arg) if n.arg in declared else len(declared)):
-        writer.named[node] = writer.names.take(node.arg)
-        lines.append(f'    {node.arg} = inputs["{node.arg}"]')
+        writer.named[node] = writer.names.claim(node.arg)
+        lines.append(f'    {writer.named[node]} = inputs["{node.arg}"]')
     return lines
 
 
@@ -273,7 +286,7 @@ def _writer(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str], 
 
 def _spec_names(graph: Graph) -> set[str]:
     # data and network names are claimed by the prologue; keep generated names off them
-    return set(graph.networks) | set(graph.data) | set(graph.held_out) | _GLOBALS
+    return set(graph.networks) | set(graph.data) | set(graph.held_out) | set(graph.random) | GENERATED_NAMES
 
 
 def emit_losses(graph: Graph, ranks: Mapping[Expr, int], hints: Mapping[Expr, str]) -> str:

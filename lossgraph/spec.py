@@ -26,7 +26,9 @@ from .kinds import DATA_KINDS, DRAW_KINDS, Draw, Kind, parse_data_kind, parse_dr
 from .ops import BUILTINS
 from .source import Source, dotted
 
-RESERVED = {"E", "torch", "F", "nets", "inputs", "lossgraph"} | set(BUILTINS)
+# Names a formula gives a meaning of its own: the expectation and the builtins. Names the generated
+# code uses (`torch`, `parameters`, ...) are free: codegen renames a clash (codegen.GENERATED_NAMES).
+RESERVED = {"E"} | set(BUILTINS)
 
 
 class _Model(BaseModel):

@@ -343,7 +343,7 @@ def test_optim_needs_exactly_one_optimizer(value):
     assert_located(message, text, value, "optim.G")
 
 
-@pytest.mark.parametrize("name", ["log", "torch", "l1", "sigmoid"])
+@pytest.mark.parametrize("name", ["log", "exp", "l1", "sigmoid"])
 def test_reserved_names(name):
     text = edit("data: {x: image, y: image}", f"data: {{x: image, y: image, {name}: image}}")
     text = edit("  D_Y: {arch", f"  {name}: {{arch: unet}}\n  D_Y: {{arch", text)
