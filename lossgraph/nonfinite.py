@@ -55,7 +55,7 @@ class NonFinite:
 class NonFiniteError(LossgraphError):
     """A run stopped at a non-finite loss or state; `step`, `player`, `term`, `network` say where."""
 
-    def __init__(self, step: int, problem: NonFinite, checkpoint: Path | None):
+    def __init__(self, step: int, problem: NonFinite, checkpoint: Path | None, causes: Iterable[str] = ()):
         self.step = step
         self.problem = problem
         self.player = problem.player
@@ -64,10 +64,17 @@ class NonFiniteError(LossgraphError):
         self.checkpoint = checkpoint
         kept = (f"the last good checkpoint is {checkpoint} (continue with --resume)" if checkpoint is not None
                 else "no checkpoint was written")
+        self.causes = list(causes)
+        if self.causes:
+            # the domain rules (passes/domains.py) found where this term can overflow in float32
+            likely = "; ".join(self.causes)
+            advice = f"Likely cause, from the spec: {likely}. Rewrite it in a bounded form, or pass {SKIP_FLAG} to skip such steps (their updates are not applied)."
+        else:
+            advice = (f"No log, exp, division or root in this term can overflow for the values its inputs allow, "
+                      f"so the values going in did: training diverged. Lower the learning rate, or pass {SKIP_FLAG} "
+                      f"to skip such steps (their updates are not applied).")
         super().__init__(
-            f"step {step}: {problem.describe()}. The run stopped and this state was not saved; {kept}. "
-            f"Pass {SKIP_FLAG} to skip such steps instead (their updates are not applied), "
-            f"or lower the learning rate.")
+            f"step {step}: {problem.describe()}. The run stopped and this state was not saved; {kept}. {advice}")
 
 
 def first_nonfinite(stats: Mapping[str, float], players: Iterable[str]) -> NonFinite | None:

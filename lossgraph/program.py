@@ -21,6 +21,7 @@ from .codegen import emit_module
 from .expr import Expr
 from .graph import Graph
 from .passes import run_pipeline
+from .passes.domains import hazards
 from .passes.gradients import PlayerPlan, analyse
 from .phases import Batchable
 from .shapes import NetConfig, infer_shapes
@@ -30,7 +31,10 @@ from .spec import Spec, load
 class Program:
     def __init__(self, spec: Spec):
         self.spec = spec
-        self.written, self.graph, self.notes = run_pipeline(spec)
+        ranges = _output_ranges(spec)
+        self.written, self.graph, self.notes = run_pipeline(spec, ranges)
+        # what can still make each term non-finite in float32: a run that stops names it
+        self.hazards: dict[str, list[str]] = hazards(self.graph, ranges)
         shapes = infer_shapes(spec, self.graph)
         self.ranks: dict[Expr, int] = shapes.ranks
         self.network_configs: dict[str, NetConfig] = shapes.networks
@@ -137,6 +141,11 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<lossgraph.Program {self.name}: players {self.players}>"
+
+
+def _output_ranges(spec: Spec) -> dict[str, tuple[float, float] | None]:
+    """What each network's module can return, where its arch declares it (a tanh generator's [-1, 1])."""
+    return {name: getattr(architectures.ARCHS.get(net.arch), "output_range", None) for name, net in spec.networks.items()}
 
 
 def _stream_seed(seed: int, name: str) -> int:

@@ -640,7 +640,8 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
             if problem is not None:
                 if guard is None:
                     log_metrics(step, stats, seconds=elapsed())  # the poisoned step, for the record
-                    raise nonfinite.NonFiniteError(step, problem, latest_checkpoint(plan.out_dir / "checkpoints"))
+                    causes = getattr(program, "hazards", {}).get(problem.key or "", ())
+                    raise nonfinite.NonFiniteError(step, problem, latest_checkpoint(plan.out_dir / "checkpoints"), causes)
                 guard.restore()
                 skipped += 1
                 if skipped <= 10:

@@ -226,6 +226,7 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             value = values[term.expr]
             if isinstance(value, torch.Tensor) and value.dim() != 0:
                 fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values", term.key)
+    _check_classes(spec, graph, values, fail)
     for index, (label, expr) in enumerate(graph.samples):
         value = values[expr]
         if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[1] == IMAGE_CHANNELS):
@@ -251,6 +252,39 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
     mixing = frozenset(name for name, module in modules.items() if architectures.mixes_batch(module))
     return Shapes(ranks, shapes, configs, like, mixing)
+
+
+def _label_classes(spec: Spec, graph: Graph, values: dict, node: Expr) -> int | None:
+    """A label's class count: declared, or the logits' class dimension an argmax reads."""
+    if node.op is Ops.ARGMAX:
+        logits = values.get(node.args[0])
+        return logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() >= 2 else None
+    if node.op in (Ops.ROLL, Ops.STOP_GRADIENT):
+        return _label_classes(spec, graph, values, node.args[0])
+    return label_classes(spec, graph, node) if node.op in (Ops.DATA, Ops.RANDOM) else None
+
+
+def _check_classes(spec: Spec, graph: Graph, values: dict, fail) -> None:
+    """What only shapes tell (the domain rules check kinds and ranges, passes/domains.py): `ce`'s
+    logits have one value per class of its label, and `kl`'s mean and log-variance one shape."""
+    for node in graph.nodes():
+        if node.op is Ops.CE:
+            logits, label = node.args
+            value = values.get(logits)
+            classes = _label_classes(spec, graph, values, label)
+            if not isinstance(value, torch.Tensor) or value.dim() < 2:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
+                fail(node, f"ce(logits, c) needs logits with one value per class, shape (N, K); {formula_text(logits, graph.names)} has shape {shape}")
+            elif classes and value.shape[1] != classes:
+                fail(node, f"ce: {formula_text(logits, graph.names)} gives {value.shape[1]} class logits, but "
+                           f"{formula_text(label, graph.names)} is a label of {classes} classes",
+                     "give the network one output per class (classes: or out_channels: in its networks: entry)")
+        elif node.op is Ops.KL:
+            mu, logvar = (values.get(arg) for arg in node.args)
+            if isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor) and mu.shape != logvar.shape:
+                fail(node, f"kl(mu, logvar) takes a mean and a log-variance of one shape; "
+                           f"{formula_text(node.args[0], graph.names)} has shape {tuple(mu.shape)} and "
+                           f"{formula_text(node.args[1], graph.names)} {tuple(logvar.shape)}")
 
 
 def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:

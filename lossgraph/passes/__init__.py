@@ -20,14 +20,17 @@ class PassResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def run_pipeline(spec: Spec) -> tuple[Graph, Graph, list[str]]:
-    """(objective as written, objective as it will run, notes from every pass)."""
+def run_pipeline(spec: Spec, output_ranges=None) -> tuple[Graph, Graph, list[str]]:
+    """(objective as written, objective as it will run, notes from every pass).
+    `output_ranges`: what each network's module can return, where its arch declares it."""
+    from .domains import check_domains
     from .gradients import check_updates
     from .lower import lower
     from .sigmoids import insert_sigmoids
     from .stabilize import stabilize
 
     written = lower(spec)                    # formulas -> IR; lets inlined; names checked
+    check_domains(written, output_ranges)    # log of a positive value, ce of a label, ... (domains.py)
     notes: list[str] = []
     graph = written
     for step in (

@@ -109,3 +109,22 @@ def test_misspelled_builtin_name_gets_a_hint(tmp_path, monkeypatch, capsys):
     assert main(["check", "discogn"]) == 2
     _, err = capsys.readouterr()
     assert "error: no spec file 'discogn' and no built-in spec of that name (did you mean 'discogan'?)" in err
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["networks.T.classes=5"],
+     "pixelda.yaml:36:36: players.G.minimize.task.expr: ce: T(fake) gives 5 class logits, but c_s is a label of 3 classes"),
+    (["players.G.minimize.adv=-E[log(D(fake))]", "networks.D.output=raw"],
+     "<override 1>:1:27: players.G.minimize.adv: log needs a positive argument, but D(fake) can be any real number"),
+])
+def test_check_refuses_class_counts_and_domains(capsys, overrides, expected):
+    assert main(["check", "pixelda", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_kl_takes_a_mean_and_log_variance_of_one_shape(capsys):
+    """A scalar log-variance would broadcast silently against the (N, 8) mean."""
+    assert main(["check", "bicyclegan", "players.G.minimize.kl.expr=E[kl(E.mu(y), E[E.logvar(y)])]"]) == 2
+    err = capsys.readouterr().err
+    assert "kl(mu, logvar) takes a mean and a log-variance of one shape; E.mu(y) has shape (2, 8) and E[E.logvar(y)] ()" in err

@@ -167,7 +167,18 @@ def test_cli_exits_2_on_a_nonfinite_loss_and_names_the_flag(tmp_path, capsys):
     assert "Traceback" not in err
     assert "error: step 1: player G's loss is not finite: term G/adv = inf" in err
     assert "--skip-nonfinite" in err
+    assert "training diverged. Lower the learning rate" in err  # nothing in (D(fake_y) - 1)^2 overflows by itself
     code = main(["run", str(TINY), "--out", str(tmp_path / "skip"), "--no-progress", "--steps", "3",
                  "optim.D.adam.lr=1e30", "--skip-nonfinite"])
     assert code == 0
     assert "3 steps skipped for a non-finite loss" in capsys.readouterr().out
+
+
+def test_a_term_that_can_overflow_is_named_as_the_likely_cause(tmp_path, capsys):
+    code = main(["run", str(TINY), "--out", str(tmp_path / "run"), "--no-progress", "--steps", "2",
+                 "players.G.minimize.adv=E[exp(100000 * D(fake_y))]"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "error: step 1: player G's loss is not finite: term G/adv = inf" in err
+    assert "Likely cause, from the spec: exp(100000 * D(fake_y)) overflows float32 (to inf) once its argument exceeds 88 at <override 1>:1:26" in err
+    assert "Lower the learning rate" not in err
