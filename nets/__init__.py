@@ -1,10 +1,12 @@
 """Network architectures by name, for specs to refer to as `{arch: unet, width: 16}`.
 
 `ARCHS` maps each name to an `Arch`: its role, the builder (a module class), the options with
-their defaults and a one-line doc. The options are read off the builder's keyword-only
-parameters, so registering an architecture is one `_arch(...)` entry and its defaults live in
-one place. Roles: "generator" (image(s) to an image in [-1, 1]), "discriminator" (image(s) to raw
-logits, never probabilities), and, as they arrive, "encoder" and "classifier".
+their defaults, a one-line doc and the range of its outputs. The options are read off the
+builder's keyword parameters other than in_channels, out_channels and image_size, so registering
+an architecture is one `_arch(...)` entry and its defaults live in one place. Roles: "generator"
+(image(s) to an image in [-1, 1]), "discriminator" (image(s) to raw logits, never probabilities),
+"encoder" and "classifier". Users add their own with `register_arch` or the `lossgraph.archs`
+entry point (see `nets.registry`).
 
 Every module's `forward(*inputs)` combines its arguments itself (see `nets.inputs`), and
 `build` initialises weights pix2pix-style from the current torch RNG (see `nets.init`).
@@ -18,9 +20,7 @@ decoders) name the submodules they can share in their class's `SHAREABLE`; `shar
 
 from __future__ import annotations
 
-import difflib
-import inspect
-from dataclasses import dataclass, field
+import traceback
 from typing import Callable
 
 from torch import nn
@@ -32,6 +32,23 @@ from nets.encoder import Encoder
 from nets.init import init_weights
 from nets.inputs import Combine, CombineVectors, combine, combine_vectors
 from nets.patchgan import PatchGAN
+from nets.registry import (
+    ARCHS,
+    ENTRY_POINT_GROUP,
+    REQUIRED,
+    ROLES,
+    Arch,
+    ArchLoadError,
+    _suggestion,
+    accepts_option,
+    arch_entry_points,
+    default_out_channels,
+    describe,
+    find_arch,
+    lookup,
+    options_of,
+    register_arch,
+)
 from nets.resnet import ResnetGenerator
 from nets.sharing import share, shareable_parts
 from nets.stargan import StarGANDiscriminator
@@ -40,79 +57,53 @@ from nets.unit import UNITDecoder, UNITEncoder
 
 __all__ = [
     "ARCHS",
+    "ENTRY_POINT_GROUP",
+    "REQUIRED",
     "ROLES",
     "Arch",
+    "ArchLoadError",
     "Combine",
     "CombineVectors",
+    "accepts_option",
+    "arch_entry_points",
     "build",
     "combine",
     "combine_vectors",
+    "default_out_channels",
+    "find_arch",
     "init_weights",
+    "lookup",
     "mixes_batch",
     "options_of",
+    "register_arch",
     "share",
     "shareable_parts",
 ]
 
-ROLES = ("generator", "discriminator", "encoder", "classifier")
-
-
-@dataclass(frozen=True)
-class Arch:
-    """One registered architecture; `options` maps each option name to its default (read it through
-    `options_of`, which copies, rather than changing it here)."""
-
-    name: str
-    role: str
-    builder: Callable[..., nn.Module]
-    options: dict[str, object] = field(hash=False)
-    doc: str
-
-
-def _arch(name: str, role: str, builder: Callable[..., nn.Module]) -> Arch:
-    """An `Arch` whose options and doc come from `builder`'s signature and docstring."""
+def _arch(name: str, role: str, builder: Callable[..., nn.Module], output_range: tuple[float, float] | None = None) -> Arch:
+    """A built-in `Arch` whose options and doc come from `builder`'s signature and docstring."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    parameters = inspect.signature(builder).parameters.values()
-    keyword_only = [parameter for parameter in parameters if parameter.kind is parameter.KEYWORD_ONLY]
-    options = {parameter.name: parameter.default for parameter in keyword_only}
-    doc = " ".join(inspect.getdoc(builder).split("\n\n")[0].split())
-    return Arch(name, role, builder, options, doc)
+    return describe(name, role, builder, output_range=output_range)
 
 
-ARCHS: dict[str, Arch] = {
-    arch.name: arch
+TANH = (-1.0, 1.0)  # the built-in generators end in tanh (tests/nets/test_register_arch.py checks)
+
+ARCHS.update(
+    (arch.name, arch)
     for arch in (
-        _arch("unet", "generator", UNet),
-        _arch("resnet_generator", "generator", ResnetGenerator),
+        _arch("unet", "generator", UNet, TANH),
+        _arch("resnet_generator", "generator", ResnetGenerator, TANH),
         _arch("patchgan", "discriminator", PatchGAN),
         _arch("encoder", "encoder", Encoder),
-        _arch("dcgan_generator", "generator", DCGANGenerator),
+        _arch("dcgan_generator", "generator", DCGANGenerator, TANH),
         _arch("dcgan_discriminator", "discriminator", DCGANDiscriminator),
         _arch("classifier", "classifier", Classifier),
         _arch("stargan_discriminator", "discriminator", StarGANDiscriminator),
         _arch("unit_encoder", "encoder", UNITEncoder),
-        _arch("unit_decoder", "generator", UNITDecoder),
+        _arch("unit_decoder", "generator", UNITDecoder, TANH),
     )
-}
-
-
-def _suggestion(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _lookup(arch: str) -> Arch:
-    if not isinstance(arch, str) or arch not in ARCHS:
-        names = sorted(ARCHS)
-        hint = _suggestion(str(arch), names)
-        raise ValueError(f"unknown arch {arch!r}{hint}; known archs: {', '.join(names)}")
-    return ARCHS[arch]
-
-
-def options_of(arch: str) -> dict[str, object]:
-    """The option names of `arch` with their defaults (a copy, safe to change)."""
-    return dict(_lookup(arch).options)
+)
 
 
 def build(arch: str, *, in_channels: int, out_channels: int, image_size: int, **options: object) -> nn.Module:
@@ -120,22 +111,48 @@ def build(arch: str, *, in_channels: int, out_channels: int, image_size: int, **
 
     `in_channels` counts the channels after the module combines its inputs (images, broadcast
     vectors, one-hot labels); `image_size` is the side of the square images it will see, which
-    fixes how deep it can go. Unknown archs and options raise `ValueError` naming the valid ones.
+    fixes how deep it can go. Unknown archs and options, and missing required ones, raise
+    `ValueError` naming the valid ones. Built-in modules are initialised pix2pix-style
+    (`init_weights`); a user's keep the weights their builder gave them.
     """
-    entry = _lookup(arch)
-    unknown = sorted(set(options) - set(entry.options))
+    entry = lookup(arch)
+    unknown = [] if entry.any_option else sorted(set(options) - set(entry.options))
     if unknown:
         valid = sorted(entry.options)
         hint = _suggestion(unknown[0], valid) if len(unknown) == 1 else ""
         raise ValueError(
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-            f" for arch {arch!r}{hint}; valid options: {', '.join(valid)}"
+            f" for arch {arch!r}{hint}; valid options: {', '.join(valid) or '(none)'}"
         )
+    missing = [name for name, default in entry.options.items() if default is REQUIRED and name not in options]
+    if missing:
+        raise ValueError(f"arch {arch!r} needs option{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+                         f" (its builder has no default); give {'them' if len(missing) > 1 else 'it'} in the spec")
     positive_int("in_channels", in_channels)
     positive_int("out_channels", out_channels)
     positive_int("image_size", image_size)
-    module = entry.builder(in_channels, out_channels, image_size, **options)
-    return init_weights(module)
+    sizes = {"in_channels": in_channels, "out_channels": out_channels, "image_size": image_size}
+    if entry.builtin:
+        return init_weights(entry.builder(**sizes, **options))
+    return _user_module(entry, sizes, options)
+
+
+def _user_module(entry: Arch, sizes: dict[str, int], options: dict[str, object]) -> nn.Module:
+    """A user's builder called, its failures turned into `ValueError`s that say which builder
+    failed where, so that `lossgraph check` reports them at the network's spec line."""
+    try:
+        module = entry.builder(**sizes, **options)
+    except (ValueError, TypeError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a user's builder may raise anything
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise ValueError(f"the builder of arch {entry.name!r} ({entry.source}) raised "
+                         f"{type(error).__name__}{where}: {error}") from error
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"the builder of arch {entry.name!r} ({entry.source}) returned "
+                        f"{type(module).__name__}, not a torch.nn.Module")
+    return module
 
 
 def mixes_batch(module: nn.Module) -> bool:
