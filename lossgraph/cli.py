@@ -2,6 +2,9 @@
 
 A user mistake (a bad spec, a missing dataset folder) prints its located message and exits with
 status 2; it never shows a Python traceback. `python -m lossgraph` is the same command.
+
+Every command takes `--import MODULE` (repeatable): a module of the user's, imported before the
+spec is read, that registers network architectures (`lossgraph.register_arch`; plugins.py).
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
     translate.add_argument("--batch-size", type=int, default=16)
     translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    for command in (run, check, show, emit, graph, plot, translate):
+        command.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                             help="import MODULE first (the current directory is searched first), a module that "
+                                  "registers your own networks with lossgraph.register_arch; repeatable")
     return parser
 
 
@@ -104,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.imports:
+            from .plugins import import_modules
+
+            import_modules(args.imports)
         return _COMMANDS[args.command](args)
     except LossgraphError as error:
         print(f"error: {error}" if "\n" not in str(error) else f"error: {error}", file=sys.stderr)
@@ -166,6 +177,10 @@ def _run(args) -> int:
         config["folder"] = str((Path.cwd() if args.data else base).joinpath(Path(config["folder"]).expanduser()).resolve())
     if config != dict(spec.dataset):
         spec = spec.model_copy(update={"dataset": config})
+    if args.resume:  # an arch the run's --import registered, missing now: say which --import to add
+        from .plugins import require_archs
+
+        require_archs(spec, Path(args.out) if args.out else Path("runs") / spec.name)
     program = _compile(spec)
     dataset = open_dataset(config, spec.kinds, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
     options = RunOptions(
@@ -179,6 +194,7 @@ def _run(args) -> int:
         skip_nonfinite=args.skip_nonfinite,
         allow_spec_change=args.allow_spec_change,
         tensorboard=args.tensorboard,
+        imports=tuple(args.imports),
         **given(args),
     )
     train(program, dataset, options)

@@ -12,6 +12,8 @@ A run owns one output folder (default `runs/<spec name>`):
                              package is installed (tensorboard_log.py)
     spec.yaml                the resolved spec (extends merged, overrides applied); `resume`
                              refuses a changed spec unless `allow_spec_change` (resolved.py)
+    imports.json             the --import modules and where each arch not built in came from, when
+                             the run uses either (plugins.py)
 
 Decisions, so that a user can predict what a run does:
 
@@ -65,7 +67,7 @@ from lossgraph import accelerate
 from lossgraph.accelerate import Acceleration
 from lossgraph.errors import LossgraphError
 from lossgraph.images import save_grid
-from lossgraph import distributed, nonfinite, resolved, tensorboard_log
+from lossgraph import distributed, nonfinite, plugins, resolved, tensorboard_log
 from lossgraph.ema import ema_name, is_ema_name
 from lossgraph.rng import forked_rng
 
@@ -94,6 +96,7 @@ class RunOptions:
     compile: bool | None = None  # torch.compile each network the steps call; None: on for CUDA (accelerate.py)
     precision: str | None = None  # "fp32" or "bf16" (autocast, losses in fp32); None: bf16 on CUDA
     cuda_graphs: bool | None = None  # None: on when compiling on CUDA
+    imports: tuple[str, ...] = ()  # the --import modules, recorded in RUN/imports.json (plugins.py)
 
 
 @dataclass
@@ -537,6 +540,7 @@ def train(program: Any, dataset: Any, options: RunOptions | None = None) -> RunS
         plan.out_dir.mkdir(parents=True, exist_ok=True)
         if spec_record is not None:
             resolved.write(plan.out_dir, spec_record)
+        plugins.write_record(plan.out_dir, program.spec, options.imports if options is not None else ())
     kept_step = start - 1 if resumed_state is not None else None
     metrics_log = CsvLog(plan.out_dir / "metrics.csv", order=stat_order(list(program.players)),
                          trailing=("skipped", "seconds") if plan.skip_nonfinite else ("seconds",),

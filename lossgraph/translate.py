@@ -147,14 +147,17 @@ def resolve_checkpoint(run: Path, checkpoint: str | os.PathLike | None) -> Path:
 def resolve_spec(run: Path, spec: str | os.PathLike | None):
     import lossgraph
 
-    if spec is not None:
-        return lossgraph.compile(spec)
-    path = run / SPEC_FILE
-    if not path.is_file():
-        raise LossgraphError(
-            f"{run} has no {SPEC_FILE}, so the spec it was trained from is unknown (runs save it when they start; "
-            f"this folder is older or not a run folder); pass --spec SPEC naming the spec it was trained with")
-    return lossgraph.compile(path)
+    from .plugins import require_archs
+
+    if spec is None:
+        spec = run / SPEC_FILE
+        if not spec.is_file():
+            raise LossgraphError(
+                f"{run} has no {SPEC_FILE}, so the spec it was trained from is unknown (runs save it when they start; "
+                f"this folder is older or not a run folder); pass --spec SPEC naming the spec it was trained with")
+    loaded = lossgraph.load(spec)
+    require_archs(loaded, run)  # an arch from the run's --import, missing now: say which --import to add
+    return lossgraph.compile(loaded)
 
 
 def input_images(source: Path) -> tuple[Path, list[Path]]:
