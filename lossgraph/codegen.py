@@ -446,8 +446,9 @@ def emit_iteration(graph: Graph, plans: Mapping[str, PlayerPlan], schedule, rank
         # a kept graph this step could not cut below (a call reused from an earlier step): keep it all
         uncut = any(node not in cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
         retain = bool(phase.kept_graph) and (uncut or not cut_leaves)
+        later = [other.player for other in phases[phases.index(phase) + 1:] if other.reused & phase.kept_graph]
         for code, no_grad in _update(graph.player(phase.player), loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
-                                     retain=retain, cut=() if retain else cut_leaves):
+                                     retain=retain, cut=() if retain else cut_leaves, reused_by=list(dict.fromkeys(later))):
             writer.line(code, no_grad)
         stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
@@ -475,17 +476,28 @@ def _batch_positions(pairs, order: list[Expr], emitted) -> tuple[dict[Expr, Expr
 
 
 def _update(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False,
-            cut: Sequence[tuple[str, str]] = ()) -> list[tuple[str, bool]]:
+            cut: Sequence[tuple[str, str]] = (), reused_by: Sequence[str] = ()) -> list[tuple[str, bool]]:
     """The lines of one optimizer step, as (code, under no_grad); `retain` keeps the autograd graph
     for a later step that differentiates the same network calls; `cut` (leaf, value) pairs: the
-    backward stops at the leaves, keeping the graph above them, and goes on from the values below
-    (phases.py)."""
+    backward stops at the leaves, keeping the graph above them for the steps `reused_by`, and goes
+    on from the values below, freeing their graph (phases.py).
+
+    The gradient at the leaves is taken by `backward(inputs=leaves)` into the leaves' `.grad`, not
+    by `torch.autograd.grad`: hooks that ask the engine whether it will run a leaf's node (the
+    module tracker of `FlopCounterMode`) reject `autograd.grad` to a leaf, and a hand-written step
+    takes its gradients by `backward` too. The leaves' `.grad` is released once it is passed on."""
     keep = ", retain_graph=True" if retain else ""
     if cut:
         leaves, values = ", ".join(leaf for leaf, _ in cut), ", ".join(value for _, value in cut)
+        grads = ", ".join(f"{leaf}.grad" for leaf, _ in cut)
+        later = " and ".join(f"{name}'s step" for name in reused_by) or "a later step"
+        them = "it" if len(cut) == 1 else "them"
         backward = [
-            (f"at_leaves = torch.autograd.grad({loss}, ({leaves}{',' if len(cut) == 1 else ''}), retain_graph=True)", False),
-            (f"torch.autograd.backward(({loss}, {values}), (None, *at_leaves), inputs={parameters})", False),
+            (f"# {player.name}'s backward frees the graph below {leaves} but keeps the one above {them}, which {later}", False),
+            (f"# differentiates again: it runs to {leaves} retaining the graph, then on from {values}", False),
+            (f"torch.autograd.backward({loss}, inputs=({leaves}{',' if len(cut) == 1 else ''}), retain_graph=True)", False),
+            (f"torch.autograd.backward(({loss}, {values}), (None, {grads}), inputs={parameters})", False),
+            (f"{' = '.join(f'{leaf}.grad' for leaf, _ in cut)} = None", False),
         ]
     else:
         backward = [(f"{loss}.backward(inputs={parameters}{keep})", False)]

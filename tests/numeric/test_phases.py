@@ -108,7 +108,7 @@ def test_a_generator_first_schedule_shares_the_discriminator_outputs_on_fakes():
     g, d = plan_phases(program.graph, program.plans, program.spec.schedule_steps)
     # G's backward keeps the graph of D's calls on the fakes, which D's backward goes through
     assert {node.arg for node in g.kept_graph if node.op.name == "APPLY"} == {"D_X", "D_Y"} and not d.kept_graph
-    assert "torch.autograd.grad(loss_G, (fake_y_in, fake_x_in), retain_graph=True)" in program.code
+    assert "torch.autograd.backward(loss_G, inputs=(fake_y_in, fake_x_in), retain_graph=True)" in program.code
     assert {node.arg for node in d.reused if node.op.name == "APPLY"} == {"D_X", "D_Y", "G_XY", "G_YX"}
 
 

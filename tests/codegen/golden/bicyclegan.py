@@ -143,8 +143,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
     loss_G = adv + l1 + kl + latent
     optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(loss_G, (fake_vae_in, fake_lr_in), retain_graph=True)
-    torch.autograd.backward((loss_G, fake_vae, fake_lr), (None, *at_leaves), inputs=parameters["G"])
+    # G's backward frees the graph below fake_vae_in, fake_lr_in but keeps the one above them, which D's step
+    # differentiates again: it runs to fake_vae_in, fake_lr_in retaining the graph, then on from fake_vae, fake_lr
+    torch.autograd.backward(loss_G, inputs=(fake_vae_in, fake_lr_in), retain_graph=True)
+    torch.autograd.backward((loss_G, fake_vae, fake_lr), (None, fake_vae_in.grad, fake_lr_in.grad), inputs=parameters["G"])
+    fake_vae_in.grad = fake_lr_in.grad = None
     optimizers["G"].step()
     # D: maximize vae + lr over D_LR, D_VAE
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae

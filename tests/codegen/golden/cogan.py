@@ -119,8 +119,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         D2_fake2_in = D2(fake2_in)  # cogan.yaml:39 players.G.minimize.fake (+1 more)
         fake = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:39 players.G.minimize.fake (+1 more)
         optimizers["G"].zero_grad(set_to_none=True)
-        at_leaves = torch.autograd.grad(fake, (fake1_in, fake2_in), retain_graph=True)
-        torch.autograd.backward((fake, fake1, fake2), (None, *at_leaves), inputs=parameters["G"])
+        # G's backward frees the graph below fake1_in, fake2_in but keeps the one above them, which D's step
+        # differentiates again: it runs to fake1_in, fake2_in retaining the graph, then on from fake1, fake2
+        torch.autograd.backward(fake, inputs=(fake1_in, fake2_in), retain_graph=True)
+        torch.autograd.backward((fake, fake1, fake2), (None, fake1_in.grad, fake2_in.grad), inputs=parameters["G"])
+        fake1_in.grad = fake2_in.grad = None
         optimizers["G"].step()
     # D: maximize real + fake over D1, D2
     D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)

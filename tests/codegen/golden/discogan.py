@@ -112,8 +112,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
     loss_G = adv + recon
     optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(loss_G, (fake_y_in, fake_x_in), retain_graph=True)
-    torch.autograd.backward((loss_G, fake_y, fake_x), (None, *at_leaves), inputs=parameters["G"])
+    # G's backward frees the graph below fake_y_in, fake_x_in but keeps the one above them, which D's step
+    # differentiates again: it runs to fake_y_in, fake_x_in retaining the graph, then on from fake_y, fake_x
+    torch.autograd.backward(loss_G, inputs=(fake_y_in, fake_x_in), retain_graph=True)
+    torch.autograd.backward((loss_G, fake_y, fake_x), (None, fake_y_in.grad, fake_x_in.grad), inputs=parameters["G"])
+    fake_y_in.grad = fake_x_in.grad = None
     optimizers["G"].step()
     # D: maximize adv_Y + adv_X over D_X, D_Y
     D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y

@@ -83,8 +83,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
     loss_G = adv + l1
     optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(loss_G, (fake_in,), retain_graph=True)
-    torch.autograd.backward((loss_G, fake), (None, *at_leaves), inputs=parameters["G"])
+    # G's backward frees the graph below fake_in but keeps the one above it, which D's step
+    # differentiates again: it runs to fake_in retaining the graph, then on from fake
+    torch.autograd.backward(loss_G, inputs=(fake_in,), retain_graph=True)
+    torch.autograd.backward((loss_G, fake), (None, fake_in.grad), inputs=parameters["G"])
+    fake_in.grad = None
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv

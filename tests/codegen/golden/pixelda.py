@@ -114,8 +114,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
     loss_G = adv + task
     optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(loss_G, (fake_in,), retain_graph=True)
-    torch.autograd.backward((loss_G, fake), (None, *at_leaves), inputs=parameters["G"])
+    # G's backward frees the graph below fake_in but keeps the one above it, which D's step
+    # differentiates again: it runs to fake_in retaining the graph, then on from fake
+    torch.autograd.backward(loss_G, inputs=(fake_in,), retain_graph=True)
+    torch.autograd.backward((loss_G, fake), (None, fake_in.grad), inputs=parameters["G"])
+    fake_in.grad = None
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv

@@ -191,8 +191,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
     loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
     optimizers["G"].zero_grad(set_to_none=True)
-    at_leaves = torch.autograd.grad(loss_G, (x21_in, x12_in), retain_graph=True)
-    torch.autograd.backward((loss_G, x21, x12), (None, *at_leaves), inputs=parameters["G"])
+    # G's backward frees the graph below x21_in, x12_in but keeps the one above them, which D's step
+    # differentiates again: it runs to x21_in, x12_in retaining the graph, then on from x21, x12
+    torch.autograd.backward(loss_G, inputs=(x21_in, x12_in), retain_graph=True)
+    torch.autograd.backward((loss_G, x21, x12), (None, x21_in.grad, x12_in.grad), inputs=parameters["G"])
+    x21_in.grad = x12_in.grad = None
     optimizers["G"].step()
     # D: maximize GAN_1 + GAN_2 over D1, D2
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
