@@ -110,24 +110,8 @@ def count_forwards(nets: Mapping[str, torch.nn.Module], step: Step, inputs: Mapp
     return counts
 
 
-class _TotalOnly:
-    """Stands in for FlopCounterMode's module tracker, which attributes FLOPs to modules through
-    hooks on every module's inputs; those hooks reject `torch.autograd.grad` to a leaf, which the
-    generator-first steps take (phases.py). Only the total is reported, so all FLOPs go to it."""
-
-    parents = {"Global"}
-
-    def __enter__(self) -> "_TotalOnly":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def count_flops(step: Step, inputs: Mapping[str, torch.Tensor]) -> int:
-    counter = FlopCounterMode(display=False)
-    counter.mod_tracker = _TotalOnly()
-    with counter:
+    with FlopCounterMode(display=False) as counter:
         step(inputs)
     return counter.get_total_flops()
 
