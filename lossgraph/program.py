@@ -8,8 +8,9 @@ and debuggers show the generated lines. See DESIGN.md "Public API" for the contr
 from __future__ import annotations
 
 import linecache
-import zlib
 import weakref
+import zlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,8 +25,10 @@ from .passes import run_pipeline
 from .passes.domains import hazards
 from .passes.gradients import PlayerPlan, analyse
 from .phases import Batchable
-from .shapes import NetConfig, infer_shapes
+from .shapes import NetConfig, fingerprint, infer_shapes
 from .spec import Spec, load
+
+MAX_BOUND = 16  # sets of modules whose generated code a program keeps (Program.generated)
 
 
 class Program:
@@ -41,8 +44,10 @@ class Program:
         self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
         self.plans: dict[str, PlayerPlan] = analyse(self.graph)
         self.batchable = Batchable(shapes.shapes, shapes.mixing)
+        self.fingerprints = shapes.fingerprints
         self.code: str = emit_module(self.graph, self.plans, self.ranks, {}, spec.schedule_steps, self.batchable)
         self._module = _load_module(self.code, f"<lossgraph:{spec.name}>", self)
+        self._bound: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -114,24 +119,56 @@ class Program:
 
         Random variables missing from `inputs` are drawn; those given are used as given.
         """
-        return self._module["losses"](nets, self.draw(inputs))
+        return self.generated(nets)["losses"](nets, self.draw(inputs))
 
-    def step_function(self, player: str):
-        """The generated `step_<player>(nets, inputs, optimizer, parameters[, pools])`: one step of one player."""
-        return self._module[f"step_{player}"]
+    def step_function(self, player: str, nets: Mapping[str, torch.nn.Module] | None = None):
+        """The generated `step_<player>(nets, inputs, optimizer, parameters[, pools])`: one step of
+        one player, as compiled for `nets` (default: the spec's own archs)."""
+        return (self._module if nets is None else self.generated(nets))[f"step_{player}"]
 
-    def iteration_function(self):
+    def iteration_function(self, nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the
-        schedule with the phase plan (see phases.py); `Trainer.step` runs it."""
-        return self._module["iteration"]
+        schedule with the phase plan (see phases.py), as compiled for `nets`; `Trainer.step` runs it."""
+        return (self._module if nets is None else self.generated(nets))["iteration"]
 
     def samples(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         with _eval_mode(nets):
-            return list(self._module["samples"](nets, self.draw(inputs)))
+            return list(self.generated(nets)["samples"](nets, self.draw(inputs)))
 
     def evaluate(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         with _eval_mode(nets):
-            return {name: float(value) for name, value in self._module["evaluate"](nets, self.draw(inputs)).items()}
+            return {name: float(value) for name, value in self.generated(nets)["evaluate"](nets, self.draw(inputs)).items()}
+
+    def generated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, Any]:
+        """The generated module's functions, compiled for the modules in `nets`.
+
+        Note [Decisions from the real modules]: the compiler decides things about each network
+        (whether two of its calls may be one batched call, the rank of its outputs, its heads) from
+        the spec's arch at compile time. A user's own modules may differ (a discriminator with batch
+        norm, which must see real and generated images in separate calls), so the first time a set
+        of modules arrives it is dry-run on meta tensors (shapes.py) and every decision is read off
+        it: where one differs, the code is generated again for these modules; where a module cannot
+        serve (wrong channels, a missing head), a located `SpecError` names the network and the spec
+        line that applies it. The answer is cached per set of module objects.
+        """
+        key = tuple(sorted((name, id(module)) for name, module in nets.items()))
+        cached = self._bound.get(key)
+        if cached is not None and all(ref() is nets.get(name) for name, ref in cached[0]):
+            self._bound.move_to_end(key)
+            return cached[1]
+        if all(name in nets and fingerprint(nets[name]) == known for name, known in self.fingerprints.items()):
+            module = self._module  # the spec's own archs: the decisions already made hold
+        elif (shapes := infer_shapes(self.spec, self.graph, given=nets)).mixing == self.batchable.mixing and shapes.ranks == self.ranks:
+            module = self._module
+        else:
+            code = emit_module(self.graph, self.plans, shapes.ranks, {}, self.spec.schedule_steps,
+                               Batchable(shapes.shapes, shapes.mixing))
+            module = _load_module(code, f"<lossgraph:{self.spec.name}:{len(self._bound)}>", self)
+        refs = tuple((name, weakref.ref(module_)) for name, module_ in nets.items())
+        self._bound[key] = (refs, module)
+        if len(self._bound) > MAX_BOUND:
+            self._bound.popitem(last=False)
+        return module
 
     def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", **acceleration):
         """A `Trainer`; `acceleration`: `compile`, `precision`, `cuda_graphs` (see Trainer)."""

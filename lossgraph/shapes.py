@@ -10,8 +10,10 @@ that do not broadcast, a term that does not reduce to a scalar.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import contextlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -56,6 +58,7 @@ class Shapes:
     networks: dict[str, NetConfig]
     like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value
     mixing: frozenset[str] = frozenset()  # networks with a layer that mixes the samples of a batch
+    fingerprints: Mapping[str, tuple] = field(default_factory=dict)  # each network's `fingerprint`
 
 
 def empty_input(kind: Kind | Draw, batch: int, image_size: int, device: str = "meta") -> torch.Tensor:
@@ -115,8 +118,13 @@ def check_networks(spec: Spec) -> None:
     problems.raise_if_any()
 
 
-def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
-    check_networks(spec)
+def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] | None = None) -> Shapes:
+    """The dry run. With `given` (the modules a trainer or `losses` was handed, a user's own say)
+    each network call runs that module instead of the spec's arch, so what the compiler decides
+    (batching, ranks, heads) is read off the modules actually trained (Note [Decisions from the
+    real modules])."""
+    if given is None:
+        check_networks(spec)
     inputs = meta_inputs(spec)
     inputs.update({name: empty_input(kind, META_BATCH, spec.train.image_size) for name, kind in graph.held_out.items()})
     configs: dict[str, NetConfig] = {}
@@ -152,6 +160,12 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
                 return None
             channels += value.shape[1]
         if name in modules:
+            return modules[name]
+        if given is not None:
+            if not isinstance(given.get(name), torch.nn.Module):
+                fail(node, f"no module for network '{name}' among the networks given", f"pass a module for each of {', '.join(spec.networks)}")
+                return None
+            modules[name] = OnMeta(given[name])
             return modules[name]
         net = spec.networks[name]
         role = architectures.ARCHS[net.arch].role
@@ -213,12 +227,14 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
                 detail = str(error).splitlines()[0] if str(error) else type(error).__name__
                 shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
                 what = f"network '{node.arg}'" if node.op is Ops.APPLY else formula_text(node)
+                if given is not None and node.op in (Ops.APPLY, Ops.FROZEN):
+                    what += f" (the {type(given[node.arg]).__name__} module given for it)"
                 fail(node, f"{what} fails on inputs of shape {shapes}: {detail}")
         if problems:
             break
     problems.raise_if_any(SpecError)
 
-    for name in spec.networks:
+    for name in spec.networks if given is None else ():
         if name not in configs:
             problems.add(f"network '{name}' is declared but never applied", spec.source.origin(("networks", name), at_key=True), "apply it in a term or remove it")
     for player in (*graph.players, *graph.judges):
@@ -238,7 +254,7 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
             fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]", f"evaluate.{name}")
     problems.raise_if_any(SpecError)
 
-    for name, net in spec.networks.items():
+    for name, net in spec.networks.items() if given is None else ():
         for other, parts in (net.share or {}).items():
             if name in modules and other in modules:
                 try:
@@ -250,8 +266,79 @@ def infer_shapes(spec: Spec, graph: Graph) -> Shapes:
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
-    mixing = frozenset(name for name, module in modules.items() if architectures.mixes_batch(module))
-    return Shapes(ranks, shapes, configs, like, mixing)
+    real = modules if given is None else {name: given[name] for name in modules}
+    mixing = frozenset(name for name, module in real.items() if architectures.mixes_batch(module))
+    prints = {name: fingerprint(module) for name, module in real.items()}
+    return Shapes(ranks, shapes, configs, like, mixing, prints)
+
+
+class OnMeta(torch.nn.Module):
+    """A given module run on meta tensors: its parameters and buffers replaced by meta tensors of
+    the same shapes, the module itself untouched (no copy of its weights). A module that cannot
+    run on meta tensors (a tensor kept as a plain attribute, an op without a meta kernel) runs for
+    real instead, once per input shape, in eval mode without autograd, on zeros of those shapes."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        object.__setattr__(self, "inner", module)  # not a submodule: its parameters stay out of ours
+        self.state = {name: torch.empty_like(tensor, device="meta") for name, tensor in
+                      [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]}
+        # the dry run's inputs are float32; a module in another precision (float64) gets its own
+        self.dtype = next((t.dtype for t in self.state.values() if t.is_floating_point()), None)
+
+    def forward(self, *args: Any) -> Any:
+        if self.dtype is not None:
+            args = tuple(a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+        with _hooks_off(self.inner):  # a user's hooks (a forward counter, a profiler) see training only
+            try:
+                return torch.func.functional_call(self.inner, self.state, args, strict=False, tie_weights=True)
+            except Exception:  # noqa: BLE001 - any failure: the real module tells whether it is a shape problem
+                return self._run_for_real(args)
+
+    def _run_for_real(self, args: tuple) -> Any:
+        parameter = next(iter(self.inner.parameters()), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        real = [torch.zeros(arg.shape, dtype=arg.dtype, device=device) if isinstance(arg, torch.Tensor) else arg for arg in args]
+        training = self.inner.training
+        self.inner.eval()
+        try:
+            with torch.no_grad():
+                out = self.inner(*real)
+        finally:
+            self.inner.train(training)
+        return _to_meta(out)
+
+
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+@contextlib.contextmanager
+def _hooks_off(module: torch.nn.Module) -> Iterator[None]:
+    """The hooks registered on `module` and its submodules, set aside for the block."""
+    saved = [(sub, name, getattr(sub, name)) for sub in module.modules() for name in _HOOKS if getattr(sub, name, None)]
+    for sub, name, _ in saved:
+        setattr(sub, name, OrderedDict())
+    try:
+        yield
+    finally:
+        for sub, name, hooks in saved:
+            setattr(sub, name, hooks)
+
+
+def fingerprint(module: torch.nn.Module) -> tuple:
+    """What the compiler's decisions about a module depend on, short of running it: its layers'
+    types and its parameters' and buffers' shapes. Equal fingerprints: the same decisions."""
+    layers = tuple((name, type(sub).__module__, type(sub).__qualname__) for name, sub in module.named_modules(remove_duplicate=False))
+    tensors = tuple((name, tuple(tensor.shape)) for name, tensor in module.state_dict(keep_vars=True).items())
+    return layers, tensors
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device="meta")
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_meta(item) for item in value)
+    return value
 
 
 def _label_classes(spec: Spec, graph: Graph, values: dict, node: Expr) -> int | None:

@@ -45,6 +45,7 @@ class Trainer:
         networks (accelerate.py); left out, each takes the device's default: on CUDA compiled, bf16
         and graphed, on the CPU eager fp32."""
         self.program = program
+        program.generated(nets)  # the modules can serve the spec, or a located error says why
         self.device = torch.device(device)
         self.acceleration = Acceleration.for_device(self.device, compile, precision, cuda_graphs)
         if self.acceleration.cuda_graphs:
@@ -63,8 +64,9 @@ class Trainer:
             params = unique_parameters([self.nets[name] for name in player.networks])
             self.parameters[player.name] = params
             self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
-        self.steps = {player: program.step_function(player) for player in program.players}
-        self.iterate = program.iteration_function()
+        # compiled for these modules (Note [Decisions from the real modules] in program.py)
+        self.steps = {player: program.step_function(player, self.nets) for player in program.players}
+        self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
         self.schedule = program.spec.schedule_steps
         self.iteration = 0
@@ -104,7 +106,7 @@ class Trainer:
             parameters = unique_parameters([self.nets[judge.name]])
             optimizer = make_optimizer(settings.optim, parameters)
             scheduler = make_scheduler(settings.optim.schedule, optimizer)
-            step = self.program.step_function(judge.name)
+            step = self.program.step_function(judge.name, self.nets)
             stats: dict[str, torch.Tensor] = {}
             for index in range(1, settings.steps + 1):
                 inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
