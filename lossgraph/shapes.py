@@ -104,12 +104,17 @@ def check_networks(spec: Spec) -> None:
     problems = Problems()
     source = spec.source
     for name, net in spec.networks.items():
-        if net.arch not in architectures.ARCHS:
+        try:
+            found = architectures.find_arch(net.arch)
+        except architectures.ArchLoadError as error:
+            problems.add(str(error), source.origin(("networks", name, "arch")))
+            continue
+        if found is None:
             problems.add(f"unknown arch '{net.arch}'", source.origin(("networks", name, "arch")), did_you_mean(net.arch, architectures.ARCHS))
             continue
         valid = architectures.options_of(net.arch)
         for option in net.options:
-            if option not in valid:
+            if not architectures.accepts_option(net.arch, option):
                 problems.add(
                     f"unknown option '{option}' for arch {net.arch}",
                     source.origin(("networks", name, option), at_key=True),
@@ -168,10 +173,14 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             modules[name] = OnMeta(given[name])
             return modules[name]
         net = spec.networks[name]
-        role = architectures.ARCHS[net.arch].role
-        out = net.out_channels or (image_channels(spec) if role == "generator" else 1)
+        out = net.out_channels or architectures.default_out_channels(net.arch, image_channels(spec))
+        if out is None:
+            problems.add(f"arch '{net.arch}' has no role and its builder no default out_channels, so network '{name}''s output channels are unknown",
+                         spec.source.origin(("networks", name), at_key=True),
+                         "give out_channels: in the spec, or register the arch with a role")
+            return None
         options = dict(net.options)
-        if classes is not None:
+        if classes is not None and architectures.accepts_option(net.arch, "num_classes"):
             options.setdefault("num_classes", classes)
         config = NetConfig(name, net.arch, channels, out, spec.train.image_size, tuple(sorted(options.items())))
         try:

@@ -176,8 +176,6 @@ def test_a_module_whose_channels_do_not_fit_is_reported_at_the_spec_line(user, c
     assert "13 |       adv: E[(D(x, y) - 1)^2]" in error
 
 
-@pytest.mark.skipif("default_out_channels" not in Path(lossgraph.shapes.__file__).read_text(),
-                    reason="the shape check does not ask nets.default_out_channels yet")
 def test_an_arch_without_role_or_default_out_channels_needs_them_in_the_spec(user, capsys):
     (user / "no_role.yaml").write_text(SPEC.replace("small_generator, width: 4", "no_role, width: 4"))
     assert main(["check", "--import", "my_nets", "no_role.yaml"]) == 2
