@@ -43,7 +43,7 @@ _PRECEDENCE = {ast.Add: 10, ast.Sub: 10, ast.Mult: 20, ast.Div: 20, ast.Pow: 40}
 # (data named `parameters`, a network named `torch`) is renamed in the generated code, never
 # allowed to shadow it; tests/codegen/test_namespace.py compiles a spec with each of them.
 GENERATED_NAMES = frozenset({"torch", "F", "nets", "inputs", "optimizer", "optimizers", "parameters", "pools",
-                             "frozen", "gradient_penalty", "batched", "at_leaves", "_"})
+                             "frozen", "gradient_penalty", "batched", "_"})
 MAX_NAME = 32
 
 
