@@ -40,7 +40,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import lossgraph
-from lossgraph import accelerate
+from lossgraph.train import accelerate
 from lossgraph.cli import add_acceleration_arguments
 
 from .baselines import BASELINES

@@ -9,8 +9,8 @@ The spec layer (`load`) imports no torch; `compile` does. `register_arch` adds a
 network architecture (see nets/registry.py and README "Your own networks").
 """
 
-from .errors import CodegenError, DataError, FormulaError, LossgraphError, Origin, SpecError
-from .spec import Spec, load, loads
+from lossgraph.language.errors import CodegenError, DataError, FormulaError, LossgraphError, Origin, SpecError
+from lossgraph.language.spec import Spec, load, loads
 
 __version__ = "0.1.0"
 
@@ -19,8 +19,8 @@ def compile(spec, overrides=()):  # noqa: A001 - the public name DESIGN.md promi
     """A spec (object, path or built-in name) compiled into a `Program`; `overrides` as in `load`
     (`["train.steps=2000", "players.G.minimize.cycle.weight=5"]`). Archs the spec names that
     are not registered are looked up among installed packages' `lossgraph.archs` entry points."""
-    from .plugins import load_archs
-    from .program import Program, compile_spec
+    from lossgraph.language.plugins import load_archs
+    from lossgraph.program import Program, compile_spec
 
     if isinstance(spec, Program):
         return spec
@@ -40,7 +40,7 @@ def register_arch(name, builder, *, role=None, output_range=None, replace=False)
     unless `replace=True` (built-in names never); the same builder again is a no-op. Returns the
     registry entry (`nets.Arch`).
     """
-    from nets import register_arch as register
+    from lossgraph.nets import register_arch as register
 
     return register(name, builder, role=role, output_range=output_range, replace=replace)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import LossgraphError
+from lossgraph.language.errors import LossgraphError
 
 
 def add_acceleration_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.imports:
-            from .plugins import import_modules
+            from lossgraph.language.plugins import import_modules
 
             import_modules(args.imports)
         return _COMMANDS[args.command](args)
@@ -125,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(spec, overrides=()):
-    from . import compile
-    from .spec import load
+    from lossgraph import compile
+    from lossgraph.language.spec import load
 
     return compile(load(spec, overrides) if overrides else spec)
 
 
 def _check(args) -> int:
-    from .show import render
+    from lossgraph.views.show import render
 
     program = _compile(args.spec, args.overrides)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
@@ -142,10 +142,10 @@ def _check(args) -> int:
 
 
 def _show(args) -> int:
-    from .show import render
-    from .spec import load
+    from lossgraph.views.show import render
+    from lossgraph.language.spec import load
 
-    from .passes.lower import lower
+    from lossgraph.compiler.passes.lower import lower
 
     spec = load(args.spec, args.overrides)
     sys.stdout.write(render(lower(spec), latex=args.latex, paper=spec.paper))
@@ -160,11 +160,11 @@ def _emit(args) -> int:
 def _run(args) -> int:
     from pathlib import Path
 
-    from .accelerate import given
-    from .data import open_dataset
-    from .run import RunOptions, train
+    from lossgraph.train.accelerate import given
+    from lossgraph.data import open_dataset
+    from lossgraph.train.run import RunOptions, train
 
-    from .spec import load
+    from lossgraph.language.spec import load
 
     spec = load(args.spec, args.overrides)
     config = dict(spec.dataset)
@@ -178,7 +178,7 @@ def _run(args) -> int:
     if config != dict(spec.dataset):
         spec = spec.model_copy(update={"dataset": config})
     if args.resume:  # an arch the run's --import registered, missing now: say which --import to add
-        from .plugins import require_archs
+        from lossgraph.language.plugins import require_archs
 
         require_archs(spec, Path(args.out) if args.out else Path("runs") / spec.name)
     program = _compile(spec)
@@ -202,8 +202,8 @@ def _run(args) -> int:
 
 
 def _graph(args) -> int:
-    from .picture import check_suffix, write_picture
-    from .spec import load
+    from lossgraph.views.picture import check_suffix, write_picture
+    from lossgraph.language.spec import load
 
     if args.output:
         check_suffix(args.output)  # before compiling: a wrong suffix should not wait for the spec
@@ -216,7 +216,7 @@ def _graph(args) -> int:
 
 
 def _plot(args) -> int:
-    from .plot import plot_run
+    from lossgraph.views.plot import plot_run
 
     output = plot_run(args.run, args.output)
     print(f"wrote {output}")
@@ -224,7 +224,7 @@ def _plot(args) -> int:
 
 
 def _translate(args) -> int:
-    from .translate import translate
+    from lossgraph.train.translate import translate
 
     result = translate(args.run, args.input, args.output, network=args.network, checkpoint=args.checkpoint,
                        spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema)

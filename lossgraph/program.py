@@ -16,17 +16,17 @@ from typing import Any, Mapping
 
 import torch
 
-import nets as architectures
+import lossgraph.nets as architectures
 
-from .codegen import emit_module
-from .expr import Expr
-from .graph import Graph
-from .passes import run_pipeline
-from .passes.domains import hazards
-from .passes.gradients import PlayerPlan, analyse
-from .phases import Batchable
-from .shapes import NetConfig, fingerprint, infer_shapes
-from .spec import Spec, load
+from lossgraph.compiler.codegen import emit_module
+from lossgraph.compiler.expr import Expr
+from lossgraph.compiler.graph import Graph
+from lossgraph.compiler.passes import run_pipeline
+from lossgraph.compiler.passes.domains import hazards
+from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
+from lossgraph.compiler.phases import Batchable
+from lossgraph.compiler.shape_check import NetConfig, fingerprint, infer_shapes
+from lossgraph.language.spec import Spec, load
 
 MAX_BOUND = 16  # sets of modules whose generated code a program keeps (Program.generated)
 
@@ -172,7 +172,7 @@ class Program:
 
     def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", **acceleration):
         """A `Trainer`; `acceleration`: `compile`, `precision`, `cuda_graphs` (see Trainer)."""
-        from .trainer import Trainer
+        from lossgraph.train.trainer import Trainer
 
         return Trainer(self, nets, device, **acceleration)
 

@@ -25,14 +25,14 @@ from typing import Callable
 
 from torch import nn
 
-from nets.checks import positive_int
-from nets.classifier import Classifier
-from nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from nets.encoder import Encoder
-from nets.init import init_weights
-from nets.inputs import Combine, CombineVectors, combine, combine_vectors
-from nets.patchgan import PatchGAN
-from nets.registry import (
+from .checks import positive_int
+from .classifier import Classifier
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .encoder import Encoder
+from .init import init_weights
+from .inputs import Combine, CombineVectors, combine, combine_vectors
+from .patchgan import PatchGAN
+from .registry import (
     ARCHS,
     ENTRY_POINT_GROUP,
     REQUIRED,
@@ -49,11 +49,11 @@ from nets.registry import (
     options_of,
     register_arch,
 )
-from nets.resnet import ResnetGenerator
-from nets.sharing import share, shareable_parts
-from nets.stargan import StarGANDiscriminator
-from nets.unet import UNet
-from nets.unit import UNITDecoder, UNITEncoder
+from .resnet import ResnetGenerator
+from .sharing import share, shareable_parts
+from .stargan import StarGANDiscriminator
+from .unet import UNet
+from .unit import UNITDecoder, UNITEncoder
 
 __all__ = [
     "ARCHS",

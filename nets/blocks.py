@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from nets.norms import convolution_with_norm, norm_layer
+from .norms import convolution_with_norm, norm_layer
 
 # A 4x4 kernel with stride 2 and padding 1 halves a side exactly (convolution) or doubles it
 # (transposed convolution), and the kernel is a multiple of the stride, which avoids checkerboards.

@@ -26,10 +26,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.blocks import STRIDE_TWO, doubling_block, halving_block, level_channels, start_side
-from nets.checks import positive_int
-from nets.inputs import Combine, CombineVectors
-from nets.norms import check_norm, convolution_with_norm, norm_layer
+from .blocks import STRIDE_TWO, doubling_block, halving_block, level_channels, start_side
+from .checks import positive_int
+from .inputs import Combine, CombineVectors
+from .norms import check_norm, convolution_with_norm, norm_layer
 
 
 class DCGANGenerator(nn.Module):

@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.blocks import pooled_features
-from nets.checks import output_count, positive_int
-from nets.inputs import Combine
-from nets.norms import check_norm
+from .blocks import pooled_features
+from .checks import output_count, positive_int
+from .inputs import Combine
+from .norms import check_norm
 
 
 class Encoder(nn.Module):

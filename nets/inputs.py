@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from nets.checks import positive_int
+from .checks import positive_int
 
 
 def _is_label(tensor: torch.Tensor) -> bool:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.checks import positive_int
-from nets.inputs import Combine
-from nets.norms import check_norm, convolution_with_norm, norm_layer
+from .checks import positive_int
+from .inputs import Combine
+from .norms import check_norm, convolution_with_norm, norm_layer
 
 _HALVE = {"kernel_size": 4, "stride": 2, "padding": 1}
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.checks import halvings_fit, non_negative_int, positive_int
-from nets.inputs import Combine
-from nets.norms import check_norm, convolution_with_norm, norm_layer
+from .checks import halvings_fit, non_negative_int, positive_int
+from .inputs import Combine
+from .norms import check_norm, convolution_with_norm, norm_layer
 
 _HALVE = {"kernel_size": 3, "stride": 2, "padding": 1}
 _DOUBLE = {"kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}

@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.blocks import halving_block, level_channels
-from nets.checks import positive_int
-from nets.inputs import Combine
-from nets.norms import check_norm, norm_layer
+from .blocks import halving_block, level_channels
+from .checks import positive_int
+from .inputs import Combine
+from .norms import check_norm, norm_layer
 
 
 class StarGANDiscriminator(nn.Module):

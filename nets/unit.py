@@ -27,11 +27,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nets.blocks import level_channels
-from nets.checks import halvings_fit, non_negative_int, output_count, positive_int
-from nets.inputs import Combine
-from nets.norms import check_norm, convolution_with_norm, norm_layer
-from nets.resnet import ResidualBlock
+from .blocks import level_channels
+from .checks import halvings_fit, non_negative_int, output_count, positive_int
+from .inputs import Combine
+from .norms import check_norm, convolution_with_norm, norm_layer
+from .resnet import ResidualBlock
 
 _HALVE = {"kernel_size": 3, "stride": 2, "padding": 1}
 _DOUBLE = {"kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}

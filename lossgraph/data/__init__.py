@@ -102,7 +102,7 @@ from lossgraph.data.classes import ClassFolderDataset
 from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset, as_kinds, quoted, suggest
 from lossgraph.data.folders import FolderDataset
 from lossgraph.data.shapes import ShapesDataset
-from lossgraph.errors import DataError, did_you_mean
+from lossgraph.language.errors import DataError, did_you_mean
 
 __all__ = [
     "AlignedFolderDataset",

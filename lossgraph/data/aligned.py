@@ -36,7 +36,7 @@ from lossgraph.data.folders import (
     to_tensor,
     two_images,
 )
-from lossgraph.errors import DataError
+from lossgraph.language.errors import DataError
 
 LAYOUT = (
     f"ROOT/train/ (and optionally ROOT/val/ or ROOT/test/) holding {SUFFIX_NAMES} images, "

@@ -35,8 +35,8 @@ from lossgraph.data.folders import (
     list_images,
     load_image,
 )
-from lossgraph.errors import DataError
-from lossgraph.kinds import Kind
+from lossgraph.language.errors import DataError
+from lossgraph.language.kinds import Kind
 
 LAYOUT = (
     f"ROOT/train/<class_name>/ for at least 2 classes (and optionally ROOT/val/<class_name>/ or "

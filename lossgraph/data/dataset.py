@@ -28,8 +28,8 @@ from typing import Any, Mapping
 
 import torch
 
-from lossgraph.errors import DataError, did_you_mean
-from lossgraph.kinds import DATA_KINDS, SOURCE_CALL, Kind, parse_data_kind
+from lossgraph.language.errors import DataError, did_you_mean
+from lossgraph.language.kinds import DATA_KINDS, SOURCE_CALL, Kind, parse_data_kind
 
 DOMAINS = ("A", "B")
 PAIRINGS = ("paired", "unpaired")

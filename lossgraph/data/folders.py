@@ -29,7 +29,7 @@ import torch
 from PIL import Image, ImageOps
 
 from lossgraph.data.dataset import DOMAINS, Dataset
-from lossgraph.errors import DataError
+from lossgraph.language.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SUFFIX_NAMES = ", ".join(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)

@@ -54,8 +54,8 @@ from lossgraph.data.dataset import (
     suggest,
     to_channels,
 )
-from lossgraph.errors import DataError
-from lossgraph.kinds import Kind
+from lossgraph.language.errors import DataError
+from lossgraph.language.kinds import Kind
 
 MAX_SHAPES = 3
 

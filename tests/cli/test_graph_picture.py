@@ -9,7 +9,7 @@ from PIL import Image
 
 import lossgraph
 from lossgraph.cli import main
-from lossgraph.picture import PLAYER_COLOURS, PNG_SCALE, spec_picture
+from lossgraph.views.picture import PLAYER_COLOURS, PNG_SCALE, spec_picture
 from tests.conftest import SPECS
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-import lossgraph.shapes
-import nets
+import lossgraph.compiler.shape_check
+import lossgraph.nets as nets
 from lossgraph.cli import main
-from nets import registry
+from lossgraph.nets import registry
 from tests.conftest import ROOT
 
 MY_NETS = '''\

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from lossgraph.cli import main
-from lossgraph.picture import PLAYER_COLOURS
-from lossgraph.plot import DPI, PANEL_SIZE, panels, read_log
+from lossgraph.views.picture import PLAYER_COLOURS
+from lossgraph.views.plot import DPI, PANEL_SIZE, panels, read_log
 
 PANEL = (round(PANEL_SIZE[0] * DPI), round(PANEL_SIZE[1] * DPI))
 

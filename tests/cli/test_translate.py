@@ -8,13 +8,13 @@ import torch
 from PIL import Image
 
 import lossgraph
-from lossgraph.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from lossgraph.cli import main
 from lossgraph.data import open_dataset
 from lossgraph.data.folders import load_image
-from lossgraph.images import to_uint8
-from lossgraph.run import RunOptions, train
-from lossgraph.translate import choose_network, signatures
+from lossgraph.train.images import to_uint8
+from lossgraph.train.run import RunOptions, train
+from lossgraph.train.translate import choose_network, signatures
 from tests.conftest import ROOT
 
 IMAGE_SIZE = 16

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.codegen import GENERATED_NAMES
-from lossgraph.ops import BUILTINS
+from lossgraph.compiler.codegen import GENERATED_NAMES
+from lossgraph.compiler.ops import BUILTINS
 from tests.conftest import SPECS
 
 # Exercises every kind of generated line: a history pool, a repeated phase (loop variable), a

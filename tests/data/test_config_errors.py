@@ -3,8 +3,8 @@
 import pytest
 
 from lossgraph.data import open_dataset
-from lossgraph.errors import DataError
-from lossgraph.kinds import Kind
+from lossgraph.language.errors import DataError
+from lossgraph.language.kinds import Kind
 
 IMAGE = Kind("image", 3)
 SHAPES = {"builtin": "shapes", "pairing": "unpaired"}

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lossgraph.data import open_dataset
 from lossgraph.data.folders import FolderDataset
-from lossgraph.errors import DataError
+from lossgraph.language.errors import DataError
 
 UNPAIRED = {"pairing": "unpaired"}
 

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from lossgraph.data import AlignedFolderDataset, ClassFolderDataset, open_dataset
-from lossgraph.errors import DataError
-from lossgraph.kinds import Kind
+from lossgraph.language.errors import DataError
+from lossgraph.language.kinds import Kind
 
 IMAGE = Kind("image", 3)
 PAIR = {"x": IMAGE, "y": IMAGE}

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lossgraph.data import open_dataset
 from lossgraph.data.shapes import KIND_NAMES, STYLES, render
-from lossgraph.kinds import Kind
+from lossgraph.language.kinds import Kind
 
 IMAGE = Kind("image", 3)
 

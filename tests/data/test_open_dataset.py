@@ -5,7 +5,7 @@ import torch
 
 from lossgraph.data import Dataset, open_dataset
 from lossgraph.data.shapes import render
-from lossgraph.errors import DataError
+from lossgraph.language.errors import DataError
 
 UNPAIRED = {"builtin": "shapes", "pairing": "unpaired"}
 PAIRED = {"builtin": "shapes", "pairing": "paired"}

@@ -19,13 +19,29 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import lossgraph
-from lossgraph.domains import (ANY, DOMAIN_RULES, IMAGE, UNIT, Domain, Range, REAL, absolute, add, div, hazard_of,
-                               mul, needs_of, power, result_domain, sub)
-from lossgraph.errors import SpecError
-from lossgraph.macros import standard_library
-from lossgraph.ops import Ops
-from lossgraph.passes.domains import check_domains, hazards
-from lossgraph.passes.lower import lower
+from lossgraph.compiler.domains import (
+    ANY,
+    DOMAIN_RULES,
+    IMAGE,
+    UNIT,
+    Domain,
+    Range,
+    REAL,
+    absolute,
+    add,
+    div,
+    hazard_of,
+    mul,
+    needs_of,
+    power,
+    result_domain,
+    sub,
+)
+from lossgraph.language.errors import SpecError
+from lossgraph.language.macros import standard_library
+from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.passes.domains import check_domains, hazards
+from lossgraph.compiler.passes.lower import lower
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted(path for path in (ROOT / "specs").glob("*.yaml") if path.stem != "stdlib")
@@ -130,7 +146,7 @@ def test_power_rule_is_sound(data, exponent):
 
 
 def test_every_op_with_a_lowering_has_a_rule():
-    from lossgraph.ops import OPS
+    from lossgraph.compiler.ops import OPS
 
     leaves = {Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN}
     assert {op for op in OPS if op not in leaves} <= set(DOMAIN_RULES)
@@ -246,7 +262,7 @@ def test_every_standard_macro_is_valid(name):
 
 
 def test_hazards_name_what_can_overflow_in_the_running_objective():
-    from lossgraph.passes import run_pipeline
+    from lossgraph.compiler.passes import run_pipeline
 
     _, running, _ = run_pipeline(lossgraph.load("cyclegan", ["players.G.minimize.adv=E[exp(D_Y(fake_y))]"]))
     found = hazards(running)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lossgraph.expr import Expr, const, substitute
-from lossgraph.ops import OPS, Ops
+from lossgraph.compiler.expr import Expr, const, substitute
+from lossgraph.compiler.ops import OPS, Ops
 
 
 def data(name):

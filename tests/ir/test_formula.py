@@ -12,9 +12,9 @@ import time
 import pytest
 
 import lossgraph
-from lossgraph.expr import Expr, const
-from lossgraph.ops import Ops
-from lossgraph.passes.lower import lower
+from lossgraph.compiler.expr import Expr, const
+from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.passes.lower import lower
 
 FILE = "t.yaml"
 

@@ -5,10 +5,10 @@ import pytest
 import sympy as sp
 import torch
 
-from lossgraph.graph import to_sympy
-from lossgraph.interpret import interpret
-from lossgraph.ops import Ops
-from lossgraph.rewrite import ALGEBRA_RULES, STABLE_LOG_RULES, rewrite, rule
+from lossgraph.compiler.graph import to_sympy
+from lossgraph.compiler.interpret import interpret
+from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.rewrite import ALGEBRA_RULES, STABLE_LOG_RULES, rewrite, rule
 
 ALL_RULES = list(STABLE_LOG_RULES + ALGEBRA_RULES)
 
@@ -71,7 +71,7 @@ def test_rules_record_where_they_are_defined():
 def test_rewrite_reaches_a_fixpoint_and_is_idempotent():
     log_d = rule("log(sigmoid(l))", "l").lhs  # only to build a pattern-free expression below
     del log_d
-    from lossgraph.expr import Expr
+    from lossgraph.compiler.expr import Expr
 
     logits = Expr(Ops.DATA, (), "logits")
     expr = Expr.make(Ops.MEAN, Expr.make(Ops.LOG, Expr.make(Ops.SUB, Expr(Ops.CONST, (), 1.0), Expr.make(Ops.SIGMOID, logits))))

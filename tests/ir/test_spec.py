@@ -12,7 +12,7 @@ import time
 import pytest
 
 import lossgraph
-from lossgraph.passes.lower import lower
+from lossgraph.compiler.passes.lower import lower
 
 FILE = "t.yaml"
 

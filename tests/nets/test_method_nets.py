@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import nets
+import lossgraph.nets as nets
 
 BATCH = 2
 
@@ -449,7 +449,7 @@ def test_share_argument_errors():
 def test_resnet_generator_sees_its_condition(condition):
     """A broadcast condition must change the output (Note [Conditions survive the stem]):
     with instance norm right after the reflection-padded stem it would be subtracted exactly."""
-    from nets.resnet import ResnetGenerator
+    from lossgraph.nets.resnet import ResnetGenerator
 
     torch.manual_seed(0)
     image = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -467,7 +467,7 @@ def test_resnet_generator_sees_its_condition(condition):
 
 
 def test_resnet_generator_without_condition_keeps_the_normed_stem():
-    from nets.resnet import ResnetGenerator
+    from lossgraph.nets.resnet import ResnetGenerator
 
     norms = [type(layer).__name__ for layer in ResnetGenerator(3, 3, 16).layers[:4]]
     assert norms[:3] == ["ReflectionPad2d", "Conv2d", "InstanceNorm2d"]
@@ -476,7 +476,7 @@ def test_resnet_generator_without_condition_keeps_the_normed_stem():
 def test_dcgan_first_layer_is_the_transposed_convolution_it_replaces():
     from torch.nn import functional
 
-    from nets.dcgan import CodeToMap
+    from lossgraph.nets.dcgan import CodeToMap
 
     layer = CodeToMap(8, 16, kernel_size=4, bias=True)
     code = torch.randn(5, 8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import nets
+import lossgraph.nets as nets
 
 GENERATORS = ["unet", "resnet_generator"]
 DISCRIMINATORS = ["patchgan"]

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import lossgraph
-import nets
-from nets import registry
+import lossgraph.nets as nets
+from lossgraph.nets import registry
 
 
 @pytest.fixture(autouse=True)

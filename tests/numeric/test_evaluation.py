@@ -5,7 +5,7 @@ import torch
 
 import lossgraph
 from lossgraph.data import open_dataset
-from lossgraph.run import RunOptions, train
+from lossgraph.train.run import RunOptions, train
 
 BASE = """
 name: judged

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.pool import ImagePool
+from lossgraph.train.pool import ImagePool
 
 BASE = """
 name: features

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lossgraph
-import nets
+import lossgraph.nets as nets
 
 
 class TwoHeads(nn.Module):

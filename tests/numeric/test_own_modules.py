@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 import lossgraph
-import nets as architectures
-from lossgraph.errors import SpecError
+import lossgraph.nets as architectures
+from lossgraph.language.errors import SpecError
 
 
 def batch_norm_patchgan(in_channels=3):

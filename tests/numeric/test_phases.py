@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.phases import plan_phases
+from lossgraph.compiler.phases import plan_phases
 from tests.conftest import count_forwards
 
 SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
@@ -204,7 +204,7 @@ def test_a_discriminator_step_batches_real_and_generated_images():
     # the batched outputs are the two calls', up to rounding
     nets = program.build_networks(seed=0)
     inputs = program.example_inputs(batch_size=3, seed=0)
-    from lossgraph.runtime import batched
+    from lossgraph.compiler.runtime import batched
 
     with torch.no_grad():
         real, fake = batched(nets["D_Y"], (inputs["y"],), (inputs["x"],))

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.accelerate import Acceleration, Accelerated, double_backward_networks
-from lossgraph.errors import LossgraphError
-from lossgraph.run import RunOptions, _plan
+from lossgraph.train.accelerate import Acceleration, Accelerated, double_backward_networks
+from lossgraph.language.errors import LossgraphError
+from lossgraph.train.run import RunOptions, _plan
 from tests.conftest import SPECS, train_steps
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lossgraph.checkpoint import (
+from lossgraph.train.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
     list_checkpoints,
@@ -16,7 +16,7 @@ from lossgraph.checkpoint import (
     network_tensors,
     save_checkpoint,
 )
-from lossgraph.errors import LossgraphError
+from lossgraph.language.errors import LossgraphError
 
 
 def small_nets() -> dict[str, nn.Module]:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossgraph import checkpoint as checkpoint_module
-from lossgraph.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint_state
-from lossgraph.run import RunOptions, train
+from lossgraph.train import checkpoint as checkpoint_module
+from lossgraph.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint_state
+from lossgraph.train.run import RunOptions, train
 
 from run_fakes import FakeDataset, FakeProgram
 

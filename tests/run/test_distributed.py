@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lossgraph.checkpoint import latest_checkpoint, read_checkpoint_state
-from lossgraph.distributed import Distributed
-from lossgraph.errors import LossgraphError
+from lossgraph.train.checkpoint import latest_checkpoint, read_checkpoint_state
+from lossgraph.train.distributed import Distributed
+from lossgraph.language.errors import LossgraphError
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 12

@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 import lossgraph
-from lossgraph.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
+from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
 from lossgraph.cli import main
 from lossgraph.data import open_dataset
-from lossgraph.ema import EMA
-from lossgraph.errors import LossgraphError, SpecError
-from lossgraph.nonfinite import StepGuard
-from lossgraph.run import RunOptions, train
+from lossgraph.train.ema import EMA
+from lossgraph.language.errors import LossgraphError, SpecError
+from lossgraph.train.nonfinite import StepGuard
+from lossgraph.train.run import RunOptions, train
 
 TINY = Path(__file__).with_name("tiny.yaml")
 DECAY = 0.9
@@ -237,7 +237,7 @@ def test_translate_applies_the_average_with_ema(tmp_path, capsys):
     assert "with G's moving average" in capsys.readouterr().out
 
     from lossgraph.data.folders import load_image
-    from lossgraph.images import to_uint8
+    from lossgraph.train.images import to_uint8
 
     nets = program.build_networks(seed=0)
     average = copy.deepcopy(nets["G"])
@@ -262,6 +262,6 @@ def test_translate_ema_without_an_average_is_a_clear_error(tmp_path, capsys):
     assert main(["translate", str(out), "--input", str(image), "--output", str(tmp_path / "o"), "--ema"]) == 2
     assert "has no moving average of G; the run kept no moving average" in capsys.readouterr().err
     with pytest.raises(LossgraphError):
-        from lossgraph.translate import translate
+        from lossgraph.train.translate import translate
 
         translate(out, image, tmp_path / "o", ema=True)

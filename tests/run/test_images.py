@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from lossgraph.images import PADDING, make_grid, save_grid, to_uint8
+from lossgraph.train.images import PADDING, make_grid, save_grid, to_uint8
 
 
 def test_minus_one_zero_one_map_to_black_grey_white():

@@ -11,8 +11,8 @@ import torch
 
 import lossgraph
 from lossgraph.data import open_dataset
-from lossgraph.errors import SpecError
-from lossgraph.run import RunOptions, train
+from lossgraph.language.errors import SpecError
+from lossgraph.train.run import RunOptions, train
 
 TINY = Path(__file__).with_name("tiny.yaml")
 LR = 1e-3  # tiny.yaml's learning rate for both players

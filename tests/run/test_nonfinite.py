@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint_state
+from lossgraph.train.checkpoint import latest_checkpoint, list_checkpoints, read_checkpoint_state
 from lossgraph.cli import main
 from lossgraph.data import open_dataset
-from lossgraph.errors import LossgraphError
-from lossgraph.nonfinite import NonFiniteError, first_nonfinite
-from lossgraph.run import RunOptions, train
+from lossgraph.language.errors import LossgraphError
+from lossgraph.train.nonfinite import NonFiniteError, first_nonfinite
+from lossgraph.train.run import RunOptions, train
 
 from run_fakes import FakeDataset, FakeProgram, FakeTrainer
 

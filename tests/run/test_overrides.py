@@ -9,9 +9,9 @@ import pytest
 
 import lossgraph
 from lossgraph.data import open_dataset
-from lossgraph.errors import LossgraphError, SpecError
-from lossgraph.resolved import dump, resolved_data
-from lossgraph.run import RunOptions, train
+from lossgraph.language.errors import LossgraphError, SpecError
+from lossgraph.train.resolved import dump, resolved_data
+from lossgraph.train.run import RunOptions, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted(path for path in (ROOT / "specs").glob("*.yaml") if path.stem != "stdlib")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lossgraph.checkpoint import latest_checkpoint
-from lossgraph.errors import LossgraphError
-from lossgraph.images import PADDING
-from lossgraph.run import RunOptions, RunSummary, train
+from lossgraph.train.checkpoint import latest_checkpoint
+from lossgraph.language.errors import LossgraphError
+from lossgraph.train.images import PADDING
+from lossgraph.train.run import RunOptions, RunSummary, train
 
 from run_fakes import IMAGE_SIZE, FakeDataset, FakeProgram
 

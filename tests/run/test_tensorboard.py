@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import lossgraph
-from lossgraph import tensorboard_log
+from lossgraph.train import tensorboard_log
 from lossgraph.cli import main
 from lossgraph.data import open_dataset
-from lossgraph.errors import LossgraphError
-from lossgraph.run import RunOptions, train
+from lossgraph.language.errors import LossgraphError
+from lossgraph.train.run import RunOptions, train
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.runtime import frozen
+from lossgraph.compiler.runtime import frozen
 
 
 def losses(nets, inputs):

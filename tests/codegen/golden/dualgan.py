@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.runtime import batched
+from lossgraph.compiler.runtime import batched
 
 
 def losses(nets, inputs):

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.runtime import gradient_penalty
+from lossgraph.compiler.runtime import gradient_penalty
 
 
 def losses(nets, inputs):

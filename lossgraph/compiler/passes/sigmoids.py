@@ -1,0 +1,32 @@
+"""Make a probability network's sigmoid explicit.
+
+A network declared `output: probability` (or a head declared `probability`) returns logits from
+its module; in a formula `D(v)` (or `D.src(v)`) means `sigmoid(logits)` (METHODS.md). Writing the sigmoid into the IR lets the stable-log rules
+see `log(sigmoid(l))` and turn it into `-softplus(-l)`.
+"""
+
+from __future__ import annotations
+
+from lossgraph.compiler.expr import Expr
+from lossgraph.compiler.graph import Graph
+from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.passes import PassResult
+
+
+def insert_sigmoids(graph: Graph) -> PassResult:
+    networks = graph.networks
+    count = 0
+
+    def wrap(node: Expr) -> Expr | None:
+        nonlocal count
+        single = node.op in (Ops.APPLY, Ops.FROZEN) and not networks[node.arg].heads and networks[node.arg].reads_probability(None)
+        head = node.op is Ops.HEAD and networks[node.args[0].arg].reads_probability(node.arg[0])
+        if single or head:
+            count += 1
+            return Expr.make(Ops.SIGMOID, node)
+        return None
+
+    if not any(net.output == "probability" or "probability" in dict(net.heads).values() for net in networks.values()):
+        return PassResult(graph, False)
+    result = graph.map_exprs(wrap)
+    return PassResult(result, count > 0, (f"{count} probability outputs read as sigmoid(logits)",) if count else ())

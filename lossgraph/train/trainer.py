@@ -1,0 +1,181 @@
+"""Runs a compiled program's steps: optimizers, schedule order, device placement.
+
+One `step(inputs)` is one iteration of the schedule: each player's generated step in order.
+Each player's optimizer holds exactly the parameters of its networks, deduplicated, so a
+parameter shared by two networks is stepped once per iteration.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+
+from lossgraph.train.accelerate import Acceleration, double_backward_networks, reset_cuda_graphs
+from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
+from lossgraph.train.pool import ImagePool
+from lossgraph.language.spec import AdamSpec, OptimizerSpec
+
+
+def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    settings = settings or OptimizerSpec(adam=AdamSpec())
+    options: dict[str, Any] = settings.settings.model_dump()
+    # fused Adam (one kernel for all parameters, CPU and CUDA) is 3x faster than the foreach
+    # kernels on the CPU; foreach kernels batch the per-parameter updates of the others
+    if settings.kind == "adam":
+        options["betas"] = tuple(options["betas"])
+        return torch.optim.Adam(parameters, fused=True, **options)
+    if settings.kind == "rmsprop":
+        return torch.optim.RMSprop(parameters, foreach=True, **options)
+    return torch.optim.SGD(parameters, foreach=True, **options)
+
+
+def unique_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
+    seen: dict[int, torch.nn.Parameter] = {}
+    for module in modules:
+        for parameter in module.parameters():
+            seen.setdefault(id(parameter), parameter)
+    return list(seen.values())
+
+
+class Trainer:
+    def __init__(self, program, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", *,
+                 compile: bool | None = None, precision: str | None = None, cuda_graphs: bool | None = None):
+        """`compile`, `precision` ("fp32" or "bf16") and `cuda_graphs` choose how the steps call the
+        networks (accelerate.py); left out, each takes the device's default: on CUDA compiled, bf16
+        and graphed, on the CPU eager fp32."""
+        self.program = program
+        program.generated(nets)  # the modules can serve the spec, or a located error says why
+        self.device = torch.device(device)
+        self.acceleration = Acceleration.for_device(self.device, compile, precision, cuda_graphs)
+        if self.acceleration.cuda_graphs:
+            # torch keeps one tree of recorded graphs per device: a new trainer starts its own, and
+            # a graphed trainer made before this one must not step again (accelerate.py)
+            reset_cuda_graphs()
+        self.nets = {name: net.to(self.device) for name, net in nets.items()}
+        for net in self.nets.values():
+            net.train()
+        # what the generated steps call: `nets`, or DDP wrappers of them (distributed.py), as
+        # `accelerated` wraps them; samples, evaluation and checkpoints use `nets`
+        self.step_nets: dict[str, torch.nn.Module] = self.accelerated(self.nets)
+        self.parameters: dict[str, list[torch.nn.Parameter]] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        for player in program.graph.players:
+            params = unique_parameters([self.nets[name] for name in player.networks])
+            self.parameters[player.name] = params
+            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
+        # compiled for these modules (Note [Decisions from the real modules] in program.py)
+        self.steps = {player: program.step_function(player, self.nets) for player in program.players}
+        self.iterate = program.iteration_function(self.nets)
+        self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
+        self.schedule = program.spec.schedule_steps
+        self.iteration = 0
+        self._init_schedules_and_averages()
+
+    def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One iteration of the schedule; returns each player's loss and live terms."""
+        batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
+        # one draw of each random variable per iteration, shared by every player's step
+        batch = self.program.draw(batch)
+        if self.acceleration.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer read
+        # the generated iteration runs every player's step in schedule order, keeping network
+        # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
+        # reuse this iteration's batch
+        stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        self.iteration += 1
+        rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
+        # one device-to-host copy for all the numbers, not one sync per value
+        values = torch.stack([value.float() for value in stats.values()]).tolist()
+        return {**dict(zip(stats, values)), **rates}
+
+    def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
+        """`nets` (or DDP wrappers of them) as the generated steps call them: compiled, autocast
+        or as they are, per `self.acceleration`."""
+        return self.acceleration.wrap(nets, self.device, eager=double_backward_networks(self.program.graph))
+
+    def fit_judges(self, batch: Callable[[int], Mapping[str, torch.Tensor]]) -> dict[str, float]:
+        """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...
+        for its `steps`, with its own optimizer; returns each judge's last loss.
+
+        Judges never enter `step`: fit them once before training, and they only evaluate.
+        """
+        last: dict[str, float] = {}
+        for judge in self.program.graph.judges:
+            settings = self.program.spec.judges[judge.name]
+            parameters = unique_parameters([self.nets[judge.name]])
+            optimizer = make_optimizer(settings.optim, parameters)
+            scheduler = make_scheduler(settings.optim.schedule, optimizer)
+            step = self.program.step_function(judge.name, self.nets)
+            stats: dict[str, torch.Tensor] = {}
+            for index in range(1, settings.steps + 1):
+                inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
+                stats = step(self.nets, self.program.draw(inputs), optimizer, parameters)
+                if scheduler is not None:
+                    scheduler.step()
+            last[judge.name] = float(stats[judge.name])
+        return last
+
+    def step_player(self, player: str, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimizer step of one player on a batch already on the device (draws included)."""
+        pools = (self.pools[player],) if self.pools[player] else ()
+        return self.steps[player](self.step_nets, batch, self.optimizers[player], self.parameters[player], *pools)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
+            "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
+            "ema": {name: average.state_dict() for name, average in self.ema.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.iteration = int(state.get("iteration", 0))
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for player, pools in state.get("pools", {}).items():
+            for name, pool_state in pools.items():
+                self.pools[player][name].load_state_dict(pool_state)
+        self._load_schedules_and_averages(state)
+
+    # -- learning-rate schedules and weight averages (ema.py) --------------------------------------
+
+    def _init_schedules_and_averages(self) -> None:
+        spec = self.program.spec
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {
+            name: make_scheduler(spec.optim[name].schedule, self.optimizers[name])
+            for name in self.optimizers if name in spec.optim and spec.optim[name].schedule is not None}
+        self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
+        for player in self.program.graph.players:
+            averages = [self.ema[name] for name in player.networks if name in self.ema]
+            if averages:
+                # after every optimizer step of the owner, wherever the generated code takes it
+                self.optimizers[player.name].register_step_post_hook(averaging_hook(averages, player.clip))
+
+    def _step_schedules(self) -> dict[str, float]:
+        rates = {f"lr/{name}": scheduler.get_last_lr()[0] for name, scheduler in self.schedulers.items()}
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        return rates
+
+    def _load_schedules_and_averages(self, state: Mapping[str, Any]) -> None:
+        saved = state.get("schedulers", {})
+        for name, scheduler in self.schedulers.items():
+            if name in saved:
+                scheduler.load_state_dict(saved[name])
+            # the spec's rate at this iteration: the saved one, unless the spec changed on resume
+            sync_scheduler(scheduler, self.program.spec.optim[name].settings.lr, self.iteration)
+        for name, average_state in state.get("ema", {}).items():
+            if name in self.ema:
+                self.ema[name].load_state_dict(average_state)
+
+    @property
+    def ema_nets(self) -> dict[str, torch.nn.Module]:
+        """The moving averages of the spec's `ema:` networks, by network name (shadow modules)."""
+        return {name: average.module for name, average in self.ema.items()}
+
+    def reset_ema(self, names=None) -> None:
+        """Restart the named averages (default: all) at the live weights."""
+        for name in self.ema if names is None else names:
+            self.ema[name].reset()
