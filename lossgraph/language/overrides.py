@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import yaml
 
 from lossgraph.language.errors import Origin, Problem, Problems, SpecError, did_you_mean
-from lossgraph.language.source import Source, Span, dotted
+from lossgraph.language.schema import TermSpec, model_at
+from lossgraph.language.source import Layered, Source, Span, dotted
 
 ADD_PREFIX = "+"
 # Mappings whose keys are checked later against other parts of the spec (optimizer entries must
@@ -58,7 +59,7 @@ def apply_overrides(source: Any, data: dict, overrides: Sequence[str]) -> tuple[
         except SpecError as error:
             problems.extend(error)
             continue
-        source = _Overridden(own, source)
+        source = Layered(own, source, file=source.file)  # errors and generated code name the spec file
     problems.raise_if_any()
     return source, data
 
@@ -129,8 +130,6 @@ def _segments(text: str, start: int, end: int, file: str) -> list[tuple[str, int
 
 def _walk(data: dict, segments: list[tuple[str, int, int]], text: str, file: str, adding: bool) -> tuple[tuple, Any, Any]:
     """Follow the path to the container of its last key; return (data path, container, key)."""
-    from lossgraph.language.spec import TermSpec, _model_at
-
     node: Any = data
     path: tuple = ()
     for index, (part, start, end) in enumerate(segments):
@@ -148,7 +147,7 @@ def _walk(data: dict, segments: list[tuple[str, int, int]], text: str, file: str
         elif isinstance(node, dict):
             key = part
             if part not in node and not adding:
-                model = _model_at(path)
+                model = model_at(path)
                 allowed = model is not None and (part in model.model_fields or model.model_config.get("extra") == "allow")
                 if not allowed and not any(path[:len(open_)] == open_ for open_ in _OPEN):
                     if model is not None:
@@ -204,32 +203,3 @@ def _parse_value(own: Source, padded: str, path: tuple, text: str, value_start: 
     finally:
         if loader is not None:
             loader.dispose()
-
-
-class _Overridden:
-    """Positions of an overridden spec: the override's where it wrote a value, else the spec's.
-
-    Like `spec.Layered`, but the spec keeps its file name (generated code names the spec file).
-    """
-
-    def __init__(self, own: Source, base: Any):
-        self.own = own
-        self.base = base
-        self.file = base.file
-
-    def known(self, path: tuple) -> int:
-        return max(_known(self.own, path), _known(self.base, path))
-
-    def origin(self, path: tuple, span=None, *, at_key: bool = False):
-        own = _known(self.own, path)
-        layer = self.own if own >= 0 and own >= _known(self.base, path) else self.base
-        return layer.origin(path, span, at_key=at_key)
-
-
-def _known(layer: Any, path: tuple) -> int:
-    if hasattr(layer, "known"):
-        return layer.known(path)
-    for length in range(len(path), -1, -1):
-        if path[:length] in layer.values:
-            return length
-    return -1

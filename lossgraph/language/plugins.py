@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lossgraph.language.errors import LossgraphError, Problems, SpecError
-from lossgraph.language.spec import Spec
+from lossgraph.language.schema import Spec
 
 RECORD_FILE = "imports.json"
 IMPORT_SOURCE = "--import "

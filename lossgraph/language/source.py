@@ -3,7 +3,9 @@
 `Source.parse(text, file)` composes the document with PyYAML's *safe* loader (no tags that build
 Python objects), then walks the node tree into dicts, lists and scalars. Positions go to side
 tables keyed by the dotted path of each value, so the data stays plain for pydantic while any
-error can point back at `file:line:col`.
+error can point back at `file:line:col`. `Layered` lays one source's positions over another's
+(a spec over the one it `extends:`, an override over the spec), so each value is located in the
+text that wrote it.
 
 Note [Formula columns]: a formula's `ast` columns count characters of the scalar's *value*.
 To find the file column we align the value with the raw text of the scalar: the n-th
@@ -137,6 +139,13 @@ class Source:
 
     # -- positions --------------------------------------------------------------------------
 
+    def known(self, path: Path) -> int:
+        """The length of the longest prefix of `path` this file wrote a value at, or -1."""
+        for length in range(len(path), -1, -1):
+            if path[:length] in self.values:
+                return length
+        return -1
+
     def _origin_of(self, node: yaml.Node) -> Origin:
         return self._origin_at(node.start_mark.line, node.start_mark.column, 1)
 
@@ -225,3 +234,26 @@ class Source:
             else:
                 yield index, ch, 1
                 index += 1
+
+
+class Layered:
+    """Positions of data laid over other data: `own`'s where it wrote a value, else `base`'s.
+
+    A derived spec over the spec it `extends:` (named after its own file), and an override over
+    the spec it changes (`file=` the spec's: generated code names the spec file). Either layer may
+    itself be a `Layered`.
+    """
+
+    def __init__(self, own: "Source | Layered", base: "Source | Layered", file: str | None = None):
+        self.own = own
+        self.base = base
+        self.file = own.file if file is None else file
+
+    def known(self, path: Path) -> int:
+        """The length of the longest prefix of `path` some layer wrote a value at, or -1."""
+        return max(self.own.known(path), self.base.known(path))
+
+    def origin(self, path: Path, span: tuple[int, int] | None = None, *, at_key: bool = False) -> Origin:
+        own = self.own.known(path)
+        layer = self.own if own >= 0 and own >= self.base.known(path) else self.base
+        return layer.origin(path, span, at_key=at_key)

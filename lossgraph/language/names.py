@@ -1,0 +1,158 @@
+"""The names of a spec: what pydantic cannot check, because it needs the whole spec.
+
+`check_names` collects, with a did-you-mean hint where a name is close to a valid one:
+
+- data, random variables, lets and networks: valid identifiers that a formula can spell (Python
+  reads names NFKC-normalised), each declared once across the four;
+- data and random kinds that parse (`image`, `label(10)`, `normal(8)`), macro signatures;
+- players: exactly one of minimize/maximize, networks that exist and belong to one player;
+  schedule entries, optimizers, history pools, judges, EMAs and `share:` that name what exists;
+  a term's `updates:` among its player's networks.
+
+Names a formula gives a meaning of its own (`E`, `log`, `l1`, ...) are refused where formulas get
+their meaning, in `compiler/passes/lower.py`: the op table is the compiler's, not the language's.
+"""
+
+from __future__ import annotations
+
+import keyword
+import unicodedata
+
+from lossgraph.language.errors import Problems, did_you_mean
+from lossgraph.language.kinds import DATA_KINDS, DRAW_KINDS, parse_data_kind, parse_draw
+from lossgraph.language.macros import parse_signature
+from lossgraph.language.schema import Spec
+from lossgraph.language.source import Source, dotted
+from lossgraph.compiler.ops import BUILTINS
+
+# Names a formula gives a meaning of its own: the expectation and the builtins. Names the generated
+# code uses (`torch`, `parameters`, ...) are free: codegen renames a clash (codegen.GENERATED_NAMES).
+RESERVED = {"E"} | set(BUILTINS)
+
+def check_names(spec: Spec, source: Source, problems: Problems) -> None:
+    """Add to `problems` every name that is malformed, taken twice or refers to nothing."""
+    declared: dict[str, tuple] = {}
+
+    def claim(name: str, path: tuple, what: str) -> None:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
+        elif unicodedata.normalize("NFKC", name) != name:
+            # Python's parser NFKC-normalizes names, so a formula could never refer to this one
+            normal = unicodedata.normalize("NFKC", name)
+            problems.add(f"{what} name '{name}' reads as '{normal}' in formulas", source.origin(path, at_key=True), f"write '{normal}'")
+        elif name in RESERVED and not (what == "network" and name == "E"):
+            # a network may be named E (BicycleGAN's encoder): E(...) is a call, E[...] the expectation
+            problems.add(f"{what} name '{name}' is reserved", source.origin(path, at_key=True), "choose another name")
+        elif name in declared:
+            problems.add(f"'{name}' is already declared at {dotted(declared[name])}", source.origin(path, at_key=True), "names of data, lets and networks must differ")
+        else:
+            declared[name] = path
+
+    for name in spec.data:
+        claim(name, ("data", name), "data")
+    for name in spec.networks:
+        claim(name, ("networks", name), "network")
+    for name in spec.random:
+        claim(name, ("random", name), "random variable")
+    for key in spec.macros:
+        try:
+            parse_signature(key)
+        except ValueError as error:
+            problems.add(str(error), source.origin(("macros", key), at_key=True), "e.g. nsgan_d(D, real, fake): E[log(D(real))] + E[log(1 - D(fake))]")
+    for name in spec.let:
+        claim(name, ("let", name), "let")
+    kind_checks = (
+        ("data", parse_data_kind, DATA_KINDS, "e.g. image, label(10), vector(8)"),
+        ("random", parse_draw, DRAW_KINDS, "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"),
+    )
+    for section, parse_kind, valid, example in kind_checks:
+        for name, kind in getattr(spec, section).items():
+            try:
+                parse_kind(kind)
+            except ValueError as error:
+                word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
+                hint = did_you_mean(word, valid) if word not in valid else example
+                problems.add(str(error), source.origin((section, name)), hint)
+    owners = {net: player for player, p in spec.players.items() for net in p.networks}
+    for name, net in spec.networks.items():
+        for other in net.share or {}:
+            path = ("networks", name, "share", other)
+            if other not in spec.networks or other == name:
+                problems.add(f"'{name}' shares parts with unknown network '{other}'", source.origin(path, at_key=True), did_you_mean(other, [n for n in spec.networks if n != name]))
+            elif owners.get(other) != owners.get(name):
+                problems.add(f"'{name}' and '{other}' share parameters but belong to different players", source.origin(path, at_key=True), "shared parameters are stepped by one player")
+        if net.heads is not None:
+            if not net.heads:
+                problems.add("heads: name at least one head", source.origin(("networks", name, "heads")))
+            if "output" in (net.model_fields_set or set()):
+                problems.add("give either output: or heads:, not both", source.origin(("networks", name, "output"), at_key=True), "a head's entry says how it is read")
+            for head in net.heads:
+                if not head.isidentifier() or head.startswith("_"):
+                    problems.add(f"head name '{head}' is not a valid name", source.origin(("networks", name, "heads", head), at_key=True))
+
+    owner: dict[str, str] = {}
+    for player_name, player in spec.players.items():
+        if not player_name.isidentifier():
+            problems.add(f"player name '{player_name}' is not a valid name", source.origin(("players", player_name), at_key=True))
+        if (player.minimize is None) == (player.maximize is None):
+            problems.add(
+                "a player has exactly one of 'minimize' or 'maximize'",
+                source.origin(("players", player_name), at_key=True),
+            )
+        elif not player.terms:
+            problems.add("a player needs at least one term", source.origin(("players", player_name, player.sense)))
+        for index, net in enumerate(player.networks):
+            path = ("players", player_name, "networks", index)
+            if net not in spec.networks:
+                problems.add(f"unknown network '{net}'", source.origin(path), did_you_mean(net, spec.networks))
+            elif net in owner:
+                problems.add(f"network '{net}' is already updated by player '{owner[net]}'", source.origin(path), "each network belongs to one player")
+            else:
+                owner[net] = player_name
+        for term in player.terms:
+            if not term.isidentifier():
+                problems.add(f"term name '{term}' is not a valid name", source.origin(("players", player_name, player.sense, term), at_key=True))
+    for index, entry in enumerate(spec.schedule or []):
+        items = entry.items() if isinstance(entry, dict) else [(entry, 1)]
+        if isinstance(entry, dict) and len(entry) != 1:
+            problems.add("a repeated schedule entry names one player: {D: 5}", source.origin(("schedule", index)))
+        for name, count in items:
+            if name not in spec.players:
+                problems.add(f"unknown player '{name}' in schedule", source.origin(("schedule", index)), did_you_mean(name, spec.players))
+            elif count < 1:
+                problems.add(f"player '{name}' must step at least once", source.origin(("schedule", index)))
+    for player_name, player in spec.players.items():
+        for term_name, term in player.terms.items():
+            for index, net in enumerate(term.updates or []):
+                if net not in player.networks:
+                    path = ("players", player_name, player.sense, term_name, "updates", index)
+                    problems.add(f"term '{term_name}' can only update networks of player '{player_name}'", source.origin(path), did_you_mean(net, player.networks))
+        for let_name, size in player.pool.items():
+            path = ("players", player_name, "pool", let_name)
+            if let_name not in spec.let:
+                problems.add(f"a history pool holds a let-bound value; '{let_name}' is not a let", source.origin(path, at_key=True), did_you_mean(let_name, spec.let))
+            elif size < 1:
+                problems.add("a history pool holds at least one image", source.origin(path))
+    for name in spec.judges:
+        path = ("judges", name)
+        if name not in spec.networks:
+            problems.add(f"a judge is a network of networks:; '{name}' is not one", source.origin(path, at_key=True), did_you_mean(name, spec.networks))
+        elif name in owner:
+            problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
+        elif name in spec.players:
+            problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
+    for name in spec.optim:
+        if name not in spec.players:
+            problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))
+    for name, optimizer in spec.optim.items():
+        chosen = [kind for kind in ("adam", "rmsprop", "sgd") if getattr(optimizer, kind) is not None]
+        if len(chosen) != 1:
+            problems.add("choose exactly one optimizer: adam, rmsprop or sgd", source.origin(("optim", name)))
+    for name in spec.ema:
+        path = ("ema", name)
+        if name not in spec.networks:
+            problems.add(f"unknown network '{name}'", source.origin(path, at_key=True), did_you_mean(name, spec.networks))
+        elif name not in owner:
+            problems.add(f"network '{name}' is updated by no player, so its average would never move",
+                         source.origin(path, at_key=True), "keep an EMA of a network that a player trains")
+

@@ -1,0 +1,230 @@
+"""The schema of a spec: pydantic models, one per mapping a spec file writes, and where each sits.
+
+`Spec` is the whole file; `NetworkSpec`, `PlayerSpec`, `TermSpec`, the optimizers and the rest are
+its sections. The models check shapes and ranges (a positive learning rate, a decay in (0, 1));
+what needs the whole spec (names that refer to each other) is `names.py`'s, and formulas stay
+text until `compiler/passes/lower.py` gives them meaning. Arch options (`width: 16`) ride along
+as extra keys of a network and are checked against the arch's own options.
+
+`model_at(path)` names the model of the mapping at a dotted path of the data (`MODELS_BY_PATH`),
+so an unknown key, in a file or an override, is answered with the keys that model has.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
+from lossgraph.language.source import Source
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkSpec(BaseModel):
+    """A network: an arch from `nets`, how its output is read in formulas, and arch options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    arch: str
+    output: Literal["raw", "probability"] = "raw"
+    heads: dict[str, Literal["raw", "probability"]] | None = None  # module returns a tuple, in this order
+    share: dict[str, list[str]] | None = None  # {G1: [trunk]}: these parts ARE G1's (same parameters)
+    out_channels: int | None = Field(default=None, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TermSpec(_Model):
+    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1."""
+
+    expr: str
+    weight: float = 1.0
+    updates: list[str] | None = None  # the networks of its player this term updates (default: all)
+
+
+class PlayerSpec(_Model):
+    networks: list[str] = Field(min_length=1)
+    minimize: dict[str, str | TermSpec] | None = None
+    maximize: dict[str, str | TermSpec] | None = None
+    clip: float | None = Field(default=None, gt=0)          # clamp every weight to [-clip, clip] after each step
+    pool: dict[str, int] = Field(default_factory=dict)      # let name -> history pool size, in this player's step
+
+    @property
+    def sense(self) -> str:
+        return "maximize" if self.maximize is not None else "minimize"
+
+    @property
+    def terms(self) -> dict[str, TermSpec]:
+        raw = self.maximize if self.maximize is not None else (self.minimize or {})
+        return {name: TermSpec(expr=value) if isinstance(value, str) else value for name, value in raw.items()}
+
+
+class AdamSpec(_Model):
+    lr: float = Field(default=2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class RMSpropSpec(_Model):
+    lr: float = Field(default=5e-5, gt=0)
+    alpha: float = Field(default=0.99, gt=0, lt=1)
+    eps: float = Field(default=1e-8, gt=0)
+    momentum: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class SGDSpec(_Model):
+    lr: float = Field(gt=0)
+    momentum: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class LRScheduleSpec(_Model):
+    """A learning-rate schedule, stepped once per iteration of the schedule (CycleGAN's linear policy).
+
+    `{constant: 1000, decay: 1000}`: the optimizer's `lr` for steps 1..constant, then at step n
+    `lr * (1 - (n - constant) / (decay + 1))`, so the last decay step (constant + decay) runs at
+    `lr / (decay + 1)` and every later step at 0. CycleGAN's n_epochs / n_epochs_decay, in steps.
+    """
+
+    constant: int = Field(default=0, ge=0)
+    decay: int = Field(gt=0)
+
+    def factor(self, step: int) -> float:
+        """The learning rate of 1-based `step` as a fraction of the optimizer's `lr`."""
+        return max(0.0, 1.0 - max(0, step - self.constant) / (self.decay + 1))
+
+
+class OptimizerSpec(_Model):
+    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`."""
+
+    adam: AdamSpec | None = None
+    rmsprop: RMSpropSpec | None = None
+    sgd: SGDSpec | None = None
+    schedule: LRScheduleSpec | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in ("adam", "rmsprop", "sgd") if getattr(self, name) is not None)
+
+    @property
+    def settings(self) -> _Model:
+        return getattr(self, self.kind)
+
+
+class JudgeSpec(_Model):
+    """A network fitted to real data before training and then held fixed: it only evaluates.
+
+    `judges: {C: {minimize: "E[ce(C(x), c_s)]", steps: 300}}` fits network C (declared under
+    `networks:`, updated by no player) for 300 steps on training batches; `evaluate:` formulas
+    may then apply it to generated images, e.g. `E[argmax(C(fake)) == c_t]`.
+    """
+
+    minimize: str
+    steps: int = Field(default=300, gt=0)
+    optim: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(adam=AdamSpec(lr=1e-3, betas=(0.9, 0.999))))
+
+
+class TrainSpec(_Model):
+    steps: int = Field(default=2000, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    image_size: int = Field(default=32, ge=8)
+    log_every: int = Field(default=25, gt=0)
+    sample_every: int = Field(default=250, gt=0)
+    checkpoint_every: int = Field(default=500, gt=0)
+    eval_every: int = Field(default=250, gt=0)
+
+
+class Spec(_Model):
+    """A whole spec, validated; `source` locates each of its values, `path` names its file."""
+
+    name: str
+    paper: str | None = None
+    data: dict[str, str] = Field(min_length=1)
+    random: dict[str, str] = Field(default_factory=dict)
+    dataset: dict[str, Any] = Field(default_factory=lambda: {"builtin": "shapes", "pairing": "unpaired"})
+    networks: dict[str, NetworkSpec] = Field(min_length=1)
+    let: dict[str, str] = Field(default_factory=dict)
+    macros: dict[str, str] = Field(default_factory=dict)
+    players: dict[str, PlayerSpec] = Field(min_length=1)
+    schedule: list[str | dict[str, int]] | None = None
+    optim: dict[str, OptimizerSpec] = Field(default_factory=dict)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    samples: list[str] = Field(default_factory=list)
+    evaluate: dict[str, str] = Field(default_factory=dict)
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict)
+    ema: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)  # network -> decay of its weights' moving average
+
+    _source: Source | None = PrivateAttr(default=None)
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Source:
+        return self._source  # type: ignore[return-value]
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        """Every data variable's kind (the spec is validated, so each parses)."""
+        return {name: parse_data_kind(text) for name, text in self.data.items()}
+
+    @property
+    def draws(self) -> dict[str, Draw]:
+        return {name: parse_draw(text) for name, text in self.random.items()}
+
+    @property
+    def schedule_steps(self) -> list[tuple[str, int]]:
+        """One iteration: (player, consecutive steps), e.g. [("D", 5), ("G", 1)] for `[{D: 5}, G]`."""
+        steps = []
+        for entry in self.schedule or list(self.players):
+            steps.extend(entry.items() if isinstance(entry, dict) else [(entry, 1)])
+        return steps
+
+    @property
+    def order(self) -> list[str]:
+        """Players in schedule order (each once, first appearance)."""
+        order = list(dict.fromkeys(name for name, _ in self.schedule_steps))
+        return order + [name for name in self.players if name not in order]
+
+
+# -- where each model sits -----------------------------------------------------------------------
+
+# a `*` matches any key: the names a spec chooses (networks, players, terms, optimizers, judges)
+MODELS_BY_PATH = {
+    (): Spec,
+    ("networks", "*"): NetworkSpec,
+    ("players", "*"): PlayerSpec,
+    ("players", "*", "minimize", "*"): TermSpec,
+    ("players", "*", "maximize", "*"): TermSpec,
+    ("optim", "*"): OptimizerSpec,
+    ("optim", "*", "adam"): AdamSpec,
+    ("optim", "*", "rmsprop"): RMSpropSpec,
+    ("optim", "*", "sgd"): SGDSpec,
+    ("optim", "*", "schedule"): LRScheduleSpec,
+    ("train",): TrainSpec,
+    ("judges", "*"): JudgeSpec,
+    ("judges", "*", "optim"): OptimizerSpec,
+    ("judges", "*", "optim", "adam"): AdamSpec,
+    ("judges", "*", "optim", "rmsprop"): RMSpropSpec,
+    ("judges", "*", "optim", "sgd"): SGDSpec,
+    ("judges", "*", "optim", "schedule"): LRScheduleSpec,
+}
+
+
+def model_at(path: tuple) -> type[BaseModel] | None:
+    """The model that validates the mapping at `path` of a spec's data (`("optim", "D", "adam")`:
+    `AdamSpec`), or None where the spec chooses the keys (`data:`, `let:`, a player's terms)."""
+    for pattern, model in MODELS_BY_PATH.items():
+        if len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path)):
+            return model
+    return None

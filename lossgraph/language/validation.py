@@ -1,0 +1,99 @@
+"""Validation: a spec's plain data checked into a `Spec`, each pydantic error located in its file.
+
+pydantic reports an error at a `loc` such as `('players', 'G', 'minimize', 'cycle', 'str')`;
+`_data_path` keeps the parts that address the data (dropping union-member tags) so the source
+points at the value, or at the key for an unknown key, with the keys its model has as the hint.
+A union reports one error per member; one is kept. Then `names.check_names` checks what needs the
+whole spec, and every problem is raised together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from lossgraph.language.errors import Problems, did_you_mean
+from lossgraph.language.names import check_names
+from lossgraph.language.schema import Spec, TermSpec, model_at
+from lossgraph.language.source import Layered, Source
+
+
+def validated(source: Source | Layered, data: dict, file: str) -> Spec:
+    """`data` as a `Spec` that remembers `source` and `file`, or one `SpecError` with every problem."""
+    problems = Problems()
+    if isinstance(data, dict) and set(data) == {"macros"}:  # e.g. specs/stdlib.yaml
+        problems.add("a macro library, not a spec: the file has no name, data, networks or players",
+                     source.origin(("macros",), at_key=True),
+                     "specs call the standard library's macros (specs/stdlib.yaml) by name, and declare their own under `macros:`")
+        problems.raise_if_any()
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as error:
+        _collect_validation(error, source, data, problems)
+        problems.raise_if_any()
+        raise  # unreachable: a ValidationError always has errors
+    spec._source = source
+    spec._path = file
+    check_names(spec, source, problems)
+    problems.raise_if_any()
+    return spec
+
+
+def _data_path(loc: tuple, data: Any) -> tuple:
+    """The part of a pydantic `loc` that addresses the data (drops union-member tags)."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _value_at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _collect_validation(error: ValidationError, source: Source, data: Any, problems: Problems) -> None:
+    seen: set[tuple] = set()
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        path = _data_path(loc, data)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            model = model_at(path[:-1])
+            fields = list(model.model_fields) if model else []
+            if (path, kind) in seen:
+                continue
+            seen.add((path, kind))
+            problems.add(f"unknown key '{path[-1]}'", source.origin(path, at_key=True), did_you_mean(str(path[-1]), fields))
+            continue
+        if (path, "value") in seen:
+            continue  # a union reports one error per member; one is enough
+        if kind == "string_type" and model_at(path) is TermSpec and isinstance(_value_at(data, path), dict):
+            continue  # a term written as a mapping: the TermSpec member's errors say what is wrong
+        if kind == "missing":
+            missing = loc[-1]
+            if (path, missing) not in seen:  # every missing key of a mapping is reported
+                seen.add((path, missing))
+                problems.add(f"missing key '{missing}'", source.origin(path), f"add '{missing}:'")
+            continue
+        seen.add((path, "value"))
+        problems.add(_message(item, path, source), source.origin(path))
+
+
+def _message(item: dict, path: tuple, source: Source) -> str:
+    kind = item["type"]
+    if path and path[0] in ("players",) and len(path) == 4 and kind in ("string_type", "model_type", "model_attributes_type", "dict_type"):
+        return "a term is a formula string or {weight: <number>, expr: <formula>}"
+    if path[:1] == ("ema",):
+        if len(path) == 2:
+            return f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999 ({item['msg'][0].lower() + item['msg'][1:]})"
+        return "ema maps a network to the decay of its weights' moving average, e.g. {G_XY: 0.999}"
+    return item["msg"][0].lower() + item["msg"][1:]
