@@ -23,11 +23,7 @@ from lossgraph.language.kinds import DATA_KINDS, DRAW_KINDS, parse_data_kind, pa
 from lossgraph.language.macros import parse_signature
 from lossgraph.language.schema import Spec
 from lossgraph.language.source import Source, dotted
-from lossgraph.compiler.ops import BUILTINS
 
-# Names a formula gives a meaning of its own: the expectation and the builtins. Names the generated
-# code uses (`torch`, `parameters`, ...) are free: codegen renames a clash (codegen.GENERATED_NAMES).
-RESERVED = {"E"} | set(BUILTINS)
 
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
     """Add to `problems` every name that is malformed, taken twice or refers to nothing."""
@@ -40,9 +36,6 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             # Python's parser NFKC-normalizes names, so a formula could never refer to this one
             normal = unicodedata.normalize("NFKC", name)
             problems.add(f"{what} name '{name}' reads as '{normal}' in formulas", source.origin(path, at_key=True), f"write '{normal}'")
-        elif name in RESERVED and not (what == "network" and name == "E"):
-            # a network may be named E (BicycleGAN's encoder): E(...) is a call, E[...] the expectation
-            problems.add(f"{what} name '{name}' is reserved", source.origin(path, at_key=True), "choose another name")
         elif name in declared:
             problems.add(f"'{name}' is already declared at {dotted(declared[name])}", source.origin(path, at_key=True), "names of data, lets and networks must differ")
         else:

@@ -343,23 +343,56 @@ def test_optim_needs_exactly_one_optimizer(value):
     assert_located(message, text, value, "optim.G")
 
 
+def lowering_error_of(text: str) -> lossgraph.SpecError:
+    """The error `lower` raises for a spec that loads: names a formula gives its own meaning are
+    the compiler's to refuse, since the op table is the compiler's."""
+    spec = lossgraph.loads(text, FILE)
+    with pytest.raises(lossgraph.SpecError) as info:
+        lower(spec)
+    return info.value
+
+
 @pytest.mark.parametrize("name", ["log", "exp", "l1", "sigmoid"])
 def test_reserved_names(name):
     text = edit("data: {x: image, y: image}", f"data: {{x: image, y: image, {name}: image}}")
-    text = edit("  D_Y: {arch", f"  {name}: {{arch: unet}}\n  D_Y: {{arch", text)
-    message = str(error_of(text))
+    message = str(lowering_error_of(text))
     assert f"data name '{name}' is reserved (choose another name)" in message
-    assert f"network name '{name}' is reserved (choose another name)" in message
     assert_located(message, text, name, f"data.{name}", within=f"{name}: image")
+    text = edit("  D_Y: {arch", f"  {name}: {{arch: unet}}\n  D_Y: {{arch")
+    message = str(lowering_error_of(text))
+    assert f"network name '{name}' is reserved (choose another name)" in message
     assert_located(message, text, name, f"networks.{name}", within=f"  {name}: {{arch: unet}}")
+
+
+def test_reserved_names_of_random_variables_and_lets_all_at_once():
+    text = edit("data: {x: image, y: image}", "data: {x: image, y: image}\nrandom: {exp: normal(8)}")
+    text = edit("  fake_x: G_YX(y)\n", "  fake_x: G_YX(y)\n  softplus: x\n", text)
+    error = lowering_error_of(text)
+    message = str(error)
+    assert len(error.problems) == 2
+    assert "random variable name 'exp' is reserved (choose another name)" in message
+    assert "let name 'softplus' is reserved (choose another name)" in message
+    assert_located(message, text, "exp", "random.exp")
+    assert_located(message, text, "softplus", "let.softplus")
+
+
+def test_reserved_names_load_but_do_not_compile():
+    """`load` knows no formula's meaning; `compile` (and so `lossgraph check`) refuses the name."""
+    text = edit("data: {x: image, y: image}", "data: {x: image, y: image, log: image}")
+    assert "log" in lossgraph.loads(text, FILE).data
+    message = str(compile_error_of(text))
+    assert "data name 'log' is reserved (choose another name)" in message
+    assert_located(message, text, "log", "data.log", within="log: image")
 
 
 def test_E_is_reserved_for_data_but_may_name_a_network():
     """BicycleGAN's encoder is E: E(...) is a call and E[...] the expectation."""
     text = edit("data: {x: image, y: image}", "data: {x: image, y: image, E: image}")
-    assert "data name 'E' is reserved (choose another name)" in str(error_of(text))
+    assert "data name 'E' is reserved (choose another name)" in str(lowering_error_of(text))
     text = edit("  D_Y: {arch", "  E: {arch: unet}\n  D_Y: {arch")
-    assert "E" in lossgraph.loads(text, FILE).networks
+    spec = lossgraph.loads(text, FILE)
+    assert "E" in spec.networks
+    assert "E" in lower(spec).networks
 
 
 def test_name_clashes_between_data_let_and_network():

@@ -22,6 +22,22 @@ from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from lossgraph.language.spec import Spec
 
+# Names a formula gives a meaning of its own: the expectation and the builtins. Names the generated
+# code uses (`torch`, `parameters`, ...) are free: codegen renames a clash (codegen.GENERATED_NAMES).
+RESERVED = frozenset({"E"} | set(BUILTINS))
+
+
+def check_reserved(spec: Spec) -> None:
+    """Refuse data, networks, random variables and lets named like a builtin or `E`. A network
+    may be named E (BicycleGAN's encoder): E(...) is a call and E[...] the expectation."""
+    problems = Problems()
+    for section, what in (("data", "data"), ("networks", "network"), ("random", "random variable"), ("let", "let")):
+        for name in getattr(spec, section):
+            if name in RESERVED and not (what == "network" and name == "E"):
+                problems.add(f"{what} name '{name}' is reserved", spec.source.origin((section, name), at_key=True), "choose another name")
+    problems.raise_if_any(SpecError)
+
+
 def held_out_kinds(spec: Spec) -> dict[str, Kind]:
     """The dataset's evaluation-only extras (`dataset.held_out:`) that `evaluate:` and `samples:`
     may name, with the kind each has: a function of an image and a label (`restyle(x, c_t)`) is
@@ -285,6 +301,7 @@ class _Unresolved(Exception):
 
 
 def lower(spec: Spec) -> Graph:
+    check_reserved(spec)  # first: formulas that use such a name would only add confusing errors
     origins: dict[Expr, list[Origin]] = {}
     scope = SpecScope(spec, origins)
     problems = Problems()
