@@ -208,6 +208,7 @@ def find_arch(name: object) -> Arch | None:
     return ARCHS.get(name) or _load_entry_point(name)
 
 
+# not lossgraph.language.errors.did_you_mean: nets never imports lossgraph (it stands alone)
 def _suggestion(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
