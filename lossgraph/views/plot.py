@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from lossgraph.language.errors import LossgraphError
-from lossgraph.views.picture import PLAYER_COLOURS
+from lossgraph.views.picture.style import PLAYER_COLOURS
 
 PANEL_SIZE = (5.2, 3.6)  # inches
 DPI = 100

@@ -1,8 +1,9 @@
-"""`lossgraph graph`: the objective as an SVG or PNG picture (lossgraph/picture.py)."""
+"""`lossgraph graph`: the objective as an SVG, PNG or Graphviz picture (lossgraph/views/picture/)."""
 
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -13,6 +14,7 @@ from lossgraph.views.picture import PLAYER_COLOURS, PNG_SCALE, spec_picture
 from tests.conftest import SPECS
 
 SVG = "{http://www.w3.org/2000/svg}"
+GOLDEN = Path(__file__).parent / "golden"
 
 STOP_GRADIENT_SPEC = """\
 name: anchored
@@ -191,3 +193,14 @@ def test_default_output_is_named_after_the_spec(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["graph", "discogan"]) == 0
     ElementTree.parse(tmp_path / "discogan.svg")
+
+
+def test_cyclegan_svg_matches_golden(tmp_path, accept):
+    """The SVG is byte for byte what the picture drew before it was split into modules
+    (tests/cli/golden/cyclegan.svg); after a deliberate change, `pytest --accept` and review the diff."""
+    path, _ = _svg(tmp_path, "cyclegan")
+    golden = GOLDEN / "cyclegan.svg"
+    if accept:
+        golden.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == golden.read_text(encoding="utf-8"), \
+        "the cyclegan picture changed; review it, then pytest tests/cli/test_graph_picture.py --accept"
