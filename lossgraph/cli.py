@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     graph = commands.add_parser("graph", help="draw the objective as a picture: values, terms, players, gradient paths")
     graph.add_argument("spec")
     _add_overrides(graph)
-    graph.add_argument("-o", "--output", help="the picture, .svg or .png (default: <spec name>.svg)")
+    graph.add_argument("-o", "--output", help="the picture, .svg or .png, or Graphviz source .dot (default: <spec name>.svg)")
 
     plot = commands.add_parser("plot", help="draw a run's loss curves and held-out metrics to a PNG")
     plot.add_argument("run", help="a run folder (holds metrics.csv, and eval.csv when the spec evaluates)")

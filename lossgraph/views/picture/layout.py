@@ -14,6 +14,11 @@ Note [Layered layout]: Sugiyama-style, in five steps, each a function below.
 5. `route_edges`: ports spread along each box side, ordered by the other end's height, so
    arrows never share a point; an edge's points run port to port through its dummies.
 
+Why by hand: the picture's constraints (one column of terms grouped by player, players in schedule
+order, one lane per player on a shared edge) are a few lines here; a pure-Python Sugiyama library
+(grandalf, last released in 2023) knows none of them, and networkx has no layered layout with
+crossing reduction. A user who wants another layout writes `.dot` and lets Graphviz do it.
+
 Everything is in scene pixels, y down; text widths come from style.text_width (monospace).
 The layout is deterministic: the same picture always gets the same positions.
 """

@@ -2,6 +2,7 @@
 
     .svg   the laid-out scene, written by hand (svg.py)
     .png   the same scene drawn with matplotlib (png.py)
+    .dot   Graphviz source of the diagram, which Graphviz lays out itself (dot.py)
 
 The picture is drawn from the objective as written (`run_pipeline`'s first graph), with the
 gradient analysis of that graph colouring the edges.
@@ -14,12 +15,13 @@ from pathlib import Path
 
 from lossgraph.language.errors import LossgraphError
 from lossgraph.views.picture.diagram import Picture, loss_picture
+from lossgraph.views.picture.dot import render_dot
 from lossgraph.views.picture.layout import layout
 from lossgraph.views.picture.png import render_png
 from lossgraph.views.picture.scene import scene
 from lossgraph.views.picture.svg import render_svg
 
-SUFFIXES = (".svg", ".png")
+SUFFIXES = (".svg", ".png", ".dot")
 
 
 def check_suffix(path: str | os.PathLike) -> str:
@@ -28,7 +30,7 @@ def check_suffix(path: str | os.PathLike) -> str:
     if suffix not in SUFFIXES:
         shown = f"'{suffix}'" if suffix else "no suffix"
         raise LossgraphError(f"cannot write {os.fspath(path)}: {shown} is not a picture format lossgraph writes; "
-                             f"name the file .svg (vector, no dependency) or .png (drawn with matplotlib)")
+                             f"name the file .svg (vector, no dependency), .png (drawn with matplotlib) or .dot (Graphviz source)")
     return suffix[1:]
 
 
@@ -50,17 +52,18 @@ def spec_picture(spec) -> Picture:
 
 
 def write_picture(spec, path: str | os.PathLike) -> Picture:
-    """Draw `spec`'s loss graph to `path` (.svg or .png); folders are created."""
+    """Draw `spec`'s loss graph to `path` (.svg, .png or .dot); folders are created."""
     kind = check_suffix(path)
-    picture = spec_picture(spec)
-    drawn = scene(picture)
+    picture = spec_diagram(spec) if kind == "dot" else spec_picture(spec)  # Graphviz lays out a .dot itself
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise LossgraphError(f"cannot write {path}: it is a folder")
-    if kind == "svg":
-        path.write_text(render_svg(drawn), encoding="utf-8")
+    if kind == "dot":
+        path.write_text(render_dot(picture), encoding="utf-8")
+    elif kind == "svg":
+        path.write_text(render_svg(scene(picture)), encoding="utf-8")
     else:
-        render_png(drawn, path)
+        render_png(scene(picture), path)
     return picture
