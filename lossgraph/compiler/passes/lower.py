@@ -22,14 +22,12 @@ from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from lossgraph.language.spec import Spec
 
-# Names a formula gives a meaning of its own: the expectation and the builtins. Names the generated
-# code uses (`torch`, `parameters`, ...) are free: codegen renames a clash (codegen.GENERATED_NAMES).
-RESERVED = frozenset({"E"} | set(BUILTINS))
+RESERVED = frozenset({"E"} | set(BUILTINS))  # a formula's own; generated code's names are free (codegen renames)
 
 
 def check_reserved(spec: Spec) -> None:
-    """Refuse data, networks, random variables and lets named like a builtin or `E`. A network
-    may be named E (BicycleGAN's encoder): E(...) is a call and E[...] the expectation."""
+    """Refuse data, networks, random variables and lets named E or like a builtin; a network may be
+    named E (BicycleGAN's encoder): E(...) is a call and E[...] the expectation."""
     problems = Problems()
     for section, what in (("data", "data"), ("networks", "network"), ("random", "random variable"), ("let", "let")):
         for name in getattr(spec, section):
