@@ -148,7 +148,7 @@ def _show(args) -> int:
     from lossgraph.compiler.passes.lower import lower
 
     spec = load(args.spec, args.overrides)
-    sys.stdout.write(render(lower(spec), latex=args.latex, paper=spec.paper))
+    sys.stdout.write(render(lower(spec), latex=args.latex, spec=spec))
     return 0
 
 
