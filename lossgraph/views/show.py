@@ -144,13 +144,21 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
 def heading(spec) -> str:
     """What the spec is: `cyclegan: <paper>`, or for a derived spec without a paper of its own
     `stargan-wgan-gp, a variant of stargan (paper: <stargan's paper>)`."""
+    what = describe(spec)
+    if not what:
+        return spec.name
+    return f"{spec.name}, {what}" if parent_name(spec) else f"{spec.name}: {what}"
+
+
+def describe(spec) -> str:
+    """The heading after the spec's name: its paper; for a derived spec `a variant of stargan`,
+    then its own paper (`: ...`) or else the one it inherits (` (paper: ...)`)."""
     parent = parent_name(spec)
-    own_paper = spec.paper if spec.paper and (parent is None or not _inherited(spec, ("paper",))) else None
     if parent is None:
-        return spec.name + (f": {spec.paper}" if spec.paper else "")
-    if own_paper:
-        return f"{spec.name}, a variant of {parent}: {own_paper}"
-    return f"{spec.name}, a variant of {parent}" + (f" (paper: {spec.paper})" if spec.paper else "")
+        return spec.paper or ""
+    if spec.paper and not _inherited(spec, ("paper",)):
+        return f"a variant of {parent}: {spec.paper}"
+    return f"a variant of {parent}" + (f" (paper: {spec.paper})" if spec.paper else "")
 
 
 def parent_name(spec) -> str | None:

@@ -205,3 +205,17 @@ def test_cyclegan_svg_matches_golden(tmp_path, accept):
         golden.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert path.read_text(encoding="utf-8") == golden.read_text(encoding="utf-8"), \
         "the cyclegan picture changed; review it, then pytest tests/cli/test_graph_picture.py --accept"
+
+
+def test_a_derived_spec_names_its_parent_and_heads_by_name(tmp_path):
+    _, root = _svg(tmp_path, "stargan-wgan-gp")
+    assert "gp(D.src, x, fake)" in _nodes(root)  # the head by name, never an index
+    texts = [text.text for text in root.iter(f"{SVG}text")]
+    assert "a variant of stargan (paper: StarGAN: Unified Generative Adversarial Networks for Multi-Domain " \
+           "Image-to-Image Translation (arXiv 1711.09020))" in texts
+
+
+def test_a_weighted_sum_keeps_its_parentheses_in_the_tooltip(tmp_path):
+    _, root = _svg(tmp_path)
+    title = _nodes(root)["G/cycle"].find(f"{SVG}title").text
+    assert title == "G/cycle = 10 * (E[l1(G_YX(fake_y) - x)] + E[l1(G_XY(fake_x) - y)])"

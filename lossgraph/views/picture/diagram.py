@@ -29,8 +29,9 @@ from typing import Any, Iterable, Mapping
 
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
-from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.ops import OPS, Ops
 from lossgraph.compiler.printing import formula_text
+from lossgraph.views.show import network_name
 from lossgraph.views.picture.style import MUTED_COLOUR, PLAIN_COLOUR, PLAYER_COLOURS, TEXT_COLOUR, short, tint
 
 _PICTURED = (Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN, Ops.GRADIENT_PENALTY)
@@ -122,9 +123,9 @@ class _Text:
     def _printable(self, node: Expr) -> Expr | None:
         if node.op is Ops.FROZEN:
             return Expr(Ops.APPLY, node.args, node.arg)
-        if node.op is Ops.GRADIENT_PENALTY:
-            network = Expr(Ops.DATA, (), node.arg[0])
-            return Expr(Ops.APPLY, (network, *node.args), "gp")
+        if node.op is Ops.GRADIENT_PENALTY:  # gp(D.src, real, fake): the head by name, as written
+            network = Expr(Ops.DATA, (), network_name(self.graph, node.arg[0], node.arg[1]))
+            return Expr(Ops.APPLY, (network, *node.args), OPS[Ops.GRADIENT_PENALTY].spelling)
         return None
 
     def formula(self, root: Expr, keep_root: bool = True) -> str:
@@ -263,7 +264,10 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
             node = Node(("term", player.name, term.name), "term", f"{player.name}/{term.name}",
                         [(term.name + weight, "label"), (short(formula), "detail")],
                         fill=tint(colour, 0.12), stroke=colour, stroke_width=1.6, radius=10)
-            node.title = f"{player.name}/{term.name} = {term.weight:g} * {formula}" if weight else f"{player.name}/{term.name} = {formula}"
+            if weight:
+                loose = 0 < OPS[term.expr.op].infix < OPS[Ops.MUL].infix  # 10 * (a + b), not 10 * a + b
+                formula = f"{term.weight:g} * " + (f"({formula})" if loose else formula)
+            node.title = f"{player.name}/{term.name} = {formula}"
             if plan is not None and term.name in plan.dead_terms:
                 node.lines.append((f"constant for {player.name}: not computed in its step", "note"))
             nodes[node.key] = node

@@ -20,6 +20,7 @@ from lossgraph.views.picture.layout import layout
 from lossgraph.views.picture.png import render_png
 from lossgraph.views.picture.scene import scene
 from lossgraph.views.picture.svg import render_svg
+from lossgraph.views.show import describe
 
 SUFFIXES = (".svg", ".png", ".dot")
 
@@ -42,8 +43,7 @@ def spec_diagram(spec) -> Picture:
 
     spec = load(spec)
     written, _, _ = run_pipeline(spec)  # also refuses a spec whose players cannot all learn
-    subtitle = spec.paper or ""
-    return loss_picture(written, analyse(written), subtitle)
+    return loss_picture(written, analyse(written), describe(spec))  # a derived spec: "a variant of ..."
 
 
 def spec_picture(spec) -> Picture:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lossgraph.views.picture.diagram import Picture, legend_rows
-from lossgraph.views.picture.style import (ARROW, DETAIL_SIZE, EDGE_WIDTHS, LEGEND_ROW, LINE_GAP, MARGIN, MUTED_COLOUR,
+from lossgraph.views.picture.style import (ARROW, CHAR_WIDTH, DETAIL_SIZE, EDGE_WIDTHS, LEGEND_ROW, LINE_GAP, MARGIN, MUTED_COLOUR,
                                            SIZES, TEXT_COLOUR, TITLE_SIZE, lines_height, short)
 
 
@@ -85,7 +85,8 @@ def scene(picture: Picture) -> Scene:
     items: list[Any] = []
     items.append(Text(MARGIN, MARGIN + TITLE_SIZE, f"{picture.name}: the loss graph", TITLE_SIZE, bold=True, anchor="start"))
     if picture.subtitle:
-        items.append(Text(MARGIN, MARGIN + TITLE_SIZE + LINE_GAP + DETAIL_SIZE + 2, short(picture.subtitle, 140),
+        room = int((picture.width - 2 * MARGIN) / (DETAIL_SIZE * CHAR_WIDTH))  # characters the picture is wide
+        items.append(Text(MARGIN, MARGIN + TITLE_SIZE + LINE_GAP + DETAIL_SIZE + 2, short(picture.subtitle, max(140, room)),
                           DETAIL_SIZE, MUTED_COLOUR, anchor="start"))
 
     labels = {id(node): node.label for node in picture.nodes}
