@@ -10,6 +10,13 @@ its terms as written, weights included), then a panel of the held-out metrics wh
 exists. Stats whose prefix is not a player column get a panel of their own. A blank cell (a
 column that appeared later in the run) is a gap, not a zero.
 
+Note [Held-out scale]: held-out metrics are errors and accuracies, positive, and one of them is
+often a baseline that does nothing (`identity_XY: E[l1(x - y)]`), constant and well above the
+trained curve. On a linear axis from 0 the baseline flattens the curve that matters; so a metric
+panel whose values are all positive has a log axis (ratios read as distances: halving the
+error is the same step at any level), and a constant series is drawn as a dashed level with its
+value in the legend. A panel with a zero or negative value stays linear.
+
 Each panel is `PANEL_SIZE` inches at `DPI`, at most `COLUMNS` panels a row, so the picture's size
 in pixels follows from the number of panels alone. matplotlib draws it off-screen (Agg); no
 display is needed.
@@ -77,16 +84,30 @@ def _check_output(path: Path) -> None:
 
 def plot_run(run: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
     """Draw RUN's loss curves (and held-out metrics) to `output` (default RUN/losses.png)."""
+    run = _run_folder(run)
+    output = Path(output) if output is not None else run / "losses.png"
+    _check_output(output)
+    figure = run_figure(run)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(os.fspath(output), dpi=DPI)
+    return output
+
+
+def _run_folder(run: str | os.PathLike) -> Path:
     run = Path(run)
     if not run.is_dir():
         problem = "is not a folder" if run.exists() else "does not exist"
         raise LossgraphError(f"run folder {run} {problem}")
-    metrics = run / "metrics.csv"
-    if not metrics.is_file():
+    if not (run / "metrics.csv").is_file():
         raise LossgraphError(f"{run} is not a run folder: it has no metrics.csv "
                              f"(`lossgraph run` writes metrics.csv, eval.csv, samples/ and checkpoints/ into its --out folder)")
-    output = Path(output) if output is not None else run / "losses.png"
-    _check_output(output)
+    return run
+
+
+def run_figure(run: str | os.PathLike):
+    """The matplotlib Figure of RUN's curves: a panel per player, then the held-out metrics."""
+    run = _run_folder(run)
+    metrics = run / "metrics.csv"
     steps, columns = read_log(metrics)
     if not steps:
         raise LossgraphError(f"{metrics} has no rows yet: the run logs its first row after log_every steps")
@@ -125,20 +146,49 @@ def plot_run(run: str | os.PathLike, output: str | os.PathLike | None = None) ->
         title = f"player {name}: loss and terms" if name in players else f"{name}/…"
         _finish(axes, title)
     if evaluation:
-        axes = axes_list[len(groups)]
-        eval_steps, eval_columns = evaluation
-        eval_marker = "o" if len(eval_steps) <= 20 else None
-        for member, colour in zip(eval_columns, _cycle(TERM_COLOURS)):
-            axes.plot(eval_steps, eval_columns[member], label=member, color=colour, linewidth=1.6,
-                      marker=eval_marker, markersize=3)
-        _finish(axes, "held-out metrics (eval.csv)")
+        _held_out(axes_list[len(groups)], *evaluation)
     for axes in axes_list[count:]:
         axes.set_visible(False)
     figure.suptitle(f"{run.resolve().name}: {len(steps)} logged steps, last {int(steps[-1])}", fontsize=11)
     figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(os.fspath(output), dpi=DPI)
-    return output
+    return figure
+
+
+def _held_out(axes, steps: list[float], columns: dict[str, list[float]]) -> None:
+    """The held-out metrics; a log axis when every value is positive (Note [Held-out scale])."""
+    marker = "o" if len(steps) <= 20 else None
+    for member, colour in zip(columns, _cycle(TERM_COLOURS)):
+        values = columns[member]
+        if _constant(values):  # a reference, such as the error of doing nothing: a dashed level
+            level = next(value for value in values if math.isfinite(value))
+            axes.plot(steps, values, label=f"{member} = {level:.3g}, constant", color=colour, linewidth=1.2,
+                      linestyle=(0, (5, 3)), zorder=2)
+        else:
+            axes.plot(steps, values, label=member, color=colour, linewidth=1.8, marker=marker, markersize=3, zorder=3)
+    finite = [value for values in columns.values() for value in values if math.isfinite(value)]
+    log = bool(finite) and min(finite) > 0
+    if log:
+        _log_axis(axes)
+    _finish(axes, "held-out metrics (eval.csv" + (", log scale)" if log else ")"))
+
+
+def _constant(values: list[float]) -> bool:
+    finite = [value for value in values if math.isfinite(value)]
+    return len(finite) >= 2 and _same([finite[0]] * len(finite), finite)
+
+
+def _log_axis(axes) -> None:
+    """A log y axis labelled in plain numbers (0.2, 0.3, 0.5, 1): finer steps over a narrow range,
+    every decade over a wide one."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axes.set_yscale("log")
+    low, high = axes.get_ylim()
+    decades = math.log10(high / low) if low > 0 else math.inf
+    subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0) if decades <= 1.2 else (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _same(first: list[float], second: list[float]) -> bool:

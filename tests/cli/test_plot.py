@@ -1,5 +1,6 @@
 """`lossgraph plot`: a run's loss curves and held-out metrics as a PNG (lossgraph/plot.py)."""
 
+import math
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ from PIL import Image
 
 from lossgraph.cli import main
 from lossgraph.views.picture import PLAYER_COLOURS
-from lossgraph.views.plot import DPI, PANEL_SIZE, panels, read_log
+from lossgraph.views.plot import DPI, PANEL_SIZE, panels, read_log, run_figure
 
 PANEL = (round(PANEL_SIZE[0] * DPI), round(PANEL_SIZE[1] * DPI))
 
@@ -99,3 +100,30 @@ def test_plot_errors(tmp_path, capsys, case, message):
         output = ["-o", str(tmp_path / "curves.gif")]
     assert main(["plot", str(run), *output]) == 2
     assert message in capsys.readouterr().err
+
+
+def _panel(figure, title):
+    return next(axes for axes in figure.axes if axes.get_title().startswith(title))
+
+
+def test_held_out_errors_get_a_log_axis_where_the_baseline_would_flatten_them(tmp_path):
+    run = _run_folder(tmp_path)  # error_XY falls 0.5 -> 0.2 under a do-nothing identity_XY of 1.5
+    figure = run_figure(run)
+    held_out = _panel(figure, "held-out metrics")
+    assert held_out.get_yscale() == "log" and "log scale" in held_out.get_title()
+    assert _panel(figure, "player D").get_yscale() == "linear"  # losses may be negative: linear
+    low, high = held_out.get_ylim()
+    share = math.log(0.5 / 0.2) / math.log(high / low)
+    assert share > 0.35, f"the trained curve fills only {share:.0%} of the axis"
+    lines = {line.get_label(): line for line in held_out.get_lines()}
+    assert lines["identity_XY = 1.5, constant"].get_linestyle() == "--"  # the baseline, a dashed level
+    assert lines["error_XY"].get_linestyle() == "-"
+    labels = [label.get_text() for label in held_out.get_yticklabels()]
+    assert "0.2" in labels and "0.5" in labels  # plain numbers, not 2x10^-1
+
+
+def test_held_out_metrics_with_a_zero_stay_linear(tmp_path):
+    run = _run_folder(tmp_path)
+    (run / "eval.csv").write_text("step,accuracy,error\n100,0.0,0.5\n200,0.25,0.3\n300,0.5,0.2\n")
+    held_out = _panel(run_figure(run), "held-out metrics")
+    assert held_out.get_yscale() == "linear" and held_out.get_title() == "held-out metrics (eval.csv)"
