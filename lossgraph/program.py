@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import linecache
 import weakref
-import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +25,7 @@ from lossgraph.compiler.passes.domains import hazards
 from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
 from lossgraph.compiler.phases import Batchable
 from lossgraph.compiler.shape_check import NetConfig, fingerprint, infer_shapes
+from lossgraph.data.seeds import derive_seed
 from lossgraph.language.spec import Spec, load
 
 MAX_BOUND = 16  # sets of modules whose generated code a program keeps (Program.generated)
@@ -186,8 +186,8 @@ def _output_ranges(spec: Spec) -> dict[str, tuple[float, float] | None]:
 
 
 def _stream_seed(seed: int, name: str) -> int:
-    """A seed for network `name`'s initial weights: stable across runs and Python versions."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**63
+    """A seed for network `name`'s initial weights: stable across runs and Python versions (seeds.py)."""
+    return derive_seed("network", seed, name)
 
 
 class _eval_mode:

@@ -9,7 +9,8 @@ so that builtin and folder data shuffle in exactly the same way.
 
 Invariant: `batch(step, batch_size)` is a pure function of (seed, step, batch_size). Training
 positions `step * batch_size ...` walk through epochs, each a fresh permutation seeded by
-(seed, stream, epoch), so a resumed run sees the same batches without any saved loader state.
+(seed, stream, epoch) (seeds.py), so a resumed run sees the same batches without any saved
+loader state.
 "Paired" data gives all its images one shared stream over pair indices (x[i] and y[i] are the
 same item); "unpaired" data gives each image variable a stream of its own.
 
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 import abc
 import functools
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 
+from lossgraph.data.seeds import seeded_generator
 from lossgraph.language.errors import DataError, did_you_mean
 from lossgraph.language.kinds import DATA_KINDS, SOURCE_CALL, Kind, parse_data_kind
 
@@ -37,21 +38,6 @@ IMAGE = Kind("image", 3)
 CHANNELS = (1, 3)
 # Luminance weights (ITU-R BT.601); they sum to 1, so [-1, 1] stays [-1, 1].
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed that depends only on `parts`, stable across runs, processes and platforms.
-
-    Python's `hash` is salted per process for strings, so it cannot be used for reproducibility.
-    """
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
-
-
-def seeded_generator(*parts: object) -> torch.Generator:
-    generator = torch.Generator()
-    generator.manual_seed(derive_seed(*parts))
-    return generator
 
 
 @functools.lru_cache(maxsize=16)

@@ -50,10 +50,10 @@ from lossgraph.data.dataset import (
     Source,
     SourceFunction,
     quoted,
-    seeded_generator,
     suggest,
     to_channels,
 )
+from lossgraph.data.seeds import seeded_generator
 from lossgraph.language.errors import DataError
 from lossgraph.language.kinds import Kind
 

@@ -122,7 +122,7 @@ class Distributed:
 
     def own_stream(self, step: int) -> contextlib.AbstractContextManager[None]:
         """Draws inside a step come from this rank's stream for `step`; the shared stream is left as it was."""
-        from lossgraph.data.dataset import derive_seed
+        from lossgraph.data.seeds import derive_seed
 
         return forked_rng(self.device, derive_seed("rank stream", self.seed, self.rank, step))
 
