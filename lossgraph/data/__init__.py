@@ -99,7 +99,8 @@ from typing import Any, Mapping
 
 from lossgraph.data.aligned import AlignedFolderDataset
 from lossgraph.data.classes import ClassFolderDataset
-from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset, as_kinds, quoted, suggest
+from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset
+from lossgraph.data.variables import as_kinds, quoted, suggest
 from lossgraph.data.folders import FolderDataset
 from lossgraph.data.shapes import ShapesDataset
 from lossgraph.language.errors import DataError, did_you_mean

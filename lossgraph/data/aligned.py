@@ -6,7 +6,7 @@
 
 Each file is one pair: its left half is A and its right half B, split at the middle column
 (`width // 2`, as pix2pix does). The first image variable reads A and the second B; each half
-then goes through the usual reading (folders.py): resized so its shorter side is `image_size`,
+then goes through the usual reading (image_folder.py): resized so its shorter side is `image_size`,
 centre-cropped, scaled to [-1, 1]. Any width of at least the height is accepted, as pix2pix
 accepts any; halves that are not square (a 600x256 file) lose their sides to the centre crop.
 A file narrower than it is tall cannot be two side-by-side halves and is refused with a
@@ -19,18 +19,16 @@ always the two halves of one file, so they are paired ground truth.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 
-from lossgraph.data.dataset import DOMAINS, Dataset
-from lossgraph.data.folders import (
-    ImageCache,
+from lossgraph.data.dataset import DOMAINS
+from lossgraph.data.image_folder import (
+    HELD_OUT_FOLDERS,
     SUFFIX_NAMES,
-    check_root,
-    count_other_files,
+    ImageFolderDataset,
     list_images,
     open_image,
     to_tensor,
@@ -42,7 +40,6 @@ LAYOUT = (
     f"ROOT/train/ (and optionally ROOT/val/ or ROOT/test/) holding {SUFFIX_NAMES} images, "
     f"each A and B side by side"
 )
-HELD_OUT_FOLDERS = ("val", "test")
 
 
 def load_half(path: Path, half: int, image_size: int, channels: int) -> torch.Tensor:
@@ -59,34 +56,17 @@ def load_half(path: Path, half: int, image_size: int, channels: int) -> torch.Te
     return to_tensor(image.crop(box), image_size, channels)
 
 
-class AlignedFolderDataset(Dataset):
+class AlignedFolderDataset(ImageFolderDataset):
     """Side-by-side pairs (see module docstring)."""
 
-    NO_LABELS_HINT = "; labelled images need layout: classes (ROOT/train/<class_name>/*.png)"
+    LAYOUT = LAYOUT
+    PAIRING = "paired"
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        variables: Any,
-        image_size: int,
-        seed: int = 0,
-        pairing: str = "paired",
-        labels: Mapping[str, str] | None = None,
-        held_out: Mapping[str, str] | None = None,
-    ):
-        super().__init__(variables, image_size, seed, pairing)
+    def check_images(self) -> None:
         two_images(self, "aligned", "the left and right halves of each image")
-        self.bind(labels, held_out)
-        self.root = Path(root)
-        check_root(self.root, LAYOUT)
-        train = self.root / "train"
-        if not train.is_dir():
-            raise DataError(f"dataset folder {self.root} has no train/ folder; expected the layout {LAYOUT}")
-        self.train_files = list_images(train)
-        if not self.train_files:
-            others = count_other_files(train)
-            ignored = f" ({others} other files ignored)" if others else ""
-            raise DataError(f"dataset folder {train} holds 0 images{ignored}; expected the layout {LAYOUT}")
+
+    def find_files(self) -> None:
+        self.train_files = self.required_images("train")
         self.held_out_folder = "train"
         self.held_out_files = self.train_files
         for name in HELD_OUT_FOLDERS:
@@ -95,7 +75,6 @@ class AlignedFolderDataset(Dataset):
                 self.held_out_folder, self.held_out_files = name, files
                 break
         self.paired_held_out = True
-        self._cache = ImageCache()
 
     @property
     def stream_sizes(self) -> dict[str, int]:

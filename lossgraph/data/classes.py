@@ -9,7 +9,7 @@ domain). The spec reads it through exactly one image variable, and label variabl
 `class(IMAGE)`: the index of the image's class folder among the training class names in sorted
 order (so `ROOT/train/cat`, `ROOT/train/dog` give cat 0, dog 1); the label variable must have
 exactly as many classes, `label(2)` here. Images are found recursively within each class folder
-and read as in folders.py. Images lying in ROOT/train/ itself, outside any class folder, are
+and read as in image_folder.py. Images lying in ROOT/train/ itself, outside any class folder, are
 refused rather than silently dropped.
 
 Held-out class folders must be named like training ones (a subset is fine: they keep the
@@ -19,22 +19,21 @@ the second of every class, ..., so even a small held-out batch shows every class
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 
-from lossgraph.data.dataset import Dataset, Source, SourceFunction
-from lossgraph.data.folders import (
+from lossgraph.data.image_folder import (
+    HELD_OUT_FOLDERS,
     IMAGE_SUFFIXES,
     SUFFIX_NAMES,
-    ImageCache,
-    check_root,
+    ImageFolderDataset,
     count_other_files,
     list_images,
-    load_image,
 )
+from lossgraph.data.sources import Source, SourceFunction
+from lossgraph.data.variables import quoted
 from lossgraph.language.errors import DataError
 from lossgraph.language.kinds import Kind
 
@@ -42,7 +41,6 @@ LAYOUT = (
     f"ROOT/train/<class_name>/ for at least 2 classes (and optionally ROOT/val/<class_name>/ or "
     f"ROOT/test/<class_name>/) holding {SUFFIX_NAMES} images"
 )
-HELD_OUT_FOLDERS = ("val", "test")
 
 
 def sample(names: list[str]) -> str:
@@ -78,44 +76,37 @@ def class_folders(split: Path) -> dict[str, list[Path]]:
     return found
 
 
-class ClassFolderDataset(Dataset):
+class ClassFolderDataset(ImageFolderDataset):
     """Class sub-folders (see module docstring): one image variable and its class labels."""
 
     FUNCTIONS = {
         "class": SourceFunction("class", "the index of the image's class folder, in sorted name order"),
     }
+    LAYOUT = LAYOUT
+    LABELS_FROM_FILES = True
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        variables: Any,
-        image_size: int,
-        seed: int = 0,
-        pairing: str = "unpaired",
-        labels: Mapping[str, str] | None = None,
-        held_out: Mapping[str, str] | None = None,
-    ):
-        super().__init__(variables, image_size, seed, pairing)
+    def check_images(self) -> None:
         if len(self.images) != 1:
             raise DataError(
                 f"dataset: layout 'classes' provides one domain of labelled images, so the spec needs "
                 f"exactly 1 image variable (its labels come from labels: {{c: class(x)}}); got {list(self.images)}"
             )
-        self.image = self.images[0]
-        self.root = Path(root)
-        check_root(self.root, LAYOUT)
-        train = self.root / "train"
-        if not train.is_dir():
-            raise DataError(f"dataset folder {self.root} has no train/ folder; expected the layout {LAYOUT}")
+
+    @property
+    def image(self) -> str:
+        """The one image variable."""
+        return self.images[0]
+
+    def find_files(self) -> None:
+        train = self.required_folder("train")
         by_class = class_folders(train)
         if len(by_class) < 2:
-            have = f"only {quoted_names(by_class)}" if by_class else "none"
+            have = f"only {quoted(by_class)}" if by_class else "none"
             raise DataError(
                 f"dataset folder {train} has {len(by_class)} class folders ({have}); layout 'classes' "
                 f"needs at least 2, one per class: {LAYOUT}"
             )
         self.class_names = tuple(by_class)
-        self.bind(labels, held_out)
         self.train_files = [path for files in by_class.values() for path in files]
         self.train_labels = torch.tensor(
             [index for index, files in enumerate(by_class.values()) for _ in files], dtype=torch.long
@@ -140,7 +131,6 @@ class ClassFolderDataset(Dataset):
                  for label, files in queues if rank < len(files)]
         self.held_out_files = [path for _, path in order]
         self.held_out_labels = torch.tensor([label for label, _ in order], dtype=torch.long)
-        self._cache = ImageCache()
 
     def source_kind(self, source: Source, key: str) -> Kind:
         if source.function == "class":
@@ -159,11 +149,7 @@ class ClassFolderDataset(Dataset):
         return len(self.held_out_files)
 
     def _load(self, paths: list[Path]) -> torch.Tensor:
-        channels = self.kinds[self.image].size
-        size = self.image_size
-        return torch.stack([
-            self._cache.get((path, channels), lambda path=path: load_image(path, size, channels)) for path in paths
-        ])
+        return self.read_images(paths, self.kinds[self.image].size)
 
     def _with_labels(self, images: torch.Tensor, labels: torch.Tensor, names: Mapping[str, Source]) -> dict[str, torch.Tensor]:
         loaded = {self.image: images}
@@ -189,7 +175,3 @@ class ClassFolderDataset(Dataset):
             f"{len(self.class_names)} classes ({sample(list(self.class_names))}), {held_out}, "
             f"{size}x{size}{', ' + sources if sources else ''}"
         )
-
-
-def quoted_names(names: Any) -> str:
-    return ", ".join(f"'{name}'" for name in names)

@@ -5,7 +5,7 @@
     RUN/checkpoints/step_N/   the weights; the latest complete checkpoint unless `--checkpoint`
 
 The program is compiled from the spec, its networks built and the checkpoint's tensors loaded.
-Images are read as training reads a folder (`data/folders.py`: EXIF-upright, resized so the
+Images are read as training reads a folder (`data/image_folder.py`: EXIF-upright, resized so the
 shorter side is the spec's `train.image_size`, centre-cropped, mapped to [-1, 1]), run through the
 network in batches, in eval mode and without autograd, and written as PNGs under the output
 folder with the input's relative path and a `.png` suffix (`a/b.jpg` -> `OUT/a/b.png`).
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
-from lossgraph.data.folders import IMAGE_SUFFIXES, list_images, load_image
+from lossgraph.data.image_folder import IMAGE_SUFFIXES, list_images, load_image
 from lossgraph.train.ema import EMA_SUFFIX, ema_name, is_ema_name
 from lossgraph.language.errors import DataError, LossgraphError, did_you_mean
 from lossgraph.train.images import to_uint8

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from lossgraph.data import open_dataset
-from lossgraph.data.shapes import KIND_NAMES, STYLES, render
+from lossgraph.data.scenes import KIND_NAMES, STYLES, render
 from lossgraph.language.kinds import Kind
 
 IMAGE = Kind("image", 3)

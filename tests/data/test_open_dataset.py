@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lossgraph.data import Dataset, open_dataset
-from lossgraph.data.shapes import render
+from lossgraph.data.scenes import render
 from lossgraph.language.errors import DataError
 
 UNPAIRED = {"builtin": "shapes", "pairing": "unpaired"}

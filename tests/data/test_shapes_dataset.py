@@ -1,21 +1,22 @@
-"""The builtin `shapes` scenes and their rendering (lossgraph/data/shapes.py)."""
+"""The builtin `shapes` scenes and their rendering (lossgraph/data/scenes.py), and the dataset
+that draws them (lossgraph/data/shapes.py)."""
 
 import time
 
 import pytest
 import torch
 
-from lossgraph.data.shapes import (
+from lossgraph.data.scenes import (
     DOMAIN_STYLES,
     HUE_BAND,
     KIND_NAMES,
     MAX_SHAPES,
     STYLES,
     Scenes,
-    ShapesDataset,
     render,
     sample_scenes,
 )
+from lossgraph.data.shapes import ShapesDataset
 
 
 def assert_same_scenes(first: Scenes, second: Scenes) -> None:
