@@ -7,7 +7,7 @@ parameter shared by two networks is stepped once per iteration.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -121,14 +121,21 @@ class Trainer:
         pools = (self.pools[player],) if self.pools[player] else ()
         return self.steps[player](self.step_nets, batch, self.optimizers[player], self.parameters[player], *pools)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
+    def state_dict(self, averages: bool = True) -> dict[str, Any]:
+        """Iteration count, optimizers, history pools, LR schedulers and (`"ema"`) the moving averages.
+
+        `averages=False` leaves the averages out, for a caller that keeps them as networks
+        (`ema_nets`): the run's checkpoints save them as networks `<name>@ema`.
+        """
+        state = {
             "iteration": self.iteration,
             "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
-            "ema": {name: average.state_dict() for name, average in self.ema.items()},
         }
+        if averages:
+            state["ema"] = {name: average.state_dict() for name, average in self.ema.items()}
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.iteration = int(state.get("iteration", 0))
@@ -175,7 +182,11 @@ class Trainer:
         """The moving averages of the spec's `ema:` networks, by network name (shadow modules)."""
         return {name: average.module for name, average in self.ema.items()}
 
-    def reset_ema(self, names=None) -> None:
+    def averaged_nets(self) -> dict[str, torch.nn.Module]:
+        """Every network, with its moving average in place where the spec's `ema:` keeps one."""
+        return {**self.nets, **self.ema_nets}
+
+    def reset_ema(self, names: Iterable[str] | None = None) -> None:
         """Restart the named averages (default: all) at the live weights."""
         for name in self.ema if names is None else names:
             self.ema[name].reset()
