@@ -68,14 +68,20 @@ import copy
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
 
-from lossgraph.train.accelerate import EAGER
+from lossgraph.data.seeds import derive_seed
 from lossgraph.language.errors import LossgraphError
+from lossgraph.train.accelerate import EAGER
+from lossgraph.train.device import to_device
+from lossgraph.train.protocols import Dataset, DistributedProgram
 from lossgraph.train.rng import forked_rng
+
+if TYPE_CHECKING:
+    from lossgraph.train.trainer import Trainer
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -90,7 +96,7 @@ class Distributed:
     device: torch.device
     owns_group: bool = True  # destroy the process group at the end (False: the caller made it)
     seed: int = 0
-    wrappers: dict[str, Any] = field(default_factory=dict)  # network -> its DistributedDataParallel
+    wrappers: dict[str, nn.Module] = field(default_factory=dict)  # network -> its DistributedDataParallel
 
     @property
     def is_main(self) -> bool:
@@ -105,28 +111,22 @@ class Distributed:
         size = global_batch // self.world_size
         return slice(self.rank * size, (self.rank + 1) * size)
 
-    def batch(self, program: Any, dataset: Any, step: int, global_batch: int) -> dict[str, torch.Tensor]:
+    def batch(self, program: DistributedProgram, dataset: Dataset, step: int, global_batch: int) -> dict[str, torch.Tensor]:
         """This rank's share of step `step`'s global batch, on its device, random variables drawn."""
         part = self.local_slice(global_batch)
-        data = _load_slice(dataset, step, global_batch, part)
-        data = {name: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                for name, value in data.items()}
-        draw = getattr(program, "draw", None)
-        if draw is None:
-            return data
+        data = to_device(_load_slice(dataset, step, global_batch, part), self.device)
         # The global draw from the shared stream, exactly as one process makes it, then our slice.
         # `draw` sizes what it draws after its first input: a (global batch, 0) placeholder.
-        drawn = draw({_PLACEHOLDER: torch.empty(global_batch, 0, device=self.device)})
+        drawn = program.draw({_PLACEHOLDER: torch.empty(global_batch, 0, device=self.device)})
         data.update({name: value[part] for name, value in drawn.items() if name != _PLACEHOLDER})
         return data
 
     def own_stream(self, step: int) -> contextlib.AbstractContextManager[None]:
         """Draws inside a step come from this rank's stream for `step`; the shared stream is left as it was."""
-        from lossgraph.data.seeds import derive_seed
-
         return forked_rng(self.device, derive_seed("rank stream", self.seed, self.rank, step))
 
-    def step(self, program: Any, trainer: Any, dataset: Any, step: int, global_batch: int) -> dict[str, float]:
+    def step(self, program: DistributedProgram, trainer: Trainer, dataset: Dataset, step: int,
+             global_batch: int) -> dict[str, float]:
         """One training iteration on this rank's slice; returns the losses averaged over ranks."""
         batch = self.batch(program, dataset, step, global_batch)
         with self.own_stream(step):
@@ -191,7 +191,7 @@ class Distributed:
 
     # ----------------------------------------------------------------------------- networks
 
-    def prepare(self, program: Any, trainer: Any, global_batch: int) -> None:
+    def prepare(self, program: DistributedProgram, trainer: Trainer, global_batch: int) -> None:
         """Give every rank rank 0's networks, then wrap each trained network in DDP for the steps.
 
         Call it on every rank once the networks are final (resumed, or judges fitted), before
@@ -218,14 +218,14 @@ class Distributed:
 
     # ----------------------------------------------------------------------------- checkpoints
 
-    def checkpoint_extra(self, trainer: Any) -> dict[str, Any]:
+    def checkpoint_extra(self, trainer: Trainer) -> dict[str, Any]:
         """What a checkpoint holds beyond rank 0's own state (a collective: call it on every rank)."""
         import torch.distributed as dist
 
         extra: dict[str, Any] = {"world_size": self.world_size}
         if self.device.type == "cuda":
             extra["rng_device"] = torch.cuda.get_rng_state(self.device)  # the shared stream's device state
-        pools = getattr(trainer, "pools", {})
+        pools = trainer.pools
         if any(pools.values()):
             state = {player: {name: _to_cpu(pool.state_dict()) for name, pool in by_name.items()}
                      for player, by_name in pools.items()}
@@ -235,7 +235,7 @@ class Distributed:
                 extra["rank_pools"] = gathered
         return extra
 
-    def restore(self, trainer: Any, state: Mapping[str, Any]) -> None:
+    def restore(self, trainer: Trainer, state: Mapping[str, Any]) -> None:
         """After run.py restored rank 0's RNG state on every rank: this rank's device stream and pools."""
         if self.device.type == "cuda":
             saved = state.get("rng_device")
@@ -251,7 +251,7 @@ class Distributed:
                     trainer.pools[player][name].load_state_dict(
                         {**pool_state, "images": [image.to(self.device) for image in pool_state["images"]]})
 
-    def close(self, trainer: Any = None) -> None:
+    def close(self, trainer: Trainer | None = None) -> None:
         """End of training: wait for rank 0's writes, drop the DDP wrappers, end the process group."""
         import gc
 
@@ -327,7 +327,7 @@ def setup(device: torch.device, seed: int = 0) -> Distributed | None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_slice(dataset: Any, step: int, global_batch: int, part: slice) -> dict[str, torch.Tensor]:
+def _load_slice(dataset: Dataset, step: int, global_batch: int, part: slice) -> dict[str, torch.Tensor]:
     """Samples `part` of `dataset.batch(step, global_batch)`, loading only those where it can."""
     from lossgraph.data.dataset import Dataset
 
@@ -339,7 +339,7 @@ def _load_slice(dataset: Any, step: int, global_batch: int, part: slice) -> dict
             for name, value in dataset.batch(step, global_batch).items()}
 
 
-def _used_parameters(program: Any, trainer: Any, part: slice, device: torch.device) -> set[int]:
+def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, device: torch.device) -> set[int]:
     """The ids of the parameters that get a gradient in an iteration of the schedule.
 
     Found by running one iteration on copies of the networks, with an example batch of this rank's
@@ -368,29 +368,3 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(item) for item in value)
     return value
-
-
-class SilentProgress:
-    """The progress display of a rank other than 0: nothing."""
-
-    def advance(self) -> None:
-        pass
-
-    def log(self, *args: Any) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class NullLog:
-    """A CSV log of a rank other than 0: nothing written."""
-
-    def write(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

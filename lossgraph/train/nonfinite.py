@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from lossgraph.language.errors import LossgraphError
+from lossgraph.train.protocols import Trainer
 
 SKIP_FLAG = "--skip-nonfinite"
 
@@ -123,7 +124,7 @@ def nonfinite_network(nets: Mapping[str, nn.Module]) -> NonFinite | None:
 class StepGuard:
     """A snapshot of the networks and the trainer state, taken before a step and put back if needed."""
 
-    def __init__(self, nets: Mapping[str, nn.Module], trainer: Any):
+    def __init__(self, nets: Mapping[str, nn.Module], trainer: Trainer):
         self.trainer = trainer
         seen: dict[int, torch.Tensor] = {}
         for net in nets.values():
@@ -132,7 +133,7 @@ class StepGuard:
                     seen.setdefault(id(tensor), tensor)  # a shared module is stored once
         self.tensors = list(seen.values())
         self.copies = [tensor.detach().clone() for tensor in self.tensors]
-        self.trainer_state: Any = None
+        self.trainer_state: dict[str, Any] | None = None
 
     @torch.no_grad()
     def save(self) -> None:

@@ -24,6 +24,7 @@ import yaml
 
 from lossgraph.language.errors import LossgraphError
 from lossgraph.language.source import dotted
+from lossgraph.train.protocols import Program
 
 SPEC_FILE = "spec.yaml"
 ABSENT = object()
@@ -40,11 +41,11 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     return data
 
 
-def run_spec(program: Any, steps: int, batch_size: int) -> dict[str, Any] | None:
+def run_spec(program: Program, steps: int, batch_size: int) -> dict[str, Any] | None:
     """The resolved spec of a run of `program`; None for a program without a lossgraph spec."""
     from lossgraph.language.spec import Spec
 
-    spec = getattr(program, "spec", None)
+    spec = program.spec
     if not isinstance(spec, Spec):
         return None
     data = resolved_data(spec)

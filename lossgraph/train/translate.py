@@ -196,7 +196,7 @@ def translate(run: str | os.PathLike, source: str | os.PathLike, output: str | o
     `ema`: apply the network's moving average (the spec's `ema:`, stored as `<name>@ema`) instead
     of its trained weights; an error when the checkpoint holds none.
     """
-    from lossgraph.train.run import resolve_device
+    from lossgraph.train.device import resolve_device
 
     run, source, output = Path(run), Path(source), Path(output)
     if not run.is_dir():

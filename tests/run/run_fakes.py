@@ -1,4 +1,5 @@
-"""Small stand-ins for a compiled program, its trainer and a dataset, following their interfaces.
+"""Small stand-ins for a compiled program, its trainer and a dataset, with only the parts the run
+loop requires of them (lossgraph/train/protocols.py; none of the optional ones).
 
 The trainer uses real torch optimizers and draws noise from the global RNG, and the program's
 samples and evaluation draw random numbers and leave networks in eval mode, so a test can tell

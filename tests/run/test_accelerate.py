@@ -13,7 +13,7 @@ import torch
 import lossgraph
 from lossgraph.train.accelerate import Acceleration, Accelerated, double_backward_networks
 from lossgraph.language.errors import LossgraphError
-from lossgraph.train.run import RunOptions, _plan
+from lossgraph.train.options import RunOptions, plan_run
 from tests.conftest import SPECS, train_steps
 
 
@@ -34,7 +34,7 @@ def test_bad_settings_are_refused(settings, message):
     # through a run: a located, one-line error before anything is built
     program = lossgraph.compile("discogan")
     with pytest.raises(LossgraphError, match=message):
-        _plan(program, RunOptions(device="cpu", **settings))
+        plan_run(program, RunOptions(device="cpu", **settings))
 
 
 def test_outputs_are_fp32_under_bf16():
