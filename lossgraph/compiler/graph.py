@@ -58,6 +58,7 @@ class Player:
     terms: tuple[Term, ...]
     clip: float | None = None                       # weight clipping after each step
     pool: tuple[tuple[str, int], ...] = ()          # (let name, size): history pools in its step
+    origin: Origin | None = field(default=None, compare=False)  # where the spec declares the player
 
     @property
     def objective(self) -> Expr:
@@ -88,6 +89,9 @@ class Graph:
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
     judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
     held_out: Mapping[str, Kind] = field(default_factory=dict)  # evaluation-only data: the dataset's held_out extras
+    # a probability network's D(v) is written as sigmoid(logits) in the IR (passes/sigmoids.py);
+    # until then its APPLY node reads as the probability itself
+    sigmoids_explicit: bool = False
 
     def player(self, name: str) -> Player:
         return next(p for p in self.players if p.name == name)

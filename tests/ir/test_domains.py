@@ -262,7 +262,7 @@ def test_every_standard_macro_is_valid(name):
 
 
 def test_hazards_name_what_can_overflow_in_the_running_objective():
-    from lossgraph.compiler.passes import run_pipeline
+    from lossgraph.compiler.passes.pipeline import run_pipeline
 
     _, running, _ = run_pipeline(lossgraph.load("cyclegan", ["players.G.minimize.adv=E[exp(D_Y(fake_y))]"]))
     found = hazards(running)

@@ -35,7 +35,7 @@ from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.ops import OPS, Ops
 from lossgraph.compiler.printing import formula_text
-from lossgraph.compiler.passes import PassResult
+from lossgraph.compiler.passes.result import PassResult
 
 OutputRanges = Mapping[str, "tuple[float, float] | None"]
 MAX_TEXT = 60  # characters of a formula quoted in a message

@@ -21,7 +21,7 @@ from lossgraph.language.errors import Problem, Problems, SpecError
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.ops import Ops
-from lossgraph.compiler.passes import PassResult
+from lossgraph.compiler.passes.result import PassResult
 
 
 @dataclass(frozen=True)

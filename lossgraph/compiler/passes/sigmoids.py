@@ -1,19 +1,23 @@
 """Make a probability network's sigmoid explicit.
 
 A network declared `output: probability` (or a head declared `probability`) returns logits from
-its module; in a formula `D(v)` (or `D.src(v)`) means `sigmoid(logits)` (METHODS.md). Writing the sigmoid into the IR lets the stable-log rules
+its module; in a formula `D(v)` (or `D.src(v)`) means `sigmoid(logits)` (docs/methods.md, Conventions). Writing the sigmoid into the IR lets the stable-log rules
 see `log(sigmoid(l))` and turn it into `-softplus(-l)`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.ops import Ops
-from lossgraph.compiler.passes import PassResult
+from lossgraph.compiler.passes.result import PassResult
 
 
 def insert_sigmoids(graph: Graph) -> PassResult:
+    if graph.sigmoids_explicit:
+        return PassResult(graph, False)  # already written out: a second run must not wrap them again
     networks = graph.networks
     count = 0
 
@@ -27,6 +31,6 @@ def insert_sigmoids(graph: Graph) -> PassResult:
         return None
 
     if not any(net.output == "probability" or "probability" in dict(net.heads).values() for net in networks.values()):
-        return PassResult(graph, False)
-    result = graph.map_exprs(wrap)
+        return PassResult(replace(graph, sigmoids_explicit=True), True)  # nothing to wrap, but now said so
+    result = replace(graph.map_exprs(wrap), sigmoids_explicit=True)
     return PassResult(result, count > 0, (f"{count} probability outputs read as sigmoid(logits)",) if count else ())

@@ -16,7 +16,7 @@ from lossgraph.compiler.rewrite import (
     RuleSet,
     rewrite_once,
 )
-from lossgraph.compiler.passes import PassResult
+from lossgraph.compiler.passes.result import PassResult
 
 DEFAULT_RULES = STABLE_LOG_RULES + ALGEBRA_RULES
 
