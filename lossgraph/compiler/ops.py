@@ -10,7 +10,7 @@ source string, so that `E[l1(v)]` on an image becomes `v.abs().mean(dim=(1, 2, 3
 person would write, with no helper call per op. The interpreter evaluates the same lowerings, so
 generated code and interpreter cannot disagree.
 
-Conventions (METHODS.md): `E[v]` is the mean over every element; `l1`/`l2sq` are per-sample means
+Conventions (docs/methods.md): `E[v]` is the mean over every element; `l1`/`l2sq` are per-sample means
 over the non-batch dimensions; `ce(logits, c)` is the per-sample cross-entropy; `kl(mu, logvar)` the
 per-sample KL divergence from N(0, I), summed over latent dimensions.
 
@@ -82,6 +82,7 @@ class OpDef:
     atomic: bool = False        # the lowering puts arguments where they must be atoms: `{0}.mean()`
     fold: Callable[..., float] | None = None  # value on plain numbers, for constant folding
     differentiable: bool = True  # False: a loss may not use it (it belongs in evaluate:)
+    infix_lowering: bool = False  # the lowering is the infix operator itself (`a + b`), binding as `infix` says
 
 
 def _call(template: str) -> Lowering:
@@ -105,7 +106,7 @@ def _per_sample_mean(inner: str) -> Lowering:
 def _kl(args: Sequence[str], ranks: Sequence[int]) -> str:
     mu, logvar = args
     body = f"0.5 * ({mu} ** 2 + {logvar}.exp() - 1 - {logvar})"
-    return body if ranks[0] <= 1 else f"({body}).sum({_sample_dims(ranks[0])})"
+    return f"({body})" if ranks[0] <= 1 else f"({body}).sum({_sample_dims(ranks[0])})"
 
 
 def _sigmoid_sympy(sp, x):
@@ -128,16 +129,16 @@ ROWS = [
     OpDef(Ops.HEAD, 1, "", "one named output of a network with several heads", None, None),
     OpDef(Ops.FROZEN, None, "", "a network applied with its parameters constant: gradient reaches its inputs only", None, None),
     OpDef(Ops.GRADIENT_PENALTY, 2, "gp", "E[(|grad D(mix)| - 1)^2], mix = a real + (1 - a) fake, a ~ U(0, 1) per sample", None, _function("gp"), pure=False, reduces="all"),
-    OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10),
-    OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10),
-    OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20),
-    OpDef(Ops.DIV, 2, "/", "quotient", _call("{0} / {1}"), lambda sp, a, b: a / b, infix=20),
-    OpDef(Ops.NEG, 1, "-", "negation", _call("-{0}"), lambda sp, a: -a, infix=30),
-    OpDef(Ops.POW, 2, "^", "power", _call("{0} ** {1}"), lambda sp, a, b: a ** b, infix=40),
+    OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10, infix_lowering=True),
+    OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10, infix_lowering=True),
+    OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20, infix_lowering=True),
+    OpDef(Ops.DIV, 2, "/", "quotient", _call("{0} / {1}"), lambda sp, a, b: a / b, infix=20, infix_lowering=True),
+    OpDef(Ops.NEG, 1, "-", "negation", _call("-{0}"), lambda sp, a: -a, infix=30, infix_lowering=True),
+    OpDef(Ops.POW, 2, "^", "power", _call("{0} ** {1}"), lambda sp, a, b: a ** b, infix=40, infix_lowering=True),
     OpDef(Ops.LOG, 1, "log", "natural logarithm", _call("torch.log({0})"), lambda sp, a: sp.log(a), fold=math.log),
     OpDef(Ops.EXP, 1, "exp", "exponential", _call("torch.exp({0})"), lambda sp, a: sp.exp(a), fold=math.exp),
     OpDef(Ops.SQRT, 1, "sqrt", "square root", _call("torch.sqrt({0})"), lambda sp, a: sp.sqrt(a), fold=math.sqrt),
-    OpDef(Ops.ABS, 1, "abs", "absolute value", _call("torch.abs({0})"), lambda sp, a: sp.Abs(a), fold=abs),
+    OpDef(Ops.ABS, 1, "abs", "absolute value", _call("{0}.abs()"), lambda sp, a: sp.Abs(a), atomic=True, fold=abs),
     OpDef(Ops.SIGMOID, 1, "sigmoid", "logistic sigmoid 1 / (1 + exp(-v))", _call("torch.sigmoid({0})"), _sigmoid_sympy, fold=lambda a: 1 / (1 + math.exp(-a)) if a > -700 else 0.0),
     OpDef(Ops.SOFTPLUS, 1, "softplus", "log(1 + exp(v)), computed stably", _call("F.softplus({0})"), _softplus_sympy, fold=lambda a: a + math.log1p(math.exp(-a)) if a > 0 else math.log1p(math.exp(a))),
     OpDef(Ops.TANH, 1, "tanh", "hyperbolic tangent", _call("torch.tanh({0})"), lambda sp, a: sp.tanh(a), fold=math.tanh),

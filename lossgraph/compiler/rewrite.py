@@ -3,7 +3,7 @@
 A rule is one line, `rule("log(sigmoid(l))", "-softplus(-l)")`, with the identity it relies on as
 a trailing comment. Both sides are parsed by `formula.parse` with every free name a pattern
 variable, so the rule reads exactly as the maths does. Each rule remembers the file and line
-that defined it, so `lossgraph explain`-style notes can say which rule fired and where.
+that defined it, so `lossgraph check --explain` can say which rule fired and where.
 
 Rule sets, combined with `+`:
 - `STABLE_LOG_RULES`: logs of sigmoids and exponentials computed without overflow or log(0).
@@ -116,6 +116,8 @@ ALGEBRA_RULES = rules(
     rule("1 * a", "a"),                               # 1a = a
     rule("a * 1", "a"),                               # a1 = a
     rule("a ^ 1", "a"),                               # a¹ = a
+    rule("E[l1(a)]", "E[abs(a)]"),                    # the mean of per-sample means of |a| (samples of one size) is the mean of |a|
+    rule("E[l2sq(a)]", "E[a ^ 2]"),                   # likewise for a²
 )
 
 
