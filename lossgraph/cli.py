@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int,
                      help="default: the spec's train.batch_size; under torchrun, the global batch the processes share")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                     help="under torchrun each process takes cuda:LOCAL_RANK, or the CPU (see README)")
+                     help="under torchrun each process takes cuda:LOCAL_RANK, or the CPU (see docs/cli.md)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="run folder (default: runs/<spec name>)")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a spec, shape-check it, print its objective")
     check.add_argument("spec")
     _add_overrides(check)
+    check.add_argument("--explain", action="store_true",
+                       help="also print what each compiler pass did: which rewrite rule fired where, terms constant for a player")
 
     show = commands.add_parser("show", help="print the objective as math")
     show.add_argument("spec")
@@ -68,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     emit = commands.add_parser("emit", help="print the generated PyTorch code")
     emit.add_argument("spec")
     _add_overrides(emit)
+    emit.add_argument("--plan", action="store_true",
+                      help="print the phase plan instead: what each step computes, keeps, reuses and batches")
+    emit.add_argument("--judge", metavar="NAME", help="print the module that fits judge NAME instead")
 
     graph = commands.add_parser("graph", help="draw the objective as a picture: values, terms, players, gradient paths")
     graph.add_argument("spec")
@@ -99,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_overrides(command: argparse.ArgumentParser) -> None:
     command.add_argument("overrides", nargs="*", metavar="KEY.PATH=VALUE",
                          help="change a value of the spec, e.g. train.steps=2000 players.G.minimize.cycle.weight=5 "
-                              "(a YAML value; null removes a key; +KEY adds a new name; see lossgraph/overrides.py)")
+                              "(a YAML value; null removes a key; +KEY adds a new name; see docs/language.md)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +142,9 @@ def _check(args) -> int:
     program = _compile(args.spec, args.overrides)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
+    if args.explain:
+        for note in program.notes:
+            print(f"  {note}")
     print(f"ok: {len(program.players)} players, {sum(len(p.terms) for p in program.graph.players)} terms; networks {networks}")
     return 0
 
@@ -153,7 +161,19 @@ def _show(args) -> int:
 
 
 def _emit(args) -> int:
-    sys.stdout.write(_compile(args.spec, args.overrides).code)
+    from lossgraph.compiler.phases import describe_plan
+    from lossgraph.language.errors import LossgraphError, did_you_mean
+
+    program = _compile(args.spec, args.overrides)
+    if args.plan:
+        sys.stdout.write(describe_plan(program.phases, program.graph))
+    elif args.judge:
+        if args.judge not in program.judge_code:
+            hint = did_you_mean(args.judge, program.judge_code) or "the spec declares no judges"
+            raise LossgraphError(f"no judge '{args.judge}' in {program.name} ({hint})")
+        sys.stdout.write(program.judge_code[args.judge])
+    else:
+        sys.stdout.write(program.code)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 `compile(spec)` runs the whole pipeline (spec -> IR -> passes -> shape check -> code) and
 executes the generated module once, registering its source with `linecache` so that tracebacks
-and debuggers show the generated lines. See DESIGN.md "Public API" for the contract.
+and debuggers show the generated lines. See docs/architecture.md, "Public API", for the contract.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import torch
 
 import lossgraph.nets as architectures
 
-from lossgraph.compiler.codegen import emit_module
+from lossgraph.compiler.codegen import emit_judge_module, emit_module
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
-from lossgraph.compiler.passes import run_pipeline
+from lossgraph.compiler.passes.pipeline import run_pipeline
 from lossgraph.compiler.passes.domains import hazards
 from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
-from lossgraph.compiler.phases import Batchable
+from lossgraph.compiler.phases import Batchable, Phase, plan_phases
 from lossgraph.compiler.shape_check import NetConfig, fingerprint, infer_shapes
 from lossgraph.data.seeds import derive_seed
 from lossgraph.language.spec import Spec, load
@@ -45,8 +45,15 @@ class Program:
         self.plans: dict[str, PlayerPlan] = analyse(self.graph)
         self.batchable = Batchable(shapes.shapes, shapes.mixing)
         self.fingerprints = shapes.fingerprints
-        self.code: str = emit_module(self.graph, self.plans, self.ranks, {}, spec.schedule_steps, self.batchable)
+        # the phase plan: each player's step in schedule order, network calls kept across steps
+        self.phases: tuple[Phase, ...] = plan_phases(self.graph, self.plans, spec.schedule_steps, self.batchable)
+        self.code: str = emit_module(self.graph, self.phases, self.plans, self.ranks)
         self._module = _load_module(self.code, f"<lossgraph:{spec.name}>", self)
+        # each judge is fitted by a module of its own, whose one training function is the judge's step
+        self.judge_code: dict[str, str] = {judge.name: emit_judge_module(self.graph, judge, self.plans, self.ranks)
+                                           for judge in self.graph.judges}
+        self._judges = {name: _load_module(code, f"<lossgraph:{spec.name}:judge {name}>", self)
+                        for name, code in self.judge_code.items()}
         self._bound: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
 
     # -- public API -------------------------------------------------------------------------
@@ -121,10 +128,10 @@ class Program:
         """
         return self.generated(nets)["losses"](nets, self.draw(inputs))
 
-    def step_function(self, player: str, nets: Mapping[str, torch.nn.Module] | None = None):
-        """The generated `step_<player>(nets, inputs, optimizer, parameters[, pools])`: one step of
-        one player, as compiled for `nets` (default: the spec's own archs)."""
-        return (self._module if nets is None else self.generated(nets))[f"step_{player}"]
+    def judge_function(self, judge: str):
+        """The generated `iteration(nets, inputs, optimizers, parameters, pools)` of judge `judge`'s
+        module: one optimizer step of that judge on a real batch (`Trainer.fit_judges` runs it)."""
+        return self._judges[judge]["iteration"]
 
     def iteration_function(self, nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the
@@ -161,8 +168,8 @@ class Program:
         elif (shapes := infer_shapes(self.spec, self.graph, given=nets)).mixing == self.batchable.mixing and shapes.ranks == self.ranks:
             module = self._module
         else:
-            code = emit_module(self.graph, self.plans, shapes.ranks, {}, self.spec.schedule_steps,
-                               Batchable(shapes.shapes, shapes.mixing))
+            phases = plan_phases(self.graph, self.plans, self.spec.schedule_steps, Batchable(shapes.shapes, shapes.mixing))
+            code = emit_module(self.graph, phases, self.plans, shapes.ranks)
             module = _load_module(code, f"<lossgraph:{self.spec.name}:{len(self._bound)}>", self)
         refs = tuple((name, weakref.ref(module_)) for name, module_ in nets.items())
         self._bound[key] = (refs, module)

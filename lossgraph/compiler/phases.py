@@ -227,3 +227,42 @@ def _call_network(node: Expr) -> str:
     while node.op is Ops.HEAD:
         node = node.args[0]
     return node.arg
+
+
+def describe_plan(phases: Sequence[Phase], graph: Graph) -> str:
+    """The plan as text (`lossgraph emit --plan`): per step, the calls it computes and how, the
+    calls it reads from an earlier step, its batched pairs and its history pools."""
+    from lossgraph.compiler.printing import formula_text
+
+    def shown(node: Expr) -> str:
+        return formula_text(node, graph.names)
+
+    computed_in: dict[Expr, int] = {}
+    lines = [f"phase plan of {graph.name}: " + ", ".join(
+        f"{phase.player}" + (f" x{phase.repeats}" if phase.repeats > 1 else "") for phase in phases)]
+    for index, phase in enumerate(phases, 1):
+        sense = graph.player(phase.player).sense
+        times = f", {phase.repeats} steps" if phase.repeats > 1 else ""
+        lines.append(f"{index}. {phase.player}{times}: {sense} {' + '.join(term.name for term in phase.live)}")
+        batched = {node: other for pair in phase.batched for node, other in (pair, pair[::-1])}
+        for node in phase.computed:
+            if node.op is Ops.HEAD:
+                continue
+            how = ["with autograd" if node in phase.with_grad else "without autograd"]
+            if node in phase.hoisted:
+                how.append("once, before the repeats")
+            if node in batched:
+                how.append(f"batched with {shown(batched[node])}")
+            if node in phase.kept_graph:
+                how.append("its graph kept for a later step")
+            users = [later.player for later in phases[index:] if node in later.reused]
+            if users:
+                how.append(f"kept for {', '.join(dict.fromkeys(users))}")
+            lines.append(f"   computes {shown(node)} ({'; '.join(how)})")
+            computed_in[node] = index
+        for node in phase.reused:
+            if node.op is not Ops.HEAD:
+                lines.append(f"   reuses   {shown(node)} (from step {computed_in.get(node, '?')})")
+        for let, _ in phase.pooled:
+            lines.append(f"   pools    {let} (a history of generated images)")
+    return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ def _text(node, names, top: bool = False) -> tuple[str, int]:
         return (text, _ATOM) if node.arg >= 0 else (text, OPS[Ops.NEG].infix)
     if op in (Ops.DATA, Ops.RANDOM):
         return str(node.arg), _ATOM
-    if op is Ops.APPLY:
+    if op in (Ops.APPLY, Ops.FROZEN):
         return f"{node.arg}({', '.join(_text(a, names)[0] for a in node.args)})", _ATOM
     if op is Ops.HEAD:
         call = node.args[0]

@@ -65,7 +65,6 @@ class Trainer:
             self.parameters[player.name] = params
             self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
         # compiled for these modules (Note [Decisions from the real modules] in program.py)
-        self.steps = {player: program.step_function(player, self.nets) for player in program.players}
         self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
         self.schedule = program.spec.schedule_steps
@@ -106,20 +105,15 @@ class Trainer:
             parameters = unique_parameters([self.nets[judge.name]])
             optimizer = make_optimizer(settings.optim, parameters)
             scheduler = make_scheduler(settings.optim.schedule, optimizer)
-            step = self.program.step_function(judge.name, self.nets)
+            step = self.program.judge_function(judge.name)
             stats: dict[str, torch.Tensor] = {}
             for index in range(1, settings.steps + 1):
                 inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
-                stats = step(self.nets, self.program.draw(inputs), optimizer, parameters)
+                stats = step(self.nets, self.program.draw(inputs), {judge.name: optimizer}, {judge.name: parameters}, {})
                 if scheduler is not None:
                     scheduler.step()
             last[judge.name] = float(stats[judge.name])
         return last
-
-    def step_player(self, player: str, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One optimizer step of one player on a batch already on the device (draws included)."""
-        pools = (self.pools[player],) if self.pools[player] else ()
-        return self.steps[player](self.step_nets, batch, self.optimizers[player], self.parameters[player], *pools)
 
     def state_dict(self, averages: bool = True) -> dict[str, Any]:
         """Iteration count, optimizers, history pools, LR schedulers and (`"ema"`) the moving averages.

@@ -86,12 +86,15 @@ def test_roll_pairs_each_sample_with_the_next_ones_partner():
 
 
 def test_generated_evaluate_reads_like_hand_written_code():
-    code = compile_text(spec_text()).code
-    assert "argmax = C_x.argmax(dim=1)" in code and "(argmax == c).float().mean()" in code
+    program = compile_text(spec_text())
+    code = program.code
+    assert "argmax_C_x = C_x.argmax(dim=1)" in code and "accuracy = (argmax_C_x == c).float().mean()" in code
     assert "fake.roll(1, 0)" in code
     assert 'k = inputs["k"]' in code
-    assert "def step_C(nets, inputs, optimizer, parameters):" in code
-    assert '"""Judge C:' in code
+    # the judge is fitted by a module of its own, whose one training function is its step
+    judge = program.judge_code["C"]
+    assert "def iteration(nets, inputs, optimizers, parameters, pools):" in judge and "# C: minimize fit over C" in judge
+    assert "fit = F.cross_entropy(C_x, c, reduction='none').mean()" in judge and "def iteration" in code
 
 
 @pytest.mark.parametrize(("d_term", "message"), [

@@ -159,11 +159,11 @@ def test_history_pool_fills_then_mixes_and_keeps_batch_size():
 
 def test_cyclegan_pools_images_in_training_but_not_in_losses():
     program = lossgraph.compile("cyclegan")
-    assert 'pools["fake_y"].query(fake_y)' in program.code
+    assert 'fake_y_pool = pools["D"]["fake_y"].query(fake_y)' in program.code
     trainer = program.trainer(program.build_networks(seed=0))
     trainer.step(program.example_inputs(batch_size=2))
     assert len(trainer.pools["D"]["fake_y"].images) == 2
-    assert "pools" not in program.code.split("def step_D")[0]  # losses() computes the formula
+    assert "pools" not in program.code.split("def iteration")[0]  # losses() computes the formula
 
 
 DERIVED = """extends: discogan

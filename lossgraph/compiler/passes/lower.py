@@ -115,8 +115,12 @@ class SpecScope:
             first = f" at {known[1].file}:{known[1].line}:{known[1].col}" if known[1] else ""
             raise where.error(f"network '{name}' applied to {len(args)} inputs here but {known[0]}{first}", span)
         call = Expr(Ops.APPLY, tuple(args), name)
-        # two heads of one network on one input share this APPLY node: one forward
-        return Expr(Ops.HEAD, (call,), (head, heads.index(head))) if head is not None else call
+        if head is None:
+            return call
+        # two heads of one network on one input share this APPLY node: one forward, written where
+        # each head is (the parser records the head; the call is recorded here)
+        where.record(call, span)
+        return Expr(Ops.HEAD, (call,), (head, heads.index(head)))
 
     def callables(self) -> list[str]:
         return list(self.spec.networks) + list(self.macros) + ["gp"]
@@ -253,14 +257,16 @@ def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]]) -> E
     flows through that network to its inputs, but not into its parameters (BicycleGAN's latent
     regression updates G, not E)."""
 
-    def rule(node: Expr) -> Expr | None:
-        if node.op is Ops.APPLY and node.arg in frozen:
-            held = Expr(Ops.FROZEN, node.args, node.arg)
-            origins.setdefault(held, list(origins.get(node, [])))
-            return held
-        return None
-
-    return transform(expr, rule)
+    done: dict[Expr, Expr] = {}
+    for node in expr.walk():
+        args = tuple(done[child] for child in node.args)
+        new = node if args == node.args else node.replace(args=args)
+        if new.op is Ops.APPLY and new.arg in frozen:
+            new = Expr(Ops.FROZEN, new.args, new.arg)
+        if new is not node and node in origins:  # a node rebuilt above a frozen call: its origins too
+            origins.setdefault(new, list(origins[node]))
+        done[node] = new
+    return done[expr]
 
 
 def spec_macros(spec: Spec) -> dict[str, Macro]:
@@ -330,7 +336,8 @@ def lower(spec: Spec) -> Graph:
                 expr = freeze(expr, set(player.networks) - set(term.updates), origins)
             if expr is not None:
                 terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
-        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items())))
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items()),
+                              spec.source.origin(("players", player_name, player.sense), at_key=True)))
 
     judges = []
     for name, judge in spec.judges.items():

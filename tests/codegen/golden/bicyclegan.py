@@ -15,25 +15,26 @@ def losses(nets, inputs):
     y = inputs["y"]
     eps = inputs["eps"]
     z = inputs["z"]
-    E_y = E(y)
-    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
+    E_y = E(y)  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+5 more)
+    E_mu_y = E_y[0]  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+3 more)
+    E_logvar_y = E_y[1]  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+1 more)
+    z_enc = E_mu_y + torch.exp(E_logvar_y / 2) * eps  # bicyclegan.yaml:20 let.z_enc (+1 more)
+    fake_vae = G(x, z_enc)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
     D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
     D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
-    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
+    l1 = 10 * (y - fake_vae).abs().mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
     kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
-    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
-    E_mu_fake_lr = E_fake_lr[0]
-    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
+    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))  # bicyclegan.yaml:36 players.G.minimize.latent.expr
+    E_mu_fake_lr = E_fake_lr[0]  # bicyclegan.yaml:36 players.G.minimize.latent.expr
+    latent = 0.5 * (z - E_mu_fake_lr).abs().mean()  # bicyclegan.yaml:36 players.G.minimize.latent.expr
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
     vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
     D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
     lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
-    loss_G = adv + l1 + kl + latent
-    loss_D = -(vae + lr)
+    loss_G = adv + l1 + kl + latent  # bicyclegan.yaml:32 players.G.minimize
+    loss_D = -(vae + lr)  # bicyclegan.yaml:27 players.D.maximize
     return {
         "G": loss_G,
         "G/adv": adv,
@@ -43,75 +44,6 @@ def losses(nets, inputs):
         "D": loss_D,
         "D/vae": vae,
         "D/lr": lr,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + l1 + kl + latent over G, E."""
-    D_LR = nets["D_LR"]
-    D_VAE = nets["D_VAE"]
-    E = nets["E"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    eps = inputs["eps"]
-    z = inputs["z"]
-    E_y = E(y)
-    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
-    fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_VAE_fake_vae).mean() + F.softplus(-D_LR_fake_lr).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
-    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
-    kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
-    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
-    E_mu_fake_lr = E_fake_lr[0]
-    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
-    loss = adv + l1 + kl + latent
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/l1": l1.detach(),
-        "G/kl": kl.detach(),
-        "G/latent": latent.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize vae + lr over D_VAE, D_LR."""
-    D_LR = nets["D_LR"]
-    D_VAE = nets["D_VAE"]
-    E = nets["E"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    eps = inputs["eps"]
-    z = inputs["z"]
-    with torch.no_grad():
-        E_y = E(y)
-        E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-        E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-        fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-        fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
-    D_VAE_fake_vae = D_VAE(fake_vae)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
-    vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
-    D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
-    D_LR_fake_lr = D_LR(fake_lr)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
-    lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
-    loss = -(vae + lr)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/vae": vae.detach(),
-        "D/lr": lr.detach(),
     }
 
 
@@ -126,22 +58,23 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     eps = inputs["eps"]
     z = inputs["z"]
     # G: minimize adv + l1 + kl + latent over E, G
-    E_y = E(y)
-    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
-    E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
-    fake_vae_in = fake_vae.detach().requires_grad_()
+    E_y = E(y)  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+5 more)
+    E_mu_y = E_y[0]  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+3 more)
+    E_logvar_y = E_y[1]  # bicyclegan.yaml:35 players.G.minimize.kl.expr (+1 more)
+    z_enc = E_mu_y + torch.exp(E_logvar_y / 2) * eps  # bicyclegan.yaml:20 let.z_enc (+1 more)
+    fake_vae = G(x, z_enc)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
+    fake_vae_in = fake_vae.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_VAE_fake_vae_in = D_VAE(fake_vae_in)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    fake_lr_in = fake_lr.detach().requires_grad_()
+    fake_lr_in = fake_lr.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_LR_fake_lr_in = D_LR(fake_lr_in)  # bicyclegan.yaml:33 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_VAE_fake_vae_in).mean() + F.softplus(-D_LR_fake_lr_in).mean()  # bicyclegan.yaml:33 players.G.minimize.adv
-    l1 = 10 * (y - fake_vae).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
+    l1 = 10 * (y - fake_vae).abs().mean()  # bicyclegan.yaml:34 players.G.minimize.l1.expr
     kl = 0.01 * (0.5 * (E_mu_y ** 2 + E_logvar_y.exp() - 1 - E_logvar_y)).sum(dim=1).mean()  # bicyclegan.yaml:35 players.G.minimize.kl.expr
-    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))
-    E_mu_fake_lr = E_fake_lr[0]
-    latent = 0.5 * (z - E_mu_fake_lr).abs().mean(dim=1).mean()
-    loss_G = adv + l1 + kl + latent
+    E_fake_lr = torch.func.functional_call(E, frozen(E), (fake_lr,))  # bicyclegan.yaml:36 players.G.minimize.latent.expr
+    E_mu_fake_lr = E_fake_lr[0]  # bicyclegan.yaml:36 players.G.minimize.latent.expr
+    latent = 0.5 * (z - E_mu_fake_lr).abs().mean()  # bicyclegan.yaml:36 players.G.minimize.latent.expr
+    loss_G = adv + l1 + kl + latent  # bicyclegan.yaml:32 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below fake_vae_in, fake_lr_in but keeps the one above them, which D's step
     # differentiates again: it runs to fake_vae_in, fake_lr_in retaining the graph, then on from fake_vae, fake_lr
@@ -151,10 +84,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     optimizers["G"].step()
     # D: maximize vae + lr over D_LR, D_VAE
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
+    z_enc_D = E_mu_y + torch.exp(E_logvar_y / 2) * eps  # bicyclegan.yaml:20 let.z_enc (+1 more)
     vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae_in).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
     D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
     lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr_in).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
-    loss_D = -(vae + lr)
+    loss_D = -(vae + lr)  # bicyclegan.yaml:27 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
@@ -179,10 +113,11 @@ def samples(nets, inputs):
     y = inputs["y"]
     eps = inputs["eps"]
     z = inputs["z"]
-    E_y = E(y)
+    E_y = E(y)  # bicyclegan.yaml:20 let.z_enc (+5 more)
     E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
     E_logvar_y = E_y[1]  # bicyclegan.yaml:20 let.z_enc (+1 more)
-    fake_vae = G(x, E_mu_y + torch.exp(E_logvar_y / 2) * eps)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
+    z_enc = E_mu_y + torch.exp(E_logvar_y / 2) * eps  # bicyclegan.yaml:20 let.z_enc (+1 more)
+    fake_vae = G(x, z_enc)  # bicyclegan.yaml:21 let.fake_vae (+4 more)
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
     return [
         ('x', x),
@@ -200,13 +135,13 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     z = inputs["z"]
-    E_y = E(y)
-    E_mu_y = E_y[0]  # bicyclegan.yaml:20 let.z_enc (+3 more)
+    E_y = E(y)  # bicyclegan.yaml:50 evaluate.error (+5 more)
+    E_mu_y = E_y[0]  # bicyclegan.yaml:50 evaluate.error (+3 more)
     G_x_E_mu_y = G(x, E_mu_y)  # bicyclegan.yaml:50 evaluate.error
-    error = (G_x_E_mu_y - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:50 evaluate.error
+    error = (G_x_E_mu_y - y).abs().mean()  # bicyclegan.yaml:50 evaluate.error
     fake_lr = G(x, z)  # bicyclegan.yaml:22 let.fake_lr (+5 more)
-    error_random_z = (fake_lr - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:51 evaluate.error_random_z
-    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # bicyclegan.yaml:52 evaluate.identity
+    error_random_z = (fake_lr - y).abs().mean()  # bicyclegan.yaml:51 evaluate.error_random_z
+    identity = (x - y).abs().mean()  # bicyclegan.yaml:52 evaluate.identity
     return {
         "error": error,
         "error_random_z": error_random_z,

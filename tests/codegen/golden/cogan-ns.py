@@ -20,83 +20,17 @@ def losses(nets, inputs):
     D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
     D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
-    fake_2 = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
-    loss_G = real + fake
-    loss_D = -(real + fake_2)
+    fake_G = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    fake_D = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
+    loss_G = real + fake_G  # cogan-ns.yaml:10 players.G.minimize
+    loss_D = -(real + fake_D)  # cogan.yaml:32 players.D.maximize
     return {
         "G": loss_G,
         "G/real": real,
-        "G/fake": fake,
+        "G/fake": fake_G,
         "D": loss_D,
         "D/real": real,
-        "D/fake": fake_2,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize real + fake over G1, G2 (real constant here: not computed)."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    z = inputs["z"]
-    fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake = F.softplus(-D1_fake1).mean() + F.softplus(-D2_fake2).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
-    optimizer.zero_grad(set_to_none=True)
-    fake.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": fake.detach(),
-        "G/fake": fake.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize real + fake over D1, D2."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    x1 = inputs["x1"]
-    x2 = inputs["x2"]
-    z = inputs["z"]
-    with torch.no_grad():
-        fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-        fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    D1_fake1 = D1(fake1)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    D2_fake2 = D2(fake2)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake = -F.softplus(D1_fake1).mean() - F.softplus(D2_fake2).mean()  # cogan.yaml:34 players.D.maximize.fake
-    loss = -(real + fake)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/real": real.detach(),
-        "D/fake": fake.detach(),
-    }
-
-
-def step_J(nets, inputs, optimizer, parameters):
-    """Judge J: fitted on real batches before training, then held fixed; it only evaluates."""
-    J = nets["J"]
-    x1 = inputs["x1"]
-    x2 = inputs["x2"]
-    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
-    fit = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
-    optimizer.zero_grad(set_to_none=True)
-    fit.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "J": fit.detach(),
-        "J/fit": fit.detach(),
+        "D/fake": fake_D,
     }
 
 
@@ -111,34 +45,35 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z = inputs["z"]
     # G: minimize fake over G1, G2
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
-    fake1_in = fake1.detach().requires_grad_()
+    fake1_in = fake1.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D1_fake1_in = D1(fake1_in)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    fake2_in = fake2.detach().requires_grad_()
+    fake2_in = fake2.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D2_fake2_in = D2(fake2_in)  # cogan-ns.yaml:11 players.G.minimize.fake (+1 more)
-    fake = F.softplus(-D1_fake1_in).mean() + F.softplus(-D2_fake2_in).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    fake_G = F.softplus(-D1_fake1_in).mean() + F.softplus(-D2_fake2_in).mean()  # cogan-ns.yaml:11 players.G.minimize.fake
+    loss_G = fake_G  # cogan-ns.yaml:10 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below fake1_in, fake2_in but keeps the one above them, which D's step
     # differentiates again: it runs to fake1_in, fake2_in retaining the graph, then on from fake1, fake2
-    torch.autograd.backward(fake, inputs=(fake1_in, fake2_in), retain_graph=True)
-    torch.autograd.backward((fake, fake1, fake2), (None, fake1_in.grad, fake2_in.grad), inputs=parameters["G"])
+    torch.autograd.backward(loss_G, inputs=(fake1_in, fake2_in), retain_graph=True)
+    torch.autograd.backward((loss_G, fake1, fake2), (None, fake1_in.grad, fake2_in.grad), inputs=parameters["G"])
     fake1_in.grad = fake2_in.grad = None
     optimizers["G"].step()
     # D: maximize real + fake over D1, D2
-    D1_x1 = D1(x1)  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    D2_x2 = D2(x2)  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:38 players.G.minimize.real (+1 more)
-    fake_2 = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:34 players.D.maximize.fake
-    loss_D = -(real + fake_2)
+    D1_x1 = D1(x1)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    D2_x2 = D2(x2)  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    real = -F.softplus(-D1_x1).mean() - F.softplus(-D2_x2).mean()  # cogan.yaml:33 players.D.maximize.real (+1 more)
+    fake_D = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:34 players.D.maximize.fake
+    loss_D = -(real + fake_D)  # cogan.yaml:32 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {
-        "G": fake.detach(),
-        "G/fake": fake.detach(),
+        "G": loss_G.detach(),
+        "G/fake": fake_G.detach(),
         "D": loss_D.detach(),
         "D/real": real.detach(),
-        "D/fake": fake_2.detach(),
+        "D/fake": fake_D.detach(),
     }
 
 
@@ -168,10 +103,10 @@ def evaluate(nets, inputs):
     fake1 = G1(z)  # cogan.yaml:24 let.fake1 (+5 more)
     J_fake1 = J(fake1)  # cogan.yaml:62 evaluate.disagreement (+1 more)
     fake2 = G2(z)  # cogan.yaml:25 let.fake2 (+5 more)
-    disagreement = (J_fake1 - fake2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:62 evaluate.disagreement
-    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:63 evaluate.disagreement_unpaired
-    J_x1 = J(x1)  # cogan.yaml:59 judges.J.minimize (+1 more)
-    judge_error = (J_x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # cogan.yaml:59 judges.J.minimize (+1 more)
+    disagreement = (J_fake1 - fake2).abs().mean()  # cogan.yaml:62 evaluate.disagreement
+    disagreement_unpaired = (J_fake1 - fake2.roll(1, 0)).abs().mean()  # cogan.yaml:63 evaluate.disagreement_unpaired
+    J_x1 = J(x1)  # cogan.yaml:64 evaluate.judge_error (+1 more)
+    judge_error = (J_x1 - x2).abs().mean()  # cogan.yaml:64 evaluate.judge_error (+1 more)
     return {
         "disagreement": disagreement,
         "disagreement_unpaired": disagreement_unpaired,

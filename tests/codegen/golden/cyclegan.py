@@ -24,9 +24,9 @@ def losses(nets, inputs):
     adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
-    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
-    loss_D = adv_Y + adv_X
-    loss_G = adv + cycle
+    cycle = 10 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
+    loss_D = adv_Y + adv_X  # cyclegan.yaml:23 players.D.minimize
+    loss_G = adv + cycle  # cyclegan.yaml:29 players.G.minimize
     return {
         "D": loss_D,
         "D/adv_Y": adv_Y,
@@ -34,63 +34,6 @@ def losses(nets, inputs):
         "G": loss_G,
         "G/adv": adv,
         "G/cycle": cycle,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters, pools):
-    """Player D: minimize adv_Y + adv_X over D_X, D_Y."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-        fake_y = pools["fake_y"].query(fake_y)
-        fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-        fake_x = pools["fake_x"].query(fake_x)
-    D_Y_y = D_Y(y)  # cyclegan.yaml:24 players.D.minimize.adv_Y
-    D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
-    adv_Y = ((D_Y_y - 1) ** 2).mean() + (D_Y_fake_y ** 2).mean()  # cyclegan.yaml:24 players.D.minimize.adv_Y
-    D_X_x = D_X(x)  # cyclegan.yaml:25 players.D.minimize.adv_X
-    D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
-    adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
-    loss = adv_Y + adv_X
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv_Y": adv_Y.detach(),
-        "D/adv_X": adv_X.detach(),
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + cycle over G_XY, G_YX."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
-    fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
-    adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
-    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
-    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
-    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
-    loss = adv + cycle
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/cycle": cycle.detach(),
     }
 
 
@@ -104,25 +47,25 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     # D: minimize adv_Y + adv_X over D_X, D_Y
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    fake_y_pool = pools["D"]["fake_y"].query(fake_y)
+    fake_y_pool = pools["D"]["fake_y"].query(fake_y)  # the history pool of fake_y: D sees earlier generated images too
     D_Y_y, D_Y_fake_y_pool = batched(D_Y, (y,), (fake_y_pool.detach(),))  # cyclegan.yaml:24 players.D.minimize.adv_Y
     adv_Y = ((D_Y_y - 1) ** 2).mean() + (D_Y_fake_y_pool ** 2).mean()  # cyclegan.yaml:24 players.D.minimize.adv_Y
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    fake_x_pool = pools["D"]["fake_x"].query(fake_x)
+    fake_x_pool = pools["D"]["fake_x"].query(fake_x)  # the history pool of fake_x: D sees earlier generated images too
     D_X_x, D_X_fake_x_pool = batched(D_X, (x,), (fake_x_pool.detach(),))  # cyclegan.yaml:25 players.D.minimize.adv_X
     adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x_pool ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
-    loss_D = adv_Y + adv_X
+    loss_D = adv_Y + adv_X  # cyclegan.yaml:23 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + cycle over G_XY, G_YX
-    D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:24 players.D.minimize.adv_Y (+1 more)
-    D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:25 players.D.minimize.adv_X (+1 more)
+    D_Y_fake_y = D_Y(fake_y)  # cyclegan.yaml:30 players.G.minimize.adv (+1 more)
+    D_X_fake_x = D_X(fake_x)  # cyclegan.yaml:30 players.G.minimize.adv (+1 more)
     adv = ((D_Y_fake_y - 1) ** 2).mean() + ((D_X_fake_x - 1) ** 2).mean()  # cyclegan.yaml:30 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
-    cycle = 10 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
-    loss_G = adv + cycle
+    cycle = 10 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
+    loss_G = adv + cycle  # cyclegan.yaml:29 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
@@ -144,9 +87,9 @@ def samples(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    G_YX_fake_y = G_YX(fake_y)  # cyclegan.yaml:40 samples[2] (+1 more)
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:31 players.G.minimize.cycle.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # cyclegan.yaml:40 samples[5] (+1 more)
     return [
         ('x', x),
         ('fake_y', fake_y),
@@ -165,11 +108,11 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # cyclegan.yaml:17 let.fake_y (+6 more)
-    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:43 evaluate.error_XY
-    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:44 evaluate.identity_XY
+    error_XY = (fake_y - y).abs().mean()  # cyclegan.yaml:43 evaluate.error_XY
+    identity_XY = (x - y).abs().mean()  # cyclegan.yaml:44 evaluate.identity_XY
     fake_x = G_YX(y)  # cyclegan.yaml:18 let.fake_x (+6 more)
-    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:45 evaluate.error_YX
-    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # cyclegan.yaml:46 evaluate.identity_YX
+    error_YX = (fake_x - x).abs().mean()  # cyclegan.yaml:45 evaluate.error_YX
+    identity_YX = (y - x).abs().mean()  # cyclegan.yaml:46 evaluate.identity_YX
     return {
         "error_XY": error_XY,
         "identity_XY": identity_XY,

@@ -19,13 +19,13 @@ def losses(nets, inputs):
     adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
-    recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
+    recon = ((G_YX_fake_y - x) ** 2).mean() + ((G_XY_fake_x - y) ** 2).mean()  # discogan.yaml:29 players.G.minimize.recon
     D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
     adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
     D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
     adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
-    loss_G = adv + recon
-    loss_D = -(adv_Y + adv_X)
+    loss_G = adv + recon  # discogan.yaml:27 players.G.minimize
+    loss_D = -(adv_Y + adv_X)  # discogan.yaml:22 players.D.maximize
     return {
         "G": loss_G,
         "G/adv": adv,
@@ -33,61 +33,6 @@ def losses(nets, inputs):
         "D": loss_D,
         "D/adv_Y": adv_Y,
         "D/adv_X": adv_X,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + recon over G_XY, G_YX."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
-    fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_Y_fake_y).mean() + F.softplus(-D_X_fake_x).mean()  # discogan.yaml:28 players.G.minimize.adv
-    G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
-    G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
-    recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
-    loss = adv + recon
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/recon": recon.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv_Y + adv_X over D_X, D_Y."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-        fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    D_Y_y = D_Y(y)  # discogan.yaml:23 players.D.maximize.adv_Y
-    D_Y_fake_y = D_Y(fake_y)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
-    adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
-    D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
-    D_X_fake_x = D_X(fake_x)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
-    adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x).mean()  # discogan.yaml:24 players.D.maximize.adv_X
-    loss = -(adv_Y + adv_X)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv_Y": adv_Y.detach(),
-        "D/adv_X": adv_X.detach(),
     }
 
 
@@ -101,16 +46,16 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     # G: minimize adv + recon over G_XY, G_YX
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    fake_y_in = fake_y.detach().requires_grad_()
+    fake_y_in = fake_y.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_Y_fake_y_in = D_Y(fake_y_in)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    fake_x_in = fake_x.detach().requires_grad_()
+    fake_x_in = fake_x.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_X_fake_x_in = D_X(fake_x_in)  # discogan.yaml:28 players.G.minimize.adv (+1 more)
     adv = F.softplus(-D_Y_fake_y_in).mean() + F.softplus(-D_X_fake_x_in).mean()  # discogan.yaml:28 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
-    recon = (G_YX_fake_y - x).square().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).square().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:29 players.G.minimize.recon
-    loss_G = adv + recon
+    recon = ((G_YX_fake_y - x) ** 2).mean() + ((G_XY_fake_x - y) ** 2).mean()  # discogan.yaml:29 players.G.minimize.recon
+    loss_G = adv + recon  # discogan.yaml:27 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below fake_y_in, fake_x_in but keeps the one above them, which D's step
     # differentiates again: it runs to fake_y_in, fake_x_in retaining the graph, then on from fake_y, fake_x
@@ -123,7 +68,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_Y = -F.softplus(-D_Y_y).mean() - F.softplus(D_Y_fake_y_in).mean()  # discogan.yaml:23 players.D.maximize.adv_Y
     D_X_x = D_X(x)  # discogan.yaml:24 players.D.maximize.adv_X
     adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x_in).mean()  # discogan.yaml:24 players.D.maximize.adv_X
-    loss_D = -(adv_Y + adv_X)
+    loss_D = -(adv_Y + adv_X)  # discogan.yaml:22 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
@@ -145,9 +90,9 @@ def samples(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
+    G_YX_fake_y = G_YX(fake_y)  # discogan.yaml:40 samples[2] (+1 more)
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:29 players.G.minimize.recon (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # discogan.yaml:40 samples[5] (+1 more)
     return [
         ('x', x),
         ('fake_y', fake_y),
@@ -166,11 +111,11 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # discogan.yaml:16 let.fake_y (+6 more)
-    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:45 evaluate.error_XY
-    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:46 evaluate.identity_XY
+    error_XY = (fake_y - y).abs().mean()  # discogan.yaml:45 evaluate.error_XY
+    identity_XY = (x - y).abs().mean()  # discogan.yaml:46 evaluate.identity_XY
     fake_x = G_YX(y)  # discogan.yaml:17 let.fake_x (+6 more)
-    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:47 evaluate.error_YX
-    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # discogan.yaml:48 evaluate.identity_YX
+    error_YX = (fake_x - x).abs().mean()  # discogan.yaml:47 evaluate.error_YX
+    identity_YX = (y - x).abs().mean()  # discogan.yaml:48 evaluate.identity_YX
     return {
         "error_XY": error_XY,
         "identity_XY": identity_XY,

@@ -16,19 +16,19 @@ def losses(nets, inputs):
     D_Y_y = D_Y(y)  # dualgan.yaml:25 players.D.maximize.adv_Y
     fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
     D_Y_fake_y = D_Y(fake_y)  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
-    E = D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
-    adv_Y = D_Y_y.mean() - E  # dualgan.yaml:25 players.D.maximize.adv_Y
+    E_D_Y_fake_y = D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
+    adv_Y = D_Y_y.mean() - E_D_Y_fake_y  # dualgan.yaml:25 players.D.maximize.adv_Y
     D_X_x = D_X(x)  # dualgan.yaml:26 players.D.maximize.adv_X
     fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
     D_X_fake_x = D_X(fake_x)  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
-    E_2 = D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
-    adv_X = D_X_x.mean() - E_2  # dualgan.yaml:26 players.D.maximize.adv_X
-    adv = -E - E_2  # dualgan.yaml:30 players.G.minimize.adv
+    E_D_X_fake_x = D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
+    adv_X = D_X_x.mean() - E_D_X_fake_x  # dualgan.yaml:26 players.D.maximize.adv_X
+    adv = -E_D_Y_fake_y - E_D_X_fake_x  # dualgan.yaml:30 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
-    recon = 500 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
-    loss_D = -(adv_Y + adv_X)
-    loss_G = adv + recon
+    recon = 500 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
+    loss_D = -(adv_Y + adv_X)  # dualgan.yaml:24 players.D.maximize
+    loss_G = adv + recon  # dualgan.yaml:29 players.G.minimize
     return {
         "D": loss_D,
         "D/adv_Y": adv_Y,
@@ -36,64 +36,6 @@ def losses(nets, inputs):
         "G": loss_G,
         "G/adv": adv,
         "G/recon": recon,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv_Y + adv_X over D_X, D_Y."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
-        fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
-    D_Y_y = D_Y(y)  # dualgan.yaml:25 players.D.maximize.adv_Y
-    D_Y_fake_y = D_Y(fake_y)  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
-    adv_Y = D_Y_y.mean() - D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y
-    D_X_x = D_X(x)  # dualgan.yaml:26 players.D.maximize.adv_X
-    D_X_fake_x = D_X(fake_x)  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
-    adv_X = D_X_x.mean() - D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X
-    loss = -(adv_Y + adv_X)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    with torch.no_grad():
-        torch._foreach_clamp_min_(parameters, -0.01)
-        torch._foreach_clamp_max_(parameters, 0.01)
-    return {
-        "D": loss.detach(),
-        "D/adv_Y": adv_Y.detach(),
-        "D/adv_X": adv_X.detach(),
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + recon over G_XY, G_YX."""
-    D_X = nets["D_X"]
-    D_Y = nets["D_Y"]
-    G_XY = nets["G_XY"]
-    G_YX = nets["G_YX"]
-    x = inputs["x"]
-    y = inputs["y"]
-    fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
-    D_Y_fake_y = D_Y(fake_y)  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
-    fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
-    D_X_fake_x = D_X(fake_x)  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
-    adv = -D_Y_fake_y.mean() - D_X_fake_x.mean()  # dualgan.yaml:30 players.G.minimize.adv
-    G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
-    G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
-    recon = 500 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
-    loss = adv + recon
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/recon": recon.detach(),
     }
 
 
@@ -113,21 +55,21 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         adv_Y = D_Y_y.mean() - D_Y_fake_y.mean()  # dualgan.yaml:25 players.D.maximize.adv_Y
         D_X_x, D_X_fake_x = batched(D_X, (x,), (fake_x.detach(),))  # dualgan.yaml:26 players.D.maximize.adv_X
         adv_X = D_X_x.mean() - D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X
-        loss_D = -(adv_Y + adv_X)
+        loss_D = -(adv_Y + adv_X)  # dualgan.yaml:24 players.D.maximize
         optimizers["D"].zero_grad(set_to_none=True)
         loss_D.backward(inputs=parameters["D"])
         optimizers["D"].step()
         with torch.no_grad():
-            torch._foreach_clamp_min_(parameters["D"], -0.01)
-            torch._foreach_clamp_max_(parameters["D"], 0.01)
+            for parameter in parameters["D"]:  # a WGAN critic's Lipschitz bound: clip every weight
+                parameter.clamp_(-0.01, 0.01)
     # G: minimize adv + recon over G_XY, G_YX
-    D_Y_fake_y_2 = D_Y(fake_y)  # dualgan.yaml:25 players.D.maximize.adv_Y (+1 more)
-    D_X_fake_x_2 = D_X(fake_x)  # dualgan.yaml:26 players.D.maximize.adv_X (+1 more)
-    adv = -D_Y_fake_y_2.mean() - D_X_fake_x_2.mean()  # dualgan.yaml:30 players.G.minimize.adv
+    D_Y_fake_y = D_Y(fake_y)  # dualgan.yaml:30 players.G.minimize.adv (+1 more)
+    D_X_fake_x = D_X(fake_x)  # dualgan.yaml:30 players.G.minimize.adv (+1 more)
+    adv = -D_Y_fake_y.mean() - D_X_fake_x.mean()  # dualgan.yaml:30 players.G.minimize.adv
     G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
     G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
-    recon = 500 * ((G_YX_fake_y - x).abs().mean(dim=(1, 2, 3)).mean() + (G_XY_fake_x - y).abs().mean(dim=(1, 2, 3)).mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
-    loss_G = adv + recon
+    recon = 500 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
+    loss_G = adv + recon  # dualgan.yaml:29 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
@@ -149,9 +91,9 @@ def samples(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
-    G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
+    G_YX_fake_y = G_YX(fake_y)  # dualgan.yaml:40 samples[2] (+1 more)
     fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
-    G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:31 players.G.minimize.recon.expr (+1 more)
+    G_XY_fake_x = G_XY(fake_x)  # dualgan.yaml:40 samples[5] (+1 more)
     return [
         ('x', x),
         ('fake_y', fake_y),
@@ -170,11 +112,11 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake_y = G_XY(x)  # dualgan.yaml:17 let.fake_y (+6 more)
-    error_XY = (fake_y - y).abs().mean(dim=(1, 2, 3)).mean()  # dualgan.yaml:43 evaluate.error_XY
-    identity_XY = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # dualgan.yaml:44 evaluate.identity_XY
+    error_XY = (fake_y - y).abs().mean()  # dualgan.yaml:43 evaluate.error_XY
+    identity_XY = (x - y).abs().mean()  # dualgan.yaml:44 evaluate.identity_XY
     fake_x = G_YX(y)  # dualgan.yaml:18 let.fake_x (+6 more)
-    error_YX = (fake_x - x).abs().mean(dim=(1, 2, 3)).mean()  # dualgan.yaml:45 evaluate.error_YX
-    identity_YX = (y - x).abs().mean(dim=(1, 2, 3)).mean()  # dualgan.yaml:46 evaluate.identity_YX
+    error_YX = (fake_x - x).abs().mean()  # dualgan.yaml:45 evaluate.error_YX
+    identity_YX = (y - x).abs().mean()  # dualgan.yaml:46 evaluate.identity_YX
     return {
         "error_XY": error_XY,
         "identity_XY": identity_XY,

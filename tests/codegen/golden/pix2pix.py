@@ -12,60 +12,18 @@ def losses(nets, inputs):
     y = inputs["y"]
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
     D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
-    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
+    adv_G = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    l1 = 100 * (y - fake).abs().mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    loss_G = adv + l1
-    loss_D = -adv_2
+    adv_D = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss_G = adv_G + l1  # pix2pix.yaml:24 players.G.minimize
+    loss_D = -adv_D  # pix2pix.yaml:20 players.D.maximize
     return {
         "G": loss_G,
-        "G/adv": adv,
+        "G/adv": adv_G,
         "G/l1": l1,
         "D": loss_D,
-        "D/adv": adv_2,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + l1 over G."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_x_fake).mean()  # pix2pix.yaml:25 players.G.minimize.adv
-    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
-    loss = adv + l1
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/l1": l1.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    y = inputs["y"]
-    with torch.no_grad():
-        fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    D_x_fake = D(x, fake)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
-    adv = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    loss = -adv
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
+        "D/adv": adv_D,
     }
 
 
@@ -77,11 +35,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     y = inputs["y"]
     # G: minimize adv + l1 over G
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    fake_in = fake.detach().requires_grad_()
+    fake_in = fake.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_x_fake_in = D(x, fake_in)  # pix2pix.yaml:25 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_x_fake_in).mean()  # pix2pix.yaml:25 players.G.minimize.adv
-    l1 = 100 * (y - fake).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
-    loss_G = adv + l1
+    adv_G = F.softplus(-D_x_fake_in).mean()  # pix2pix.yaml:25 players.G.minimize.adv
+    l1 = 100 * (y - fake).abs().mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
+    loss_G = adv_G + l1  # pix2pix.yaml:24 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below fake_in but keeps the one above it, which D's step
     # differentiates again: it runs to fake_in retaining the graph, then on from fake
@@ -91,17 +49,17 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_y = D(x, y)  # pix2pix.yaml:21 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake_in).mean()  # pix2pix.yaml:21 players.D.maximize.adv
-    loss_D = -adv_2
+    adv_D = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake_in).mean()  # pix2pix.yaml:21 players.D.maximize.adv
+    loss_D = -adv_D  # pix2pix.yaml:20 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {
         "G": loss_G.detach(),
-        "G/adv": adv.detach(),
+        "G/adv": adv_G.detach(),
         "G/l1": l1.detach(),
         "D": loss_D.detach(),
-        "D/adv": adv_2.detach(),
+        "D/adv": adv_D.detach(),
     }
 
 
@@ -126,8 +84,8 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     y = inputs["y"]
     fake = G(x)  # pix2pix.yaml:15 let.fake (+5 more)
-    error = (fake - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:40 evaluate.error
-    identity = (x - y).abs().mean(dim=(1, 2, 3)).mean()  # pix2pix.yaml:41 evaluate.identity
+    error = (fake - y).abs().mean()  # pix2pix.yaml:40 evaluate.error
+    identity = (x - y).abs().mean()  # pix2pix.yaml:41 evaluate.identity
     return {
         "error": error,
         "identity": identity,

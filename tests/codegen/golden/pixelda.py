@@ -15,83 +15,20 @@ def losses(nets, inputs):
     z = inputs["z"]
     fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
     D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    adv_G = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
     D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    loss_G = adv + task
-    loss_D = -adv_2
+    adv_D = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss_G = adv_G + task  # pixelda.yaml:34 players.G.minimize
+    loss_D = -adv_D  # pixelda.yaml:30 players.D.maximize
     return {
         "G": loss_G,
-        "G/adv": adv,
+        "G/adv": adv_G,
         "G/task": task,
         "D": loss_D,
-        "D/adv": adv_2,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + task over G, T."""
-    D = nets["D"]
-    G = nets["G"]
-    T = nets["T"]
-    x_s = inputs["x_s"]
-    c_s = inputs["c_s"]
-    z = inputs["z"]
-    fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_fake).mean()  # pixelda.yaml:35 players.G.minimize.adv
-    T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
-    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
-    task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
-    loss = adv + task
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/task": task.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize adv over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x_s = inputs["x_s"]
-    x_t = inputs["x_t"]
-    z = inputs["z"]
-    with torch.no_grad():
-        fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    D_fake = D(fake)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
-    adv = -F.softplus(-D_x_t).mean() - F.softplus(D_fake).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    loss = -adv
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
-    }
-
-
-def step_T_source(nets, inputs, optimizer, parameters):
-    """Judge T_source: fitted on real batches before training, then held fixed; it only evaluates."""
-    T_source = nets["T_source"]
-    x_s = inputs["x_s"]
-    c_s = inputs["c_s"]
-    T_source_x_s = T_source(x_s)  # pixelda.yaml:53 judges.T_source.minimize
-    fit = F.cross_entropy(T_source_x_s, c_s, reduction='none').mean()  # pixelda.yaml:53 judges.T_source.minimize
-    optimizer.zero_grad(set_to_none=True)
-    fit.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "T_source": fit.detach(),
-        "T_source/fit": fit.detach(),
+        "D/adv": adv_D,
     }
 
 
@@ -106,13 +43,13 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     z = inputs["z"]
     # G: minimize adv + task over G, T
     fake = G(x_s, z)  # pixelda.yaml:25 let.fake (+4 more)
-    fake_in = fake.detach().requires_grad_()
+    fake_in = fake.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D_fake_in = D(fake_in)  # pixelda.yaml:35 players.G.minimize.adv (+1 more)
-    adv = F.softplus(-D_fake_in).mean()  # pixelda.yaml:35 players.G.minimize.adv
+    adv_G = F.softplus(-D_fake_in).mean()  # pixelda.yaml:35 players.G.minimize.adv
     T_fake = T(fake)  # pixelda.yaml:36 players.G.minimize.task.expr
     T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
     task = 0.1 * (F.cross_entropy(T_fake, c_s, reduction='none').mean() + F.cross_entropy(T_x_s, c_s, reduction='none').mean())  # pixelda.yaml:36 players.G.minimize.task.expr
-    loss_G = adv + task
+    loss_G = adv_G + task  # pixelda.yaml:34 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below fake_in but keeps the one above it, which D's step
     # differentiates again: it runs to fake_in retaining the graph, then on from fake
@@ -122,17 +59,17 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     optimizers["G"].step()
     # D: maximize adv over D
     D_x_t = D(x_t)  # pixelda.yaml:31 players.D.maximize.adv
-    adv_2 = -F.softplus(-D_x_t).mean() - F.softplus(D_fake_in).mean()  # pixelda.yaml:31 players.D.maximize.adv
-    loss_D = -adv_2
+    adv_D = -F.softplus(-D_x_t).mean() - F.softplus(D_fake_in).mean()  # pixelda.yaml:31 players.D.maximize.adv
+    loss_D = -adv_D  # pixelda.yaml:30 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {
         "G": loss_G.detach(),
-        "G/adv": adv.detach(),
+        "G/adv": adv_G.detach(),
         "G/task": task.detach(),
         "D": loss_D.detach(),
-        "D/adv": adv_2.detach(),
+        "D/adv": adv_D.detach(),
     }
 
 
@@ -164,7 +101,7 @@ def evaluate(nets, inputs):
     accuracy = (T_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:58 evaluate.accuracy
     T_source_x_t = T_source(x_t)  # pixelda.yaml:59 evaluate.accuracy_source_only
     accuracy_source_only = (T_source_x_t.argmax(dim=1) == c_t).float().mean()  # pixelda.yaml:59 evaluate.accuracy_source_only
-    T_x_s = T(x_s)  # pixelda.yaml:36 players.G.minimize.task.expr (+1 more)
+    T_x_s = T(x_s)  # pixelda.yaml:60 evaluate.accuracy_on_source (+1 more)
     accuracy_on_source = (T_x_s.argmax(dim=1) == c_s).float().mean()  # pixelda.yaml:60 evaluate.accuracy_on_source
     return {
         "accuracy": accuracy,

@@ -13,101 +13,30 @@ def losses(nets, inputs):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
-    D_fake = D(fake)
+    D_fake = D(fake)  # stargan.yaml:27 let.adv (+3 more)
     D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
-    E = D_src_fake.mean()  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
-    D_x = D(x)
+    E_D_src_fake = D_src_fake.mean()  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
+    D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+2 more)
     D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
-    gp = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
-    adv = E - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
+    gp_D = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
+    adv_D = E_D_src_fake - D_src_x.mean() + 10 * gp_D  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
     D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
-    adv_2 = -E  # stdlib.yaml:12 macros.wgan_g(D, fake) (+1 more)
+    cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
+    adv_G = -E_D_src_fake  # stargan-wgan-gp.yaml:15 players.G.minimize.adv (+1 more)
     D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    cls_G = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss_D = adv + cls
-    loss_G = adv_2 + cls_2 + rec
+    rec = 10 * (x - G_fake_c_s).abs().mean()  # stargan.yaml:40 players.G.minimize.rec.expr
+    loss_D = adv_D + cls_D  # stargan-wgan-gp.yaml:11 players.D.minimize
+    loss_G = adv_G + cls_G + rec  # stargan-wgan-gp.yaml:14 players.G.minimize
     return {
         "D": loss_D,
-        "D/adv": adv,
-        "D/cls": cls,
+        "D/adv": adv_D,
+        "D/cls": cls_D,
         "G": loss_G,
-        "G/adv": adv_2,
-        "G/cls": cls_2,
+        "G/adv": adv_G,
+        "G/cls": cls_G,
         "G/rec": rec,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: minimize adv + cls over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    c_t = inputs["c_t"]
-    with torch.no_grad():
-        fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
-    D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
-    D_x = D(x)
-    D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
-    gp = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
-    adv = D_src_fake.mean() - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
-    D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
-    loss = adv + cls
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
-        "D/cls": cls.detach(),
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + cls + rec over G."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
-    D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
-    adv = -D_src_fake.mean()  # stdlib.yaml:12 macros.wgan_g(D, fake) (+1 more)
-    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss = adv + cls + rec
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/cls": cls.detach(),
-        "G/rec": rec.detach(),
-    }
-
-
-def step_C(nets, inputs, optimizer, parameters):
-    """Judge C: fitted on real batches before training, then held fixed; it only evaluates."""
-    C = nets["C"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
-    fit = F.cross_entropy(C_x, c_s, reduction='none').mean()  # stargan.yaml:54 judges.C.minimize
-    optimizer.zero_grad(set_to_none=True)
-    fit.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "C": fit.detach(),
-        "C/fit": fit.detach(),
     }
 
 
@@ -121,37 +50,37 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # D: minimize adv + cls over D, 5 times
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     for _ in range(5):
-        D_fake = D(fake.detach())
+        D_fake = D(fake.detach())  # stargan.yaml:27 let.adv (+3 more)
         D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
-        D_x = D(x)
+        D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+2 more)
         D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
-        gp = gradient_penalty(D, x, fake.detach(), head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
-        adv = D_src_fake.mean() - D_src_x.mean() + 10 * gp  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
+        gp_D = gradient_penalty(D, x, fake.detach(), head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
+        adv_D = D_src_fake.mean() - D_src_x.mean() + 10 * gp_D  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
         D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-        cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
-        loss_D = adv + cls
+        cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
+        loss_D = adv_D + cls_D  # stargan-wgan-gp.yaml:11 players.D.minimize
         optimizers["D"].zero_grad(set_to_none=True)
         loss_D.backward(inputs=parameters["D"])
         optimizers["D"].step()
     # G: minimize adv + cls + rec over G
-    D_fake_2 = D(fake)
-    D_src_fake_2 = D_fake_2[0]  # stargan.yaml:27 let.adv (+2 more)
-    adv_2 = -D_src_fake_2.mean()  # stdlib.yaml:12 macros.wgan_g(D, fake) (+1 more)
-    D_cls_fake = D_fake_2[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    D_fake = D(fake)  # stargan.yaml:39 players.G.minimize.cls (+3 more)
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
+    adv_G = -D_src_fake.mean()  # stargan-wgan-gp.yaml:15 players.G.minimize.adv (+1 more)
+    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
+    cls_G = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss_G = adv_2 + cls_2 + rec
+    rec = 10 * (x - G_fake_c_s).abs().mean()  # stargan.yaml:40 players.G.minimize.rec.expr
+    loss_G = adv_G + cls_G + rec  # stargan-wgan-gp.yaml:14 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {
         "D": loss_D.detach(),
-        "D/adv": adv.detach(),
-        "D/cls": cls.detach(),
+        "D/adv": adv_D.detach(),
+        "D/cls": cls_D.detach(),
         "G": loss_G.detach(),
-        "G/adv": adv_2.detach(),
-        "G/cls": cls_2.detach(),
+        "G/adv": adv_G.detach(),
+        "G/cls": cls_G.detach(),
         "G/rec": rec.detach(),
     }
 
@@ -164,7 +93,7 @@ def samples(nets, inputs):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:49 samples[2] (+1 more)
     return [
         ('x', x),
         ('fake', fake),
@@ -183,12 +112,12 @@ def evaluate(nets, inputs):
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
     C_fake = C(fake)  # stargan.yaml:57 evaluate.accuracy
     accuracy = (C_fake.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:57 evaluate.accuracy
-    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
+    C_x = C(x)  # stargan.yaml:58 evaluate.accuracy_identity (+1 more)
     accuracy_identity = (C_x.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:58 evaluate.accuracy_identity
     C_y_t = C(y_t)  # stargan.yaml:59 evaluate.accuracy_real
     accuracy_real = (C_y_t.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:59 evaluate.accuracy_real
-    error = (fake - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:60 evaluate.error
-    error_identity = (x - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:61 evaluate.error_identity
+    error = (fake - y_t).abs().mean()  # stargan.yaml:60 evaluate.error
+    error_identity = (x - y_t).abs().mean()  # stargan.yaml:61 evaluate.error_identity
     return {
         "accuracy": accuracy,
         "accuracy_identity": accuracy_identity,

@@ -11,102 +11,29 @@ def losses(nets, inputs):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    D_x = D(x)
+    D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+1 more)
     D_src_x = D_x[0]  # stargan.yaml:27 let.adv
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    D_fake = D(fake)
+    D_fake = D(fake)  # stargan.yaml:27 let.adv (+1 more)
     D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
-    adv = -F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean()  # stargan.yaml:27 let.adv (+2 more)
-    adv_2 = -adv  # stargan.yaml:33 players.D.minimize.adv
+    adv_G = -F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean()  # stargan.yaml:27 let.adv (+2 more)
+    adv_D = -adv_G  # stargan.yaml:33 players.D.minimize.adv
     D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
+    cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
     D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    cls_G = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss_D = adv_2 + cls
-    loss_G = adv + cls_2 + rec
+    rec = 10 * (x - G_fake_c_s).abs().mean()  # stargan.yaml:40 players.G.minimize.rec.expr
+    loss_D = adv_D + cls_D  # stargan.yaml:32 players.D.minimize
+    loss_G = adv_G + cls_G + rec  # stargan.yaml:37 players.G.minimize
     return {
         "D": loss_D,
-        "D/adv": adv_2,
-        "D/cls": cls,
+        "D/adv": adv_D,
+        "D/cls": cls_D,
         "G": loss_G,
-        "G/adv": adv,
-        "G/cls": cls_2,
+        "G/adv": adv_G,
+        "G/cls": cls_G,
         "G/rec": rec,
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: minimize adv + cls over D."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    c_t = inputs["c_t"]
-    with torch.no_grad():
-        fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    D_x = D(x)
-    D_src_x = D_x[0]  # stargan.yaml:27 let.adv
-    D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
-    adv = -(-F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean())  # stargan.yaml:33 players.D.minimize.adv
-    D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
-    loss = adv + cls
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/adv": adv.detach(),
-        "D/cls": cls.detach(),
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize adv + cls + rec over G."""
-    D = nets["D"]
-    G = nets["G"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    c_t = inputs["c_t"]
-    with torch.no_grad():
-        D_x = D(x)
-        D_src_x = D_x[0]  # stargan.yaml:27 let.adv
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    D_fake = D(fake)
-    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
-    adv = -F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean()  # stargan.yaml:27 let.adv (+2 more)
-    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss = adv + cls + rec
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/adv": adv.detach(),
-        "G/cls": cls.detach(),
-        "G/rec": rec.detach(),
-    }
-
-
-def step_C(nets, inputs, optimizer, parameters):
-    """Judge C: fitted on real batches before training, then held fixed; it only evaluates."""
-    C = nets["C"]
-    x = inputs["x"]
-    c_s = inputs["c_s"]
-    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
-    fit = F.cross_entropy(C_x, c_s, reduction='none').mean()  # stargan.yaml:54 judges.C.minimize
-    optimizer.zero_grad(set_to_none=True)
-    fit.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "C": fit.detach(),
-        "C/fit": fit.detach(),
     }
 
 
@@ -118,37 +45,38 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     # D: minimize adv + cls over D
-    D_x = D(x)
+    D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+1 more)
     D_src_x = D_x[0]  # stargan.yaml:27 let.adv
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    D_fake = D(fake.detach())
+    D_fake = D(fake.detach())  # stargan.yaml:27 let.adv (+1 more)
     D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
-    adv = -(-F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean())  # stargan.yaml:33 players.D.minimize.adv
+    adv = -F.softplus(-D_src_x).mean() - F.softplus(D_src_fake).mean()  # stargan.yaml:27 let.adv (+2 more)
+    adv_D = -adv  # stargan.yaml:33 players.D.minimize.adv
     D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
-    cls = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
-    loss_D = adv + cls
+    cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
+    loss_D = adv_D + cls_D  # stargan.yaml:32 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + cls + rec over G
-    D_fake_2 = D(fake)
-    D_src_fake_2 = D_fake_2[0]  # stargan.yaml:27 let.adv
-    adv_2 = -F.softplus(D_src_fake_2).mean()  # stargan.yaml:27 let.adv
-    D_cls_fake = D_fake_2[1]  # stargan.yaml:39 players.G.minimize.cls
-    cls_2 = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
+    D_fake = D(fake)  # stargan.yaml:39 players.G.minimize.cls (+1 more)
+    D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv
+    adv_G = -F.softplus(D_src_fake).mean()  # stargan.yaml:27 let.adv
+    D_cls_fake = D_fake[1]  # stargan.yaml:39 players.G.minimize.cls
+    cls_G = F.cross_entropy(D_cls_fake, c_t, reduction='none').mean()  # stargan.yaml:39 players.G.minimize.cls
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
-    rec = 10 * (x - G_fake_c_s).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:40 players.G.minimize.rec.expr
-    loss_G = adv_2 + cls_2 + rec
+    rec = 10 * (x - G_fake_c_s).abs().mean()  # stargan.yaml:40 players.G.minimize.rec.expr
+    loss_G = adv_G + cls_G + rec  # stargan.yaml:37 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {
         "D": loss_D.detach(),
-        "D/adv": adv.detach(),
-        "D/cls": cls.detach(),
+        "D/adv": adv_D.detach(),
+        "D/cls": cls_D.detach(),
         "G": loss_G.detach(),
-        "G/adv": adv_2.detach(),
-        "G/cls": cls_2.detach(),
+        "G/adv": adv_G.detach(),
+        "G/cls": cls_G.detach(),
         "G/rec": rec.detach(),
     }
 
@@ -161,7 +89,7 @@ def samples(nets, inputs):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
-    G_fake_c_s = G(fake, c_s)  # stargan.yaml:40 players.G.minimize.rec.expr (+1 more)
+    G_fake_c_s = G(fake, c_s)  # stargan.yaml:49 samples[2] (+1 more)
     return [
         ('x', x),
         ('fake', fake),
@@ -180,12 +108,12 @@ def evaluate(nets, inputs):
     fake = G(x, c_t)  # stargan.yaml:26 let.fake (+7 more)
     C_fake = C(fake)  # stargan.yaml:57 evaluate.accuracy
     accuracy = (C_fake.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:57 evaluate.accuracy
-    C_x = C(x)  # stargan.yaml:54 judges.C.minimize (+1 more)
+    C_x = C(x)  # stargan.yaml:58 evaluate.accuracy_identity (+1 more)
     accuracy_identity = (C_x.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:58 evaluate.accuracy_identity
     C_y_t = C(y_t)  # stargan.yaml:59 evaluate.accuracy_real
     accuracy_real = (C_y_t.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:59 evaluate.accuracy_real
-    error = (fake - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:60 evaluate.error
-    error_identity = (x - y_t).abs().mean(dim=(1, 2, 3)).mean()  # stargan.yaml:61 evaluate.error_identity
+    error = (fake - y_t).abs().mean()  # stargan.yaml:60 evaluate.error
+    error_identity = (x - y_t).abs().mean()  # stargan.yaml:61 evaluate.error_identity
     return {
         "accuracy": accuracy,
         "accuracy_identity": accuracy_identity,

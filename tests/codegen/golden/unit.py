@@ -19,10 +19,10 @@ def losses(nets, inputs):
     eps12 = inputs["eps12"]
     eps21 = inputs["eps21"]
     mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    v = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
+    E_mu1_sq = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
     z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
     G1_z1 = G1(z1)  # unit.yaml:35 let.VAE_1
-    VAE_1 = v + 100 * (x1 - G1_z1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:35 let.VAE_1 (+2 more)
+    VAE_1 = E_mu1_sq + 100 * (x1 - G1_z1).abs().mean()  # unit.yaml:35 let.VAE_1 (+2 more)
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
     z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
@@ -32,18 +32,18 @@ def losses(nets, inputs):
     x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
-    CC_1 = v + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:39 let.CC_1 (+2 more)
-    v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
+    CC_1 = E_mu1_sq + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean()  # unit.yaml:39 let.CC_1 (+2 more)
+    E_mu2_sq = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
     G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
-    VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
+    VAE_2 = E_mu2_sq + 100 * (x2 - G2_z2).abs().mean()  # unit.yaml:36 let.VAE_2 (+2 more)
     D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
     D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
     GAN_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
-    CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
-    loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
-    loss_D = -loss_G
+    CC_2 = E_mu2_sq + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean()  # unit.yaml:40 let.CC_2 (+2 more)
+    loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2  # unit.yaml:49 players.G.minimize
+    loss_D = -loss_G  # unit.yaml:46 players.D.maximize
     return {
         "G": loss_G,
         "G/VAE_1": VAE_1,
@@ -59,94 +59,6 @@ def losses(nets, inputs):
         "D/VAE_2": VAE_2,
         "D/GAN_2": GAN_2,
         "D/CC_2": CC_2,
-    }
-
-
-def step_G(nets, inputs, optimizer, parameters):
-    """Player G: minimize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over E1, E2, G1, G2."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    E1 = nets["E1"]
-    E2 = nets["E2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    x1 = inputs["x1"]
-    x2 = inputs["x2"]
-    eps1 = inputs["eps1"]
-    eps2 = inputs["eps2"]
-    eps12 = inputs["eps12"]
-    eps21 = inputs["eps21"]
-    with torch.no_grad():
-        D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-        D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    v = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
-    z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
-    G1_z1 = G1(z1)  # unit.yaml:35 let.VAE_1
-    VAE_1 = v + 100 * (x1 - G1_z1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:35 let.VAE_1 (+2 more)
-    mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-    z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
-    x21 = G1(z2)  # unit.yaml:30 let.x21 (+3 more)
-    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
-    x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
-    mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
-    x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
-    CC_1 = v + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:39 let.CC_1 (+2 more)
-    v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
-    G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
-    VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
-    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
-    mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
-    x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
-    CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
-    loss = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "G": loss.detach(),
-        "G/VAE_1": VAE_1.detach(),
-        "G/GAN_1": GAN_1.detach(),
-        "G/CC_1": CC_1.detach(),
-        "G/VAE_2": VAE_2.detach(),
-        "G/GAN_2": GAN_2.detach(),
-        "G/CC_2": CC_2.detach(),
-    }
-
-
-def step_D(nets, inputs, optimizer, parameters):
-    """Player D: maximize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over D1, D2 (VAE_1, CC_1, VAE_2, CC_2 constant here: not computed)."""
-    D1 = nets["D1"]
-    D2 = nets["D2"]
-    E1 = nets["E1"]
-    E2 = nets["E2"]
-    G1 = nets["G1"]
-    G2 = nets["G2"]
-    x1 = inputs["x1"]
-    x2 = inputs["x2"]
-    eps2 = inputs["eps2"]
-    eps1 = inputs["eps1"]
-    with torch.no_grad():
-        mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-        x21 = G1(mu2 + eps2)  # unit.yaml:30 let.x21 (+3 more)
-        mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-        x12 = G2(mu1 + eps1)  # unit.yaml:29 let.x12 (+3 more)
-    D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    D1_x21 = D1(x21)  # unit.yaml:37 let.GAN_1
-    GAN_1 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
-    D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    D2_x12 = D2(x12)  # unit.yaml:38 let.GAN_2
-    GAN_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
-    loss = -(GAN_1 + GAN_2)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=parameters)
-    optimizer.step()
-    return {
-        "D": loss.detach(),
-        "D/GAN_1": GAN_1.detach(),
-        "D/GAN_2": GAN_2.detach(),
     }
 
 
@@ -166,30 +78,30 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     eps21 = inputs["eps21"]
     # G: minimize VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2 over E1, E2, G1, G2
     mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    v = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
+    E_mu1_sq = 0.1 * (mu1 ** 2).mean()  # unit.yaml:35 let.VAE_1 (+1 more)
     z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
     G1_z1 = G1(z1)  # unit.yaml:35 let.VAE_1
-    VAE_1 = v + 100 * (x1 - G1_z1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:35 let.VAE_1 (+2 more)
+    VAE_1 = E_mu1_sq + 100 * (x1 - G1_z1).abs().mean()  # unit.yaml:35 let.VAE_1 (+2 more)
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
     z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
     x21 = G1(z2)  # unit.yaml:30 let.x21 (+3 more)
-    x21_in = x21.detach().requires_grad_()
+    x21_in = x21.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D1_x21_in = D1(x21_in)  # unit.yaml:37 let.GAN_1
     GAN_1 = 10 * -F.softplus(D1_x21_in).mean()  # unit.yaml:37 let.GAN_1
     x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
-    CC_1 = v + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:39 let.CC_1 (+2 more)
-    v_2 = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
+    CC_1 = E_mu1_sq + 0.1 * (mu12 ** 2).mean() + 100 * (x1 - x121).abs().mean()  # unit.yaml:39 let.CC_1 (+2 more)
+    E_mu2_sq = 0.1 * (mu2 ** 2).mean()  # unit.yaml:36 let.VAE_2 (+1 more)
     G2_z2 = G2(z2)  # unit.yaml:36 let.VAE_2
-    VAE_2 = v_2 + 100 * (x2 - G2_z2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:36 let.VAE_2 (+2 more)
-    x12_in = x12.detach().requires_grad_()
+    VAE_2 = E_mu2_sq + 100 * (x2 - G2_z2).abs().mean()  # unit.yaml:36 let.VAE_2 (+2 more)
+    x12_in = x12.detach().requires_grad_()  # a leaf cut from the graph below: see the backward
     D2_x12_in = D2(x12_in)  # unit.yaml:38 let.GAN_2
     GAN_2 = 10 * -F.softplus(D2_x12_in).mean()  # unit.yaml:38 let.GAN_2
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
-    CC_2 = v_2 + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:40 let.CC_2 (+2 more)
-    loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2
+    CC_2 = E_mu2_sq + 0.1 * (mu21 ** 2).mean() + 100 * (x2 - x212).abs().mean()  # unit.yaml:40 let.CC_2 (+2 more)
+    loss_G = VAE_1 + GAN_1 + CC_1 + VAE_2 + GAN_2 + CC_2  # unit.yaml:49 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     # G's backward frees the graph below x21_in, x12_in but keeps the one above them, which D's step
     # differentiates again: it runs to x21_in, x12_in retaining the graph, then on from x21, x12
@@ -199,10 +111,12 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     optimizers["G"].step()
     # D: maximize GAN_1 + GAN_2 over D1, D2
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    GAN_1_2 = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21_in).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
+    z2_D = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
+    GAN_1_D = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21_in).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
     D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    GAN_2_2 = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12_in).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
-    loss_D = -(GAN_1_2 + GAN_2_2)
+    z1_D = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
+    GAN_2_D = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12_in).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
+    loss_D = -(GAN_1_D + GAN_2_D)  # unit.yaml:46 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
@@ -215,8 +129,8 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         "G/GAN_2": GAN_2.detach(),
         "G/CC_2": CC_2.detach(),
         "D": loss_D.detach(),
-        "D/GAN_1": GAN_1_2.detach(),
-        "D/GAN_2": GAN_2_2.detach(),
+        "D/GAN_1": GAN_1_D.detach(),
+        "D/GAN_2": GAN_2_D.detach(),
     }
 
 
@@ -234,11 +148,13 @@ def samples(nets, inputs):
     eps2 = inputs["eps2"]
     eps21 = inputs["eps21"]
     mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
-    x12 = G2(mu1 + eps1)  # unit.yaml:29 let.x12 (+3 more)
+    z1 = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
+    x12 = G2(z1)  # unit.yaml:29 let.x12 (+3 more)
     mu12 = E2(x12)  # unit.yaml:31 let.mu12 (+2 more)
     x121 = G1(mu12 + eps12)  # unit.yaml:33 let.x121 (+2 more)
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
-    x21 = G1(mu2 + eps2)  # unit.yaml:30 let.x21 (+3 more)
+    z2 = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
+    x21 = G1(z2)  # unit.yaml:30 let.x21 (+3 more)
     mu21 = E1(x21)  # unit.yaml:32 let.mu21 (+2 more)
     x212 = G2(mu21 + eps21)  # unit.yaml:34 let.x212 (+2 more)
     return [
@@ -262,12 +178,12 @@ def evaluate(nets, inputs):
     x2 = inputs["x2"]
     mu1 = E1(x1)  # unit.yaml:25 let.mu1 (+6 more)
     G2_mu1 = G2(mu1)  # unit.yaml:63 evaluate.error_12
-    error_12 = (G2_mu1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:63 evaluate.error_12
-    identity_12 = (x1 - x2).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:64 evaluate.identity_12
+    error_12 = (G2_mu1 - x2).abs().mean()  # unit.yaml:63 evaluate.error_12
+    identity_12 = (x1 - x2).abs().mean()  # unit.yaml:64 evaluate.identity_12
     mu2 = E2(x2)  # unit.yaml:26 let.mu2 (+6 more)
     G1_mu2 = G1(mu2)  # unit.yaml:65 evaluate.error_21
-    error_21 = (G1_mu2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:65 evaluate.error_21
-    identity_21 = (x2 - x1).abs().mean(dim=(1, 2, 3)).mean()  # unit.yaml:66 evaluate.identity_21
+    error_21 = (G1_mu2 - x1).abs().mean()  # unit.yaml:65 evaluate.error_21
+    identity_21 = (x2 - x1).abs().mean()  # unit.yaml:66 evaluate.identity_21
     return {
         "error_12": error_12,
         "identity_12": identity_12,

@@ -1,0 +1,241 @@
+"""The training function: one iteration of the schedule, as the phase plan (phases.py) says.
+
+Each phase is a player's step: its network calls (kept ones read from an earlier step, batched
+pairs as one call, calls whose graph a later step differentiates again computed on cut leaves),
+its terms and loss, and its optimizer update. `IterationWriter` holds what crosses phases: the
+variable of each call's latest computation (`kept`), which of those carry autograd, the names
+the function returns, and the names a later step no longer reads (bound again where a call is
+computed anew, as `D_fake = D(fake)` after D's update).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from lossgraph.compiler.codegen.lines import Line, origin_comment, player_comment
+from lossgraph.compiler.codegen.names import describe, term_names
+from lossgraph.compiler.codegen.update import update_lines
+from lossgraph.compiler.codegen.writer import CALLS, LEAVES, FunctionWriter, needs_line, served
+from lossgraph.compiler.expr import Expr
+from lossgraph.compiler.graph import Graph, consumers
+from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.passes.gradients import PlayerPlan
+from lossgraph.compiler.phases import Phase
+
+DOC = ("One iteration of the schedule: each player's step in order, a network call kept across steps "
+       "while it is current, or data, to the step that reads it.")
+
+
+class IterationWriter:
+    def __init__(self, graph: Graph, phases: Sequence[Phase], plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int]):
+        self.graph = graph
+        self.phases = tuple(phases)
+        self.plans = plans
+        self.writer = FunctionWriter(graph, ranks, [phase.loss for phase in phases])
+        self.leaves = dict(self.writer.named)
+        self.terms = term_names(graph)
+        self.kept: dict[Expr, str] = {}   # call -> the variable of its latest computation
+        self.kept_grad: set[Expr] = set()  # calls whose latest computation has autograd
+        self.pinned: set[str] = set()      # names the function returns: never bound again
+        self.stats: dict[str, str] = {}
+
+    def write(self) -> str:
+        for index, phase in enumerate(self.phases):
+            self._release(index)
+            _Phase(self, phase, index).write()
+        returns = [f'"{key}": {value}' for key, value in self.stats.items()]
+        return self.writer.function("iteration(nets, inputs, optimizers, parameters, pools)", DOC, returns)
+
+    def _release(self, index: int) -> None:
+        """Free the names of calls no step from this one on reads: a call computed anew may take them."""
+        later = set().union(*(phase.reused for phase in self.phases[index:]))
+        for node, name in list(self.kept.items()):
+            if node not in later and name not in self.pinned:
+                self.writer.names.release(name)
+                del self.kept[node]
+                self.kept_grad.discard(node)
+
+
+class _Phase:
+    """One player's step within the iteration."""
+
+    def __init__(self, owner: IterationWriter, phase: Phase, index: int):
+        self.owner = owner
+        self.phase = phase
+        self.index = index
+        self.graph = owner.graph
+        self.writer = owner.writer
+        self.plan = owner.plans[phase.player]
+        self.player = self.graph.player(phase.player)
+        self.order = list(dict.fromkeys(phase.loss.walk()))
+        self.uses = consumers(self.order)
+        self.term_values = {term.value: owner.terms[(phase.player, term.name)] for term in phase.live}
+        self.pooled = {value: let for let, value in phase.pooled}
+        self.serves = served([term.value for term in phase.live] + [phase.loss])
+        # calls whose graph outlives this step's backward (a later step differentiates them again):
+        # computed here on leaves cut from their differentiated inputs
+        self.cut_below = {node for node in phase.kept_graph if node in phase.computed and node.op in (Ops.APPLY, Ops.FROZEN)}
+        self.cut_leaves: list[tuple[str, str]] = []  # (leaf, the value it was cut from)
+        self.partner, self.waiting = _batch_positions(phase.batched, self.order, self._own_line)
+        self.detached: set[Expr] = {node for node in phase.reused & owner.kept_grad if self._read_detached(node)}
+
+    # -- what is written where -------------------------------------------------------------------
+
+    def _own_line(self, node: Expr) -> bool:
+        return node in self.pooled or node in self.term_values or needs_line(node, self.graph, self.uses, ())
+
+    def _read_detached(self, node: Expr) -> bool:
+        """Kept with autograd for a later step, but this step's gradient does not pass through it
+        (a call returning a tuple has its heads detached instead)."""
+        tuple_valued = node.op in (Ops.APPLY, Ops.FROZEN) and bool(self.graph.networks[node.arg].heads)
+        return node not in self.plan.grad_nodes and not tuple_valued
+
+    # -- the phase -------------------------------------------------------------------------------
+
+    def write(self) -> None:
+        writer, phase = self.writer, self.phase
+        writer.named.clear()
+        writer.named.update(self.owner.leaves)
+        writer.named.update({node: self.owner.kept[node] for node in phase.reused})
+        writer.body.depth = 0
+        verb = "maximize" if self.player.sense == "maximize" else "minimize"
+        times = f", {phase.repeats} times" if phase.repeats > 1 else ""
+        writer.body.add(f"# {phase.player}: {verb} {' + '.join(t.name for t in phase.live)} over {', '.join(sorted(self.player.networks))}{times}")
+        for node in self.order:
+            if node in phase.hoisted:
+                self._compute(node)
+        loop_top = named_before = None
+        if phase.repeats > 1:
+            writer.body.add(f"for _ in range({phase.repeats}):")
+            writer.body.depth = 1
+            loop_top, named_before = len(writer.body.lines), dict(writer.named)
+        deferred = set(self.partner.values()) | {head for heads in self.waiting.values() for head in heads}
+        for node in self.order:
+            if node in self.pooled:
+                self._query_pool(node)
+            elif node in writer.named or node.op in LEAVES or node in deferred:
+                continue
+            elif node.op in CALLS:
+                self._compute(node)
+            elif self._own_line(node):
+                self._assign(node, self.term_values.get(node))
+        loss = self._loss()
+        if loop_top is not None and self.cut_below:
+            # only the last repeat's calls serve the later step: free the previous repeat's graph
+            # of them (the calls, and the values computed from them) before this repeat's forward
+            holding = [name for node, name in writer.named.items() if named_before.get(node) != name
+                       and not self.cut_below.isdisjoint(node.walk())]
+            if loss not in writer.named.values():  # the loss under its own name, a term's value too
+                holding.append(loss)
+            writer.body.lines.insert(loop_top, Line(" = ".join([*holding, "None"]), "the previous repeat's graph of the calls a later step reuses", False, 1))
+        self._update(loss)
+        self.owner.stats[phase.player] = f"{loss}.detach()"
+        for term in phase.live:
+            name = writer.named[term.value]
+            self.owner.pinned.add(name)
+            self.owner.stats[f"{phase.player}/{term.name}"] = f"{name}.detach()"
+
+    def _loss(self) -> str:
+        writer, phase = self.writer, self.phase
+        name = f"loss_{phase.player}"
+        if phase.loss in writer.named:  # the loss is one term's value: say so, under the loss's name
+            name = writer.names.fresh(name)
+            writer.body.add(f"{name} = {writer.named[phase.loss]}", player_comment(self.player.origin))
+        else:
+            name = self._assign(phase.loss, name)
+            writer.body.lines[-1].comment = player_comment(self.player.origin)
+        self.owner.pinned.add(name)
+        return name
+
+    def _assign(self, node: Expr, hint: str | None = None, no_grad: bool = False) -> str:
+        detached = frozenset(self.detached) if node in self.plan.grad_nodes else frozenset()
+        return self.writer.assign(node, hint, no_grad=no_grad, detached=detached, qualifier=self.phase.player,
+                                  prefer=f"players.{self.phase.player}.", fallback=self.serves.get(node))
+
+    def _query_pool(self, node: Expr) -> None:
+        if node not in self.writer.named:
+            self._compute(node)
+        source = self.owner.kept.get(node, self.writer.named[node])
+        let = self.pooled[node]
+        name = self.writer.names.fresh(f"{let}_pool")
+        self.writer.body.add(f'{name} = pools["{self.phase.player}"]["{let}"].query({source})',
+                             f"the history pool of {let}: {self.phase.player} sees earlier generated images too")
+        self.writer.named[node] = name
+
+    def _record(self, node: Expr, name: str) -> None:
+        grad = node in self.phase.with_grad
+        if node not in self.phase.local:
+            self.owner.kept[node] = name
+            (self.owner.kept_grad.add if grad else self.owner.kept_grad.discard)(node)
+        if grad and self._read_detached(node):
+            self.detached.add(node)
+        else:
+            self.detached.discard(node)
+
+    def _compute(self, node: Expr) -> None:
+        no_grad = node not in self.phase.with_grad
+        if node in self.partner:  # the later of a batched pair: both in one call
+            first = self.partner[node]
+            for member, name in zip((first, node), self._assign_batched(first, node, no_grad)):
+                self._record(member, name)
+            for head in self.waiting[node]:
+                self._compute(head)
+            return
+        if node in self.cut_below:
+            saved = {}
+            for arg in node.args:
+                if arg in self.plan.grad_nodes and arg not in saved:
+                    saved[arg] = self.writer.named[arg]
+                    leaf = self.writer.names.fresh(f"{saved[arg]}_in")
+                    self.writer.body.add(f"{leaf} = {saved[arg]}.detach().requires_grad_()",
+                                         "a leaf cut from the graph below: see the backward")
+                    self.writer.named[arg] = leaf
+                    self.cut_leaves.append((leaf, saved[arg]))
+            self._record(node, self._assign(node, no_grad=no_grad))
+            self.writer.named.update(saved)
+            return
+        self._record(node, self._assign(node, no_grad=no_grad))
+
+    def _assign_batched(self, first: Expr, second: Expr, no_grad: bool) -> tuple[str, str]:
+        """`a, b = batched(D, (args of first,), (args of second,))`: two calls of one network as one."""
+        writer = self.writer
+        rendered = []
+        for node in (first, second):
+            detached = frozenset(self.detached) if node in self.plan.grad_nodes else frozenset()
+            rendered.append("(" + ", ".join(writer.renderer.text(arg, detached) for arg in node.args) + ",)")
+        names = tuple(writer.names.fresh(describe(node, self.graph, writer.named), self.phase.player) for node in (first, second))
+        writer.named[first], writer.named[second] = names
+        prefer = f"players.{self.phase.player}."
+        comment = origin_comment(self.graph, first, prefer) or origin_comment(self.graph, second, prefer)
+        writer.body.add(f"{names[0]}, {names[1]} = batched({writer.networks[first.arg]}, {rendered[0]}, {rendered[1]})", comment, no_grad)
+        return names
+
+    def _update(self, loss: str) -> None:
+        phase, phases = self.phase, self.owner.phases
+        # a kept graph this step could not cut below (a call reused from an earlier step): keep it all
+        uncut = any(node not in self.cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
+        retain = bool(phase.kept_graph) and (uncut or not self.cut_leaves)
+        later = [other.player for other in phases[self.index + 1:] if other.reused & phase.kept_graph]
+        for code, no_grad, depth in update_lines(self.player, loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
+                                                 retain=retain, cut=() if retain else self.cut_leaves, reused_by=list(dict.fromkeys(later))):
+            self.writer.body.add(code, no_grad=no_grad, depth=depth)
+
+
+def _batch_positions(pairs, order: list[Expr], own_line) -> tuple[dict[Expr, Expr], dict[Expr, list[Expr]]]:
+    """Where each batched pair is written: at its later call, the earlier waiting with its heads.
+    A pair is written as two calls instead when a line written between them reads the earlier.
+    Returns {later: earlier} and {later: the earlier call's heads that wait with it}."""
+    partner: dict[Expr, Expr] = {}
+    heads: dict[Expr, list[Expr]] = {}
+    for first, second in pairs:
+        early, late = sorted((first, second), key=order.index)
+        between = order[order.index(early) + 1:order.index(late)]
+        waiting = [node for node in between if node.op is Ops.HEAD and node.args[0] is early]
+        if not any(own_line(node) and early in set(node.walk()) for node in between if node not in waiting):
+            partner[late] = early
+            heads[late] = waiting
+    return partner, heads
+
+
+def emit_iteration(graph: Graph, phases: Sequence[Phase], plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int]) -> str:
+    return IterationWriter(graph, phases, plans, ranks).write()
