@@ -15,7 +15,7 @@ from lossgraph.language.spec import Spec, load, loads
 __version__ = "0.1.0"
 
 
-def compile(spec, overrides=()):  # noqa: A001 - the public name DESIGN.md promises
+def compile(spec, overrides=()):  # noqa: A001 - the public name docs/architecture.md promises
     """A spec (object, path or built-in name) compiled into a `Program`; `overrides` as in `load`
     (`["train.steps=2000", "players.G.minimize.cycle.weight=5"]`). Archs the spec names that
     are not registered are looked up among installed packages' `lossgraph.archs` entry points."""

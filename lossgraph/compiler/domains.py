@@ -91,7 +91,7 @@ ANY = Range()
 UNIT = Range(0.0, 1.0)                         # a probability
 POSITIVE = Range(0.0, INF)
 NONNEGATIVE = Range(0.0, INF, low_open=False)
-IMAGE = Range(-1.0, 1.0, False, False)          # METHODS.md: images lie in [-1, 1]
+IMAGE = Range(-1.0, 1.0, False, False)          # docs/methods.md: images lie in [-1, 1]
 
 
 def _number(value: float) -> str:
