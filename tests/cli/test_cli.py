@@ -68,3 +68,24 @@ def test_show_and_emit_work_on_every_shipped_spec(spec, capsys):
     assert main(["emit", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "def losses(nets, inputs):" in out
+
+
+def test_emit_shows_the_phase_plan_and_a_judges_module(capsys):
+    assert main(["emit", "cogan", "--plan"]) == 0
+    plan = capsys.readouterr().out
+    assert plan.startswith("phase plan of cogan: G x3, D\n1. G, 3 steps: minimize fake\n")
+    assert "computes D1(fake1) (with autograd; its graph kept for a later step; kept for D)" in plan
+    assert "reuses   D1(fake1) (from step 1)" in plan
+    assert main(["emit", "stargan", "--judge", "C"]) == 0
+    judge = capsys.readouterr().out
+    assert "def iteration(" in judge and "fit = F.cross_entropy(C_x, c_s, reduction='none').mean()" in judge
+    assert main(["emit", "stargan", "--judge", "J"]) == 2
+    assert "no judge 'J' in stargan" in capsys.readouterr().err
+
+
+def test_check_explains_what_each_pass_did(capsys):
+    assert main(["check", "discogan", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "stabilize: rewrite.py:" in out and "log(sigmoid(l)) -> -softplus(-l) at discogan.yaml:24:16" in out
+    assert main(["check", "discogan"]) == 0
+    assert "stabilize:" not in capsys.readouterr().out
