@@ -9,8 +9,9 @@ environment, WORLD_SIZE > 1); if so, this module owns everything that differs fr
   number of processes; rank r takes the contiguous slice r of `dataset.batch(step, global batch)`,
   loading only its own items, so the processes together see exactly the batch one process sees.
 - Random variables. Every rank keeps the same global RNG stream (same seed, same draws): the
-  spec's `random:` variables are drawn at the global batch size, as one process draws them, and
-  each rank keeps its slice, so their union is the single-process draw. Draws inside a step (the
+  spec's `random:` variables are drawn at the global batch size, as one process draws them (the
+  rank's data widened to that size tells `program.draw` the size), and each rank keeps its
+  slice, so their union is the single-process draw. Draws inside a step (the
   gradient penalty's mixing weights, history pools, dropout) come from a per-rank stream seeded by
   (seed, rank, step) instead, so that ranks draw independently and a resumed run needs no per-rank
   RNG state.
@@ -116,9 +117,8 @@ class Distributed:
         part = self.local_slice(global_batch)
         data = to_device(_load_slice(dataset, step, global_batch, part), self.device)
         # The global draw from the shared stream, exactly as one process makes it, then our slice.
-        # `draw` sizes what it draws after its first input: a (global batch, 0) placeholder.
-        drawn = program.draw({_PLACEHOLDER: torch.empty(global_batch, 0, device=self.device)})
-        data.update({name: value[part] for name, value in drawn.items() if name != _PLACEHOLDER})
+        drawn = program.draw(_global_shape(data, global_batch))
+        data.update({name: value[part] for name, value in drawn.items() if name not in data})
         return data
 
     def own_stream(self, step: int) -> contextlib.AbstractContextManager[None]:
@@ -268,9 +268,6 @@ class Distributed:
                 dist.destroy_process_group()
 
 
-_PLACEHOLDER = "\0batch"
-
-
 def _buffer_sync_option() -> dict[str, bool]:
     """Rank 0's buffers broadcast at forwards: `forward_sync_buffers` where torch has it (it
     deprecates `broadcast_buffers`), else `broadcast_buffers`."""
@@ -325,6 +322,17 @@ def setup(device: torch.device, seed: int = 0) -> Distributed | None:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _global_shape(data: Mapping[str, torch.Tensor], global_batch: int) -> dict[str, torch.Tensor]:
+    """This rank's data variables widened to the global batch size, for `program.draw`.
+
+    `draw` draws each random variable at the batch size of the inputs it is given, on their
+    device, from the shared stream; given this, it draws what one process draws for the global
+    batch. The rows are views of the first sample (nothing is copied): draws never read values.
+    """
+    return {name: value[:1].expand(global_batch, *value.shape[1:]) for name, value in data.items()
+            if isinstance(value, torch.Tensor) and value.dim() > 0}
 
 
 def _load_slice(dataset: Dataset, step: int, global_batch: int, part: slice) -> dict[str, torch.Tensor]:

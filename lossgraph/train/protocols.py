@@ -2,8 +2,9 @@
 
 `train(program, dataset, options)` (run.py) takes any objects with these parts. A compiled
 `lossgraph.Program`, the `Trainer` it makes and a `lossgraph.data.Dataset` have all of them;
-tests/run/run_fakes.py shows the least a stand-in needs. The protocols are typing only: nothing
-here is imported by a program or a dataset, and the loop never checks the required parts.
+tests/run/run_fakes.py shows the least a stand-in needs (tests/run/test_protocols.py checks
+both). Nothing here is imported by a program or a dataset, and the loop never checks the
+required parts.
 
 Optional parts are capabilities the loop uses where an object has them, and only there; each is
 a runtime-checkable protocol, tested with `isinstance`:
@@ -31,6 +32,7 @@ from lossgraph.train.ema import EMA
 Batch = Mapping[str, torch.Tensor]
 
 
+@runtime_checkable
 class TrainSettings(Protocol):
     """A spec's `train:` section: what the options leave as None comes from here."""
 
@@ -42,11 +44,13 @@ class TrainSettings(Protocol):
     eval_every: int
 
 
+@runtime_checkable
 class RunSpec(Protocol):
     name: str
     train: TrainSettings
 
 
+@runtime_checkable
 class Trainer(Protocol):
     def step(self, inputs: Batch) -> Mapping[str, float]:
         """One iteration of the schedule on a batch; each player's loss and its terms (`G/cycle`)."""
@@ -57,6 +61,7 @@ class Trainer(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
+@runtime_checkable
 class Program(Protocol):
     @property
     def spec(self) -> RunSpec: ...
@@ -82,6 +87,7 @@ class Program(Protocol):
         """Held-out metrics: the columns of eval.csv."""
 
 
+@runtime_checkable
 class Dataset(Protocol):
     def batch(self, step: int, batch_size: int) -> Batch:
         """The training batch of step `step`: a pure function of (seed, step, batch_size)."""
@@ -123,6 +129,7 @@ class NamesHazards(Protocol):
     hazards: Mapping[str, Sequence[str]]  # by loss key (`G/adv`): what can make it non-finite
 
 
+@runtime_checkable
 class DistributedProgram(Program, Protocol):
     """A program that torchrun processes can train together (distributed.py)."""
 

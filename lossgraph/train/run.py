@@ -39,11 +39,14 @@ Decisions, so that a user can predict what a run does:
 
 `train` reads as the order of a run; each part is a module of its own:
 
-    options.py    RunOptions, resolved and checked into a Plan       protocols.py  what it needs of
-    resume.py     the folder policy, the checkpoint to go on from                  program, trainer,
-    run_state.py  what a checkpoint holds; saving and restoring it                  dataset
-    outputs.py    metrics.csv, eval.csv, sample grids, events        progress.py   stderr display
-    loop.py       the steps and what follows each                    rng.py        streams, side work
+    protocols.py  what a run needs of the program, the trainer and the dataset
+    options.py    RunOptions, resolved and checked into a Plan
+    resume.py     the output-folder policy, and the checkpoint a run goes on from
+    run_state.py  what a checkpoint holds: saving it, restoring it
+    outputs.py    metrics.csv, eval.csv, sample grids, TensorBoard events
+    progress.py   the progress bar or log lines on stderr
+    rng.py        the random streams: kept in checkpoints, set aside for side computations
+    loop.py       the steps, and what follows each
 """
 
 from __future__ import annotations

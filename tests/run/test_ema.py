@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import lossgraph
-from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
+from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, read_checkpoint_state, stored_networks
 from lossgraph.cli import main
 from lossgraph.data import open_dataset
 from lossgraph.train.ema import EMA
@@ -153,6 +153,8 @@ def test_a_run_saves_the_averages_and_samples_and_evaluates_with_them(tmp_path, 
     tensors = stored(tmp_path)
     assert any(key.startswith("G@ema.") for key in tensors)
     assert not torch.equal(tensors["G@ema.down.0.0.weight"], tensors["G.down.0.0.weight"])
+    # the averages are stored once, as networks: the trainer's state in state.pt leaves them out
+    assert "ema" not in read_checkpoint_state(checkpoint)["trainer"]
 
     # eval.csv's last value is the held-out metric of the average, not of the trained weights
     nets = program.build_networks(seed=0)
