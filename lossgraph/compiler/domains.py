@@ -150,15 +150,22 @@ def mul(a: Range, b: Range) -> Range:
 def reciprocal(a: Range) -> Range:
     """1 / a for an `a` that excludes 0 (on one side of it)."""
 
-    def inverse(value: float, is_open: bool) -> tuple[float, bool]:
+    positive = a.low >= 0
+
+    def inverse(value: float, is_open: bool, nearer_zero: bool) -> tuple[float, bool]:
         if value == 0:
-            return (INF if a.low >= 0 else -INF), True
+            return (INF if positive else -INF), True
         if math.isinf(value):
             return 0.0, True
-        inverse = 1.0 / value  # inf for a subnormal value: its true reciprocal is beyond the largest float
-        return (math.copysign(sys.float_info.max, inverse) if math.isinf(inverse) else inverse), is_open
+        inverse = 1.0 / value
+        if math.isinf(inverse):
+            # a subnormal value: its true reciprocal lies beyond the largest float. The end of `a`
+            # nearer 0 bounds the reciprocal's outer side (unbounded, open); the other end bounds
+            # its inner side, and the largest float is a bound on that side that holds.
+            return (math.copysign(INF, value), True) if nearer_zero else (math.copysign(sys.float_info.max, value), is_open)
+        return inverse, is_open
 
-    ends = [inverse(a.low, a.low_open), inverse(a.high, a.high_open)]
+    ends = [inverse(a.low, a.low_open, positive), inverse(a.high, a.high_open, not positive)]
     return _make(ends, ends)
 
 
