@@ -252,11 +252,14 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             if isinstance(value, torch.Tensor) and value.dim() != 0:
                 fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values", term.key)
     _check_classes(spec, graph, values, fail)
+    # a sample shows as the spec's images do: with the channel count of one of its image variables
+    channels = sorted({kind.size for kind in spec.kinds.values() if kind.kind == "image"}) or [IMAGE_CHANNELS]
     for index, (label, expr) in enumerate(graph.samples):
         value = values[expr]
-        if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[1] == IMAGE_CHANNELS):
+        if not (isinstance(value, torch.Tensor) and value.dim() == 4 and value.shape[1] in channels):
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
-            fail(expr, f"sample '{label}' is not an image batch (N, {IMAGE_CHANNELS}, H, W): shape {shape}", None, f"samples[{index}]")
+            wanted = " or ".join(str(count) for count in channels)
+            fail(expr, f"sample '{label}' is not an image batch (N, {wanted}, H, W): shape {shape}", None, f"samples[{index}]")
     for name, expr in graph.evaluate:
         value = values[expr]
         if isinstance(value, torch.Tensor) and value.dim() != 0:

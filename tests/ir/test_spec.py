@@ -589,6 +589,15 @@ def test_player_whose_objective_ignores_its_networks_is_located_at_its_own_term(
     assert_located(message, text, "E[(D_Y(y) - 1)^2]", "players.G.minimize.adv", occurrence=1)
 
 
+def test_samples_of_one_channel_images_are_images():
+    """A spec whose images are grey (image(1)) shows its samples as grey grids (a spec of
+    three-channel images refuses a one-channel sample: the next test)."""
+    grey = GOOD.replace("data: {x: image, y: image}", "data: {x: image(1), y: image(1)}")
+    assert grey != GOOD
+    program = lossgraph.compile(lossgraph.loads(grey + "samples: [x, fake_y]\n"))
+    assert [label for label, _ in program.graph.samples] == ["x", "fake_y"]
+
+
 def test_metric_and_sample_problems_are_located_at_their_own_keys():
     # `fake_y` is also written in the let and in terms: the problem belongs at samples[1]
     text = GOOD + "samples: [x, D_Y(fake_y)]\nevaluate:\n  bad: l1(fake_y - y)\n"
