@@ -41,6 +41,15 @@ Exactly one source key, then options:
                          variables (never in `batch()`); a NAME may be a random variable of the
                          spec, so that evaluation uses fixed values for it.
 
+Augmentation, any source (augment.py; as the pix2pix and CycleGAN code preprocess):
+    load_size: L         load every image at L x L (folders: shorter side resized to L, centre
+                         square; builtin: drawn at L); default the image size
+    crop_size: S         cut S x S: at a random position in training, at the centre held out.
+                         S is the training image size: the spec's train.image_size follows it
+                         (language/dataset_options.py), so pass image_size = S here
+    flip: true | false   mirror each training sample left to right with probability 1/2
+    The images of one stream (both images of a pair) share each sample's crop and flip.
+
 SOURCEs:
     shape(IMAGE)         builtin: the kind of the main shape of IMAGE's scene, label(3):
                          0 circle, 1 square, 2 triangle
@@ -119,7 +128,7 @@ __all__ = [
 BUILTINS = {"shapes": ShapesDataset}
 LAYOUTS = {"unaligned": FolderDataset, "aligned": AlignedFolderDataset, "classes": ClassFolderDataset}
 # Keys each kind of source accepts, and the defaults of the optional ones.
-COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None}
+COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None, "load_size": None, "crop_size": None, "flip": False}
 BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64, "styles": None}
 FOLDER_KEYS = {"folder": None, "layout": "unaligned", **COMMON_KEYS}
 EXAMPLE = "{builtin: shapes, pairing: unpaired}"
@@ -174,7 +183,7 @@ def open_dataset(
         raise DataError(f"dataset.pairing: {pairing!r} is not valid; {suggest(str(pairing), PAIRINGS)}")
     if not is_integer(image_size) or image_size < 8:
         raise DataError(f"dataset: image size must be an integer of at least 8, got {image_size!r}")
-    sources = {"labels": options["labels"], "held_out": options["held_out"]}
+    common = {"labels": options["labels"], "held_out": options["held_out"], **augmentation(options, image_size)}
 
     if source == "builtin":
         name = options["builtin"]
@@ -192,7 +201,7 @@ def open_dataset(
             size=options["size"],
             test_size=options["test_size"],
             styles=options["styles"],
-            **sources,
+            **common,
         )
 
     folder = options["folder"]
@@ -201,7 +210,26 @@ def open_dataset(
     root = Path(folder).expanduser()
     if not root.is_absolute():
         root = Path(base_dir if base_dir is not None else os.getcwd()) / root
-    return LAYOUTS[layout](root, kinds, image_size, seed=seed, pairing=pairing, **sources)
+    return LAYOUTS[layout](root, kinds, image_size, seed=seed, pairing=pairing, **common)
+
+
+def augmentation(options: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+    """The dataset's `load_size` and `flip` (augment.py), checked against `crop_size` and `image_size`.
+
+    A spec's values were checked where they are written (language/dataset_options.py); these
+    checks catch a direct call that disagrees with itself.
+    """
+    crop, load, flip = options["crop_size"], options["load_size"], options["flip"]
+    for key, value in (("crop_size", crop), ("load_size", load)):
+        if value is not None and (not is_integer(value) or value < 1):
+            raise DataError(f"dataset.{key}: expected a positive integer, got {value!r}")
+    if crop is not None and crop != image_size:
+        raise DataError(f"dataset.crop_size: {crop} differs from the image size {image_size}; open the dataset at image_size={crop}")
+    if load is not None and load < image_size:
+        raise DataError(f"dataset.load_size: {load} is smaller than the crop size {image_size}; make it at least {image_size}")
+    if not isinstance(flip, bool):
+        raise DataError(f"dataset.flip: expected true or false, got {flip!r}")
+    return {"load_size": load, "flip": flip}
 
 
 def check_keys(config: Mapping[str, Any], accepted: Mapping[str, Any], source: str) -> None:

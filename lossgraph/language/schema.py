@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from lossgraph.language.dataset_options import imply_image_size
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
 from lossgraph.language.source import Source
@@ -164,6 +166,12 @@ class Spec(_Model):
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _crop_size_is_image_size(cls, data: Any) -> Any:
+        # dataset.crop_size is the training image size; dataset_options.py says why
+        return imply_image_size(data)
 
     @property
     def source(self) -> Source:
