@@ -117,15 +117,15 @@ def _add_fid_weights(command: argparse.ArgumentParser) -> None:
                               "fid, kid and diversity metrics: train.fid_weights, as an absolute path; never downloaded")
 
 
-def _with_fid_weights(spec, path: str | None):
-    """`spec` with train.fid_weights set to `path` made absolute (so the run's spec.yaml names the
-    file wherever it is read); `spec` itself without `path`."""
-    if not path:
-        return spec
+def _overrides(args) -> list[str]:
+    """The command's overrides; `--fid-weights PATH` is one more, `train.fid_weights=` the absolute
+    path (so the run's spec.yaml names the file wherever it is read)."""
+    if not getattr(args, "fid_weights", None):
+        return list(args.overrides)
+    import json
     from pathlib import Path
 
-    weights = str(Path(path).expanduser().resolve())
-    return spec.model_copy(update={"train": spec.train.model_copy(update={"fid_weights": weights})})
+    return [*args.overrides, f"train.fid_weights={json.dumps(str(Path(args.fid_weights).expanduser().resolve()))}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,10 +158,9 @@ def _compile(spec, overrides=()):
 
 
 def _check(args) -> int:
-    from lossgraph.language.spec import load
     from lossgraph.views.show import render
 
-    program = _compile(_with_fid_weights(load(args.spec, args.overrides), args.fid_weights))
+    program = _compile(args.spec, _overrides(args))
     sys.stdout.write(render(program.written, paper=program.spec.paper))
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
     if args.explain:
@@ -213,7 +212,7 @@ def _run(args) -> int:
 
     from lossgraph.language.spec import load
 
-    spec = load(args.spec, args.overrides)
+    spec = load(args.spec, _overrides(args))
     config = dict(spec.dataset)
     if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
         config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
@@ -225,9 +224,9 @@ def _run(args) -> int:
     if config != dict(spec.dataset):
         spec = spec.model_copy(update={"dataset": config})
     weights = spec.train.fid_weights
-    if args.fid_weights or (weights and not Path(weights).expanduser().is_absolute()):
-        # absolute, like the data folder: relative to the spec's folder, or --fid-weights to the current one
-        spec = _with_fid_weights(spec, args.fid_weights or str(base / Path(weights).expanduser()))
+    if weights and not Path(weights).expanduser().is_absolute():  # absolute, like the data folder
+        resolved = str((base / Path(weights).expanduser()).resolve())
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"fid_weights": resolved})})
     if args.resume:  # an arch the run's --import registered, missing now: say which --import to add
         from lossgraph.language.plugins import require_archs
 
