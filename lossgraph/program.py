@@ -19,7 +19,7 @@ import lossgraph.nets as architectures
 
 from lossgraph.compiler.codegen import emit_judge_module, emit_module
 from lossgraph.compiler.expr import Expr
-from lossgraph.compiler.graph import Graph
+from lossgraph.compiler.graph import DistributionMetric, FeatureChoice, Graph
 from lossgraph.compiler.passes.pipeline import run_pipeline
 from lossgraph.compiler.passes.domains import hazards
 from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
@@ -145,6 +145,34 @@ class Program:
     def evaluate(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         with _eval_mode(nets):
             return {name: float(value) for name, value in self.generated(nets)["evaluate"](nets, self.draw(inputs)).items()}
+
+    @property
+    def distributions(self) -> tuple[DistributionMetric, ...]:
+        """The `fid`, `kid` and `diversity` metrics of `evaluate:`: metrics of the whole held-out set,
+        which a run computes (train/metrics/) from the images below."""
+        return self.graph.distributions
+
+    @property
+    def features(self) -> FeatureChoice | None:
+        """The network whose features the distribution metrics compare (None without such metrics)."""
+        return self.graph.features
+
+    def distribution_images(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The images `fid` and `kid` compare on one held-out batch, keyed `<metric>/generated` and
+        `<metric>/real`; random variables the inputs lack are drawn."""
+        return self._images("distribution_images", nets, inputs)
+
+    def diversity_images(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One draw of the outputs `diversity` compares, keyed `<metric>/outputs`: each call draws
+        the random variables the inputs lack afresh."""
+        return self._images("diversity_images", nets, inputs)
+
+    def _images(self, function: str, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        generated = self.generated(nets)
+        if function not in generated:
+            return {}
+        with _eval_mode(nets):
+            return dict(generated[function](nets, self.draw(inputs)))
 
     def generated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, Any]:
         """The generated module's functions, compiled for the modules in `nets`.

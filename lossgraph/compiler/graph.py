@@ -75,6 +75,29 @@ class Player:
 
 
 @dataclass(frozen=True)
+class DistributionMetric:
+    """An `evaluate:` metric of the whole held-out set rather than of one batch (distributions.py):
+    `fid(generated, real)` and `kid(generated, real)` compare two sets of images through a feature
+    network; `diversity(outputs, draws)` is the mean feature distance between outputs for one input
+    under `draws` fresh draws of the random variables."""
+
+    name: str                   # its evaluate: key, the eval.csv column
+    kind: str                   # "fid" | "kid" | "diversity"
+    images: tuple[Expr, ...]    # fid, kid: (generated, real); diversity: (outputs,)
+    draws: int = 0              # diversity: draws per held-out input
+
+
+@dataclass(frozen=True)
+class FeatureChoice:
+    """The network whose features the distribution metrics compare: the FID Inception network,
+    read from a weights file, or a judge's own features."""
+
+    kind: str                   # "inception" | "judge"
+    judge: str | None = None
+    weights: str | None = None  # the Inception weights file, as the spec or --fid-weights gives it
+
+
+@dataclass(frozen=True)
 class Graph:
     name: str
     file: str
@@ -89,6 +112,8 @@ class Graph:
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
     judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
     held_out: Mapping[str, Kind] = field(default_factory=dict)  # evaluation-only data: the dataset's held_out extras
+    distributions: tuple[DistributionMetric, ...] = ()  # evaluate: metrics of the whole held-out set
+    features: FeatureChoice | None = None    # what the distribution metrics compare features of
     # a probability network's D(v) is written as sigmoid(logits) in the IR (passes/sigmoids.py);
     # until then its APPLY node reads as the probability itself
     sigmoids_explicit: bool = False
@@ -98,7 +123,8 @@ class Graph:
 
     def roots(self) -> list[Expr]:
         out = [term.expr for player in (*self.players, *self.judges) for term in player.terms]
-        return out + [expr for _, expr in self.samples] + [expr for _, expr in self.evaluate]
+        out += [expr for _, expr in self.samples] + [expr for _, expr in self.evaluate]
+        return out + [image for metric in self.distributions for image in metric.images]
 
     def nodes(self) -> list[Expr]:
         """Every distinct node, children first."""
@@ -149,6 +175,8 @@ class Graph:
             judges=tuple(rebuild_player(judge) for judge in self.judges),
             samples=tuple((label, rebuild(expr)) for label, expr in self.samples),
             evaluate=tuple((name, rebuild(expr)) for name, expr in self.evaluate),
+            distributions=tuple(replace(metric, images=tuple(rebuild(image) for image in metric.images))
+                                for metric in self.distributions),
             random_like=MappingProxyType({name: rebuild(expr) for name, expr in self.random_like.items()}),
             origins=MappingProxyType(origins),
             names=MappingProxyType(names),

@@ -20,6 +20,7 @@ import torch
 import lossgraph.nets as architectures
 
 from lossgraph.language.errors import Origin, Problem, Problems, SpecError, did_you_mean
+from lossgraph.compiler.distributions import check_images
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.interpret import evaluate_node
@@ -264,6 +265,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
         value = values[expr]
         if isinstance(value, torch.Tensor) and value.dim() != 0:
             fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]", f"evaluate.{name}")
+    check_images(graph.distributions, graph.features, values, {name: c.in_channels for name, c in configs.items()}, fail)
     problems.raise_if_any(SpecError)
 
     for name, net in spec.networks.items() if given is None else ():

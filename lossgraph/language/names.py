@@ -7,7 +7,8 @@
 - data and random kinds that parse (`image`, `label(10)`, `normal(8)`), macro signatures;
 - players: exactly one of minimize/maximize, networks that exist and belong to one player;
   schedule entries, optimizers, history pools, judges, EMAs and `share:` that name what exists;
-  a term's `updates:` among its player's networks.
+  a term's `updates:` among its player's networks;
+- `train.keep_best` naming an `evaluate:` metric, `train.features` naming a judge (or `inception`).
 
 Names a formula gives a meaning of its own (`E`, `log`, `l1`, ...) are refused where formulas get
 their meaning, in `compiler/passes/lower.py`: the op table is the compiler's, not the language's.
@@ -148,4 +149,29 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
         elif name not in owner:
             problems.add(f"network '{name}' is updated by no player, so its average would never move",
                          source.origin(path, at_key=True), "keep an EMA of a network that a player trains")
+    check_evaluation_settings(spec, source, problems)
 
+
+INCEPTION = "inception"  # train.features: the FID Inception network, from train.fid_weights
+
+
+def check_evaluation_settings(spec: Spec, source: Source, problems: Problems) -> None:
+    """`train.keep_best` names an `evaluate:` metric; `train.features` a judge or `inception`."""
+    best = spec.train.keep_best
+    if best is not None and best.metric not in spec.evaluate:
+        path = ("train", "keep_best", "metric")
+        if spec.evaluate:
+            names = ", ".join(spec.evaluate)
+            close = did_you_mean(best.metric, spec.evaluate)
+            hint = f"{close} (evaluate: defines {names})" if close and close.startswith("did") else f"evaluate: defines {names}"
+        else:
+            hint = "the spec has no evaluate: section; define the metric there first"
+        problems.add(f"keep_best: unknown metric '{best.metric}'", source.origin(path), hint)
+    features = spec.train.features
+    if features is not None and features != INCEPTION and features not in spec.judges:
+        choices = [INCEPTION, *spec.judges]
+        problems.add(f"features: '{features}' is neither a judge nor {INCEPTION}", source.origin(("train", "features")),
+                     did_you_mean(features, choices) or f"choose one of {', '.join(choices)}")
+    if features == INCEPTION and spec.train.fid_weights is None:
+        problems.add("features: inception needs the FID Inception weights file", source.origin(("train", "features")),
+                     "give train.fid_weights: PATH (or run with --fid-weights PATH), e.g. pt_inception-2015-12-05-6726825d.pth")

@@ -134,6 +134,14 @@ class JudgeSpec(_Model):
     optim: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(adam=AdamSpec(lr=1e-3, betas=(0.9, 0.999))))
 
 
+class KeepBestSpec(_Model):
+    """`train.keep_best: {metric: error_XY, mode: min}`: keep the networks of the evaluation with the
+    best value of one `evaluate:` metric (the lowest with `min`, the highest with `max`)."""
+
+    metric: str
+    mode: Literal["min", "max"] = "min"
+
+
 class TrainSpec(_Model):
     steps: int = Field(default=2000, gt=0)
     batch_size: int = Field(default=16, gt=0)
@@ -142,6 +150,10 @@ class TrainSpec(_Model):
     sample_every: int = Field(default=250, gt=0)
     checkpoint_every: int = Field(default=500, gt=0)
     eval_every: int = Field(default=250, gt=0)
+    keep_best: KeepBestSpec | None = None
+    # the network whose features fid, kid and diversity compare: `inception` or a judge's name
+    features: str | None = None
+    fid_weights: str | None = None  # the FID Inception weights file (pt_inception-2015-12-05), read, never downloaded
 
 
 class Spec(_Model):
@@ -220,6 +232,7 @@ MODELS_BY_PATH = {
     ("optim", "*", "sgd"): SGDSpec,
     ("optim", "*", "schedule"): LRScheduleSpec,
     ("train",): TrainSpec,
+    ("train", "keep_best"): KeepBestSpec,
     ("judges", "*"): JudgeSpec,
     ("judges", "*", "optim"): OptimizerSpec,
     ("judges", "*", "optim", "adam"): AdamSpec,

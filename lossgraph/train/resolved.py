@@ -37,7 +37,8 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     its whole `train:` section. Keys the spec left to defaults elsewhere stay unwritten, so the
     result validates exactly like the spec did (`output:` beside `heads:` is an error, say)."""
     data = spec.model_dump(mode="json", exclude_unset=True)
-    data["train"] = spec.train.model_dump(mode="json")
+    # unset optional settings (keep_best, features, fid_weights) stay out, as runs before them wrote it
+    data["train"] = spec.train.model_dump(mode="json", exclude_none=True)
     return data
 
 

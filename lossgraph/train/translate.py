@@ -2,7 +2,8 @@
 
     RUN/spec.yaml             the resolved spec the run trained (written at the start of each run);
                               `--spec` names one for a run folder without it
-    RUN/checkpoints/step_N/   the weights; the latest complete checkpoint unless `--checkpoint`
+    RUN/checkpoints/step_N/   the weights; the latest complete checkpoint unless `--checkpoint` names
+                              another: `best` (train.keep_best's), `latest`, a step number, or a folder
 
 The program is compiled from the spec, its networks built and the checkpoint's tensors loaded.
 Images are read as training reads a folder (`data/image_folder.py`: EXIF-upright, resized so the
@@ -30,6 +31,7 @@ from typing import Any
 
 import torch
 
+from lossgraph.train.best import named_checkpoint
 from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
 from lossgraph.data.image_folder import IMAGE_SUFFIXES, list_images, load_image
 from lossgraph.train.ema import EMA_SUFFIX, ema_name, is_ema_name
@@ -126,6 +128,8 @@ def choose_network(program: Any, wanted: str | None) -> Signature:
 
 
 def resolve_checkpoint(run: Path, checkpoint: str | os.PathLike | None) -> Path:
+    if isinstance(checkpoint, str) and (checkpoint in ("best", "latest") or checkpoint.isdigit()):
+        return named_checkpoint(run / "checkpoints", checkpoint)  # `best`, `latest`, a step: of this run
     if checkpoint is None:
         found = latest_checkpoint(run / "checkpoints")
         if found is None:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from lossgraph.language.errors import FormulaError, Origin, Problem, Problems, SpecError, did_you_mean
 from lossgraph.compiler.expr import Expr, transform
+from lossgraph.compiler.distributions import FORMS, lower_evaluate, refuse_nested
 from lossgraph.compiler.formula import NetworkRef, Site, parse
 from lossgraph.language.macros import Macro, parse_signature, standard_library
 from lossgraph.compiler.graph import Graph, Network, Player, Term
@@ -22,7 +23,7 @@ from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from lossgraph.language.spec import Spec
 
-RESERVED = frozenset({"E"} | set(BUILTINS))  # a formula's own; generated code's names are free (codegen renames)
+RESERVED = frozenset({"E"} | set(BUILTINS) | set(FORMS))  # a formula's own; generated code's names are free (codegen renames)
 
 
 def check_reserved(spec: Spec) -> None:
@@ -128,7 +129,7 @@ class SpecScope:
     # -- macros ---------------------------------------------------------------------------------
 
     def is_macro(self, name: str) -> bool:
-        return name in self.macros or name == "gp"
+        return name in self.macros or name == "gp" or (name in FORMS and name not in self.spec.networks)
 
     def network_ref(self, name: str) -> NetworkRef | None:
         return NetworkRef(name) if name in self.spec.networks else None
@@ -136,6 +137,8 @@ class SpecScope:
     def expand(self, name: str, args: list, where: Site, span: tuple[int, int]) -> Expr:
         if name == "gp" and name not in self.macros:
             return self.gradient_penalty(args, where, span)
+        if name in FORMS and name not in self.macros:
+            raise where.error(refuse_nested(name), span)
         macro = self.macros[name]
         if len(args) != len(macro.params):
             raise where.error(f"macro {name}({', '.join(macro.params)}) takes {len(macro.params)} arguments, got {len(args)}", span)
@@ -372,11 +375,7 @@ def lower(spec: Spec) -> Graph:
         expr = formula(("samples", index), text)
         if expr is not None:
             samples.append((text.strip(), expr))
-    evaluate = []
-    for name, text in spec.evaluate.items():
-        expr = formula(("evaluate", name), text)
-        if expr is not None:
-            evaluate.append((name, expr))
+    evaluated = lower_evaluate(spec, scope, formula, problems)  # evaluate, distributions, features
     problems.raise_if_any(SpecError)
 
     networks = {
@@ -392,7 +391,7 @@ def lower(spec: Spec) -> Graph:
         random=MappingProxyType(spec.draws),
         random_like=MappingProxyType(random_like),
         samples=tuple(samples),
-        evaluate=tuple(evaluate),
+        **evaluated,
         judges=tuple(judges),
         held_out=MappingProxyType(scope.held_out),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
