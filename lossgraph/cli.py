@@ -181,7 +181,7 @@ def _run(args) -> int:
     from pathlib import Path
 
     from lossgraph.train.accelerate import given
-    from lossgraph.data import open_dataset
+    from lossgraph.data import FOLDER_KEYS, open_dataset
     from lossgraph.train.run import RunOptions, train
 
     from lossgraph.language.spec import load
@@ -189,7 +189,7 @@ def _run(args) -> int:
     spec = load(args.spec, args.overrides)
     config = dict(spec.dataset)
     if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
-        config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
+        config = {key: value for key, value in config.items() if key in FOLDER_KEYS}
         config["folder"] = args.data
     base = Path(spec.path).parent if spec.path and Path(spec.path).is_file() else Path.cwd()
     if isinstance(config.get("folder"), str):
