@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--ema", action="store_true",
                            help="apply the network's moving average (the spec's ema:), saved in the checkpoint as <name>@ema")
     translate.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
+    translate.add_argument("--size", type=int, metavar="N",
+                           help="resize each image so its shorter side is N and centre-crop it (default: keep each "
+                                "image's size, padded to what the network's down-sampling needs and cropped back)")
     translate.add_argument("--batch-size", type=int, default=16)
     translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     for command in (run, check, show, emit, graph, plot, translate):
@@ -207,7 +210,7 @@ def _run(args) -> int:
     from pathlib import Path
 
     from lossgraph.train.accelerate import given
-    from lossgraph.data import open_dataset
+    from lossgraph.data import FOLDER_KEYS, open_dataset
     from lossgraph.train.run import RunOptions, train
 
     from lossgraph.language.spec import load
@@ -215,7 +218,7 @@ def _run(args) -> int:
     spec = load(args.spec, _overrides(args))
     config = dict(spec.dataset)
     if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
-        config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
+        config = {key: value for key, value in config.items() if key in FOLDER_KEYS}
         config["folder"] = args.data
     base = Path(spec.path).parent if spec.path and Path(spec.path).is_file() else Path.cwd()
     if isinstance(config.get("folder"), str):
@@ -277,9 +280,12 @@ def _translate(args) -> int:
     from lossgraph.train.translate import translate
 
     result = translate(args.run, args.input, args.output, network=args.network, checkpoint=args.checkpoint,
-                       spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema)
+                       spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema, size=args.size)
     used = f"{result.network}'s moving average" if result.ema else result.network
-    print(f"translated {len(result.written)} images with {used} ({result.checkpoint}) into {args.output}")
+    if result.note:
+        print(f"note: {result.note}")
+    sized = f"at {result.size}x{result.size}" if result.size else "each at its own size"
+    print(f"translated {len(result.written)} images with {used} ({result.checkpoint}) into {args.output}, {sized}")
     return 0
 
 

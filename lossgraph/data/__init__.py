@@ -17,6 +17,9 @@ Exactly one source key, then options:
 
     builtin: shapes      procedural scenes (shapes.py); optional `size` (training scenes, default
                          4096) and `test_size` (held-out samples, default 64)
+    builtin: photos      patches of public-domain photographs (photos.py; the extra
+                         lossgraph[photos]); `task: grade | colorize` (photo_tasks.py, default
+                         grade), `photo_size`, `size` (default 4096), `test_size` (default 60)
     folder: PATH         images on disk; a relative PATH is resolved against `base_dir` (pass
                          the spec file's folder) or, without one, against the current directory
     layout: unaligned | aligned | classes          (folders only; default unaligned)
@@ -111,6 +114,7 @@ from lossgraph.data.classes import ClassFolderDataset
 from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset
 from lossgraph.data.variables import as_kinds, quoted, suggest
 from lossgraph.data.folders import FolderDataset
+from lossgraph.data.photos import PhotoDataset
 from lossgraph.data.shapes import ShapesDataset
 from lossgraph.language.errors import DataError, did_you_mean
 
@@ -119,17 +123,21 @@ __all__ = [
     "ClassFolderDataset",
     "Dataset",
     "FolderDataset",
+    "PhotoDataset",
     "ShapesDataset",
     "open_dataset",
     "BUILTINS",
+    "FOLDER_KEYS",
     "LAYOUTS",
 ]
 
-BUILTINS = {"shapes": ShapesDataset}
+BUILTINS = {"shapes": ShapesDataset, "photos": PhotoDataset}
 LAYOUTS = {"unaligned": FolderDataset, "aligned": AlignedFolderDataset, "classes": ClassFolderDataset}
 # Keys each kind of source accepts, and the defaults of the optional ones.
 COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None, "load_size": None, "crop_size": None, "flip": False}
-BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64, "styles": None}
+BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64}
+# The keys only one builtin takes, with their defaults (photos: 60 held-out patches, 10 per photograph).
+BUILTIN_OWN_KEYS = {"shapes": {"styles": None}, "photos": {"task": "grade", "photo_size": None, "test_size": 60}}
 FOLDER_KEYS = {"folder": None, "layout": "unaligned", **COMMON_KEYS}
 EXAMPLE = "{builtin: shapes, pairing: unpaired}"
 
@@ -155,14 +163,18 @@ def open_dataset(
             f"for example {EXAMPLE}"
         )
     source = "builtin" if "builtin" in config else "folder"
-    accepted = BUILTIN_KEYS if source == "builtin" else FOLDER_KEYS
+    name = config.get("builtin")
+    if source == "builtin" and name not in BUILTINS:
+        hint = suggest(str(name), BUILTINS)
+        raise DataError(f"dataset.builtin: unknown builtin dataset {name!r}; {hint}")
+    accepted = {**BUILTIN_KEYS, **BUILTIN_OWN_KEYS[name]} if source == "builtin" else FOLDER_KEYS
     check_keys(config, accepted, source)
     options = {**accepted, **config}
 
     layout = options.get("layout")
     if source == "folder" and layout not in LAYOUTS:
         raise DataError(f"dataset.layout: {layout!r} is not valid; {suggest(str(layout), LAYOUTS)}")
-    two_domains = (source == "builtin" and options["styles"] is None) or layout in ("unaligned", "aligned")
+    two_domains = (source == "builtin" and options.get("styles") is None) or layout in ("unaligned", "aligned")
     if isinstance(variables, (list, tuple)) and two_domains:
         check_variables(variables)
     kinds = as_kinds(variables)
@@ -186,22 +198,13 @@ def open_dataset(
     common = {"labels": options["labels"], "held_out": options["held_out"], **augmentation(options, image_size)}
 
     if source == "builtin":
-        name = options["builtin"]
-        if name not in BUILTINS:
-            hint = suggest(str(name), BUILTINS)
-            raise DataError(f"dataset.builtin: unknown builtin dataset {name!r}; {hint}")
         for key in ("size", "test_size"):
             if not is_integer(options[key]) or options[key] < 1:
                 raise DataError(f"dataset.{key}: expected a positive integer, got {options[key]!r}")
+        own = {key: options[key] for key in BUILTIN_OWN_KEYS[name] if key != "test_size"}
         return BUILTINS[name](
-            kinds,
-            image_size,
-            seed=seed,
-            pairing=pairing,
-            size=options["size"],
-            test_size=options["test_size"],
-            styles=options["styles"],
-            **common,
+            kinds, image_size, seed=seed, pairing=pairing, size=options["size"], test_size=options["test_size"],
+            **own, **common,
         )
 
     folder = options["folder"]
@@ -233,9 +236,13 @@ def augmentation(options: Mapping[str, Any], image_size: int) -> dict[str, Any]:
 
 
 def check_keys(config: Mapping[str, Any], accepted: Mapping[str, Any], source: str) -> None:
-    other_source_keys = (set(BUILTIN_KEYS) | set(FOLDER_KEYS)) - set(accepted)
-    takes = f"a {source} dataset takes {quoted(accepted)}"
+    other_builtins = {key: name for name, keys in BUILTIN_OWN_KEYS.items() for key in keys if key not in accepted}
+    other_source_keys = (set(BUILTIN_KEYS) | set(FOLDER_KEYS) | set(other_builtins)) - set(accepted)
+    what = f"builtin '{config['builtin']}'" if source == "builtin" else "a folder dataset"
+    takes = f"{what} takes {quoted(accepted)}"
     for key in config:
+        if key in other_builtins and source == "builtin":
+            raise DataError(f"dataset.{key}: applies only to builtin '{other_builtins[key]}'; {takes}")
         if key in other_source_keys:
             other = "builtin" if source == "folder" else "folder"
             raise DataError(

@@ -74,7 +74,12 @@ def to_tensor(image: Image.Image, image_size: int, channels: int = 3) -> torch.T
     image = image.resize(resized, Image.Resampling.BICUBIC)
     left = (resized[0] - image_size) // 2
     top = (resized[1] - image_size) // 2
-    image = image.crop((left, top, left + image_size, top + image_size))
+    return as_tensor(image.crop((left, top, left + image_size, top + image_size)), channels)
+
+
+def as_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
+    """A decoded image at its own size as (channels, height, width) float32 in [-1, 1]."""
+    image = image.convert("RGB" if channels == 3 else "L")
     pixels = torch.from_numpy(numpy.asarray(image, dtype=numpy.float32))
     if pixels.dim() == 2:
         pixels = pixels.unsqueeze(-1)
