@@ -167,9 +167,24 @@ class Graph:
                 dag.add_edge(child, node)
             if node.op is Ops.APPLY:
                 dag.add_edge(f"params:{node.arg}", node)
-            elif node.op is Ops.GRADIENT_PENALTY:
-                dag.add_edge(f"params:{node.arg[0]}", node)
         return dag
+
+
+def differentiated(root: Expr) -> frozenset[Expr]:
+    """The nodes under `root` that a `grad` differentiates: those between a grad's variable (its
+    LEAF) and the grad, the variable included. They run with autograd wherever they are computed,
+    on that very variable, so a step computes them itself (phases.py) and a network among them has
+    its gradient differentiated again (accelerate.py: not compiled)."""
+    found: set[Expr] = set()
+    for node in root.walk():
+        if node.op is Ops.GRAD:
+            out, leaf = node.args
+            reached = {leaf}
+            for inner in out.walk():  # children first: a node reaches the leaf through a child
+                if any(child in reached for child in inner.args):
+                    reached.add(inner)
+            found |= reached
+    return frozenset(found)
 
 
 def to_sympy(expr: Expr):

@@ -150,6 +150,9 @@ class _Analysis:
                 if op is Ops.CE:
                     return (f"ce(logits, c) takes a label as its target c, but {what}",
                             "declare the target as label(K) under data: or random:, or compare images with l1 or l2sq")
+                if op is Ops.PICK:
+                    return (f"pick(v, c) selects each sample's output by its label c, but {what}",
+                            "declare c as label(K) under data: or random:")
                 return (f"{spelling} compares labels, but {what}",
                         "accuracy is written E[argmax(C(x)) == c]")
             if expected == REAL and domain.kind == LABEL:
