@@ -107,7 +107,7 @@ class Program:
         missing = [name for name in self.graph.random if name not in inputs]
         if not missing:
             return dict(inputs)
-        first = next(iter(inputs.values()))
+        first = next(value for value in inputs.values() if value.dim() > 0)  # not a weight: a batch
         batch, device = first.shape[0], first.device
         out = dict(inputs)
         for name in missing:
@@ -121,12 +121,33 @@ class Program:
                 out[name] = torch.rand(shape, device=device, generator=generator) * (draw.high - draw.low) + draw.low
         return out
 
-    def losses(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor],
+               iteration: int = 0) -> dict[str, torch.Tensor]:
         """Every player's loss (what its optimizer minimizes) and every term `player/term`.
 
-        Random variables missing from `inputs` are drawn; those given are used as given.
+        Random variables missing from `inputs` are drawn; those given are used as given. A term
+        whose weight has a schedule takes its weight at `iteration` (from 0), unless `inputs`
+        gives it (`inputs["weight/G/ds"]`).
         """
-        return self.generated(nets)["losses"](nets, self.draw(inputs))
+        return self.generated(nets)["losses"](nets, self.weigh(self.draw(inputs), iteration))
+
+    def weights(self, iteration: int) -> dict[str, float]:
+        """Each scheduled term weight at `iteration` (from 0), by input name: `{"weight/G/ds": 1.96}`."""
+        return {name: schedule.at(iteration) for name, schedule in self.graph.weights.items()}
+
+    def weigh(self, inputs: Mapping[str, torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        """`inputs` with each scheduled weight at `iteration` it lacks, as a number tensor on the
+        inputs' device and in their floating dtype: data of the step, so the generated code, a
+        compiled network or a CUDA graph never changes as the weights do."""
+        out = dict(inputs)
+        missing = {name: value for name, value in self.weights(iteration).items() if name not in out}
+        if missing:
+            floating = next((value for value in out.values() if value.is_floating_point()), None)
+            dtype = floating.dtype if floating is not None else torch.get_default_dtype()
+            device = next(iter(out.values())).device if out else torch.device("cpu")
+            values = torch.tensor(list(missing.values()), dtype=dtype).to(device, non_blocking=True)
+            out.update(zip(missing, values.unbind()))
+        return out
 
     def judge_function(self, judge: str):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)` of judge `judge`'s

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from lossgraph.language.errors import Origin
 from lossgraph.language.kinds import Draw, Kind
+from lossgraph.language.schema import WeightSchedule
 from lossgraph.compiler.expr import Expr, const
 from lossgraph.compiler.ops import OPS, Ops
 
@@ -43,10 +44,19 @@ class Term:
     weight: float
     expr: Expr                  # unweighted
     key: str                    # dotted spec path, e.g. players.G.minimize.cycle
+    schedule: WeightSchedule | None = None  # a weight that changes with the iteration (then `weight` is unused)
+
+    @property
+    def weight_input(self) -> str | None:
+        """The name of the scheduled weight among the step's inputs: `weight/G/ds`."""
+        return None if self.schedule is None else f"weight/{self.key.split('.')[1]}/{self.name}"
 
     @property
     def value(self) -> Expr:
-        """The term as reported: weight times expression."""
+        """The term as reported: weight times expression. A scheduled weight is an input of the
+        step (a WEIGHT leaf), so the code does not change as the weight does."""
+        if self.schedule is not None:
+            return Expr.make(Ops.MUL, Expr(Ops.WEIGHT, (), self.weight_input), self.expr)
         return self.expr if self.weight == 1.0 else Expr.make(Ops.MUL, const(self.weight), self.expr)
 
 
@@ -89,6 +99,7 @@ class Graph:
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
     judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
     held_out: Mapping[str, Kind] = field(default_factory=dict)  # evaluation-only data: the dataset's held_out extras
+    weights: Mapping[str, WeightSchedule] = field(default_factory=dict)  # scheduled weights by input name (Term.weight_input)
     # a probability network's D(v) is written as sigmoid(logits) in the IR (passes/sigmoids.py);
     # until then its APPLY node reads as the probability itself
     sigmoids_explicit: bool = False
@@ -198,7 +209,7 @@ def to_sympy(expr: Expr):
         if node.op is Ops.CONST:
             value = node.arg
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value)
-        elif node.op in (Ops.DATA, Ops.RANDOM):
+        elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
             done[node] = sp.Symbol(str(node.arg))
         elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(f"{node.arg}")(*args) if args else sp.Symbol(node.arg)

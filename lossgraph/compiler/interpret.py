@@ -35,7 +35,7 @@ def evaluate_node(node: Expr, args: list[Any], nets: Mapping[str, Any], inputs: 
     op = node.op
     if op is Ops.CONST:
         return node.arg
-    if op in (Ops.DATA, Ops.RANDOM):
+    if op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
         return inputs[node.arg]
     if op is Ops.APPLY:
         return nets[node.arg](*args)

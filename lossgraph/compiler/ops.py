@@ -30,6 +30,7 @@ class Ops(enum.Enum):
     CONST = enum.auto()
     DATA = enum.auto()
     RANDOM = enum.auto()
+    WEIGHT = enum.auto()
     # network application and head selection
     APPLY = enum.auto()
     HEAD = enum.auto()
@@ -145,6 +146,7 @@ ROWS = [
     OpDef(Ops.CONST, 0, "", "a number", None, None),
     OpDef(Ops.DATA, 0, "", "a data variable of the batch", None, None),
     OpDef(Ops.RANDOM, 0, "", "a named random draw", None, None, pure=False),
+    OpDef(Ops.WEIGHT, 0, "", "a term's weight at this iteration, from its schedule: an input of the step", None, None),
     OpDef(Ops.APPLY, None, "", "a network applied to its inputs", None, None),
     OpDef(Ops.HEAD, 1, "", "one named output of a network with several heads", None, None),
     OpDef(Ops.FROZEN, None, "", "a network applied with its parameters constant: gradient reaches its inputs only", None, None),

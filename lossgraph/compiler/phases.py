@@ -112,7 +112,7 @@ def live_part(expr: Expr, grad_nodes: frozenset[Expr]) -> Expr:
             return left if right is None else Expr.make(node.op, left, right)
         if node.op is Ops.NEG:
             return Expr.make(Ops.NEG, cut(node.args[0]))
-        if node.op is Ops.MUL and node.args[0].op is Ops.CONST:
+        if node.op is Ops.MUL and node.args[0].op in (Ops.CONST, Ops.WEIGHT):
             return Expr.make(Ops.MUL, node.args[0], cut(node.args[1]))
         return node
 

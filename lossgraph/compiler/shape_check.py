@@ -123,6 +123,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
         check_networks(spec)
     inputs = meta_inputs(spec)
     inputs.update({name: empty_input(kind, META_BATCH, spec.train.image_size) for name, kind in graph.held_out.items()})
+    inputs.update({name: torch.empty((), device="meta") for name in graph.weights})  # scheduled weights: numbers
     configs: dict[str, NetConfig] = {}
     modules: dict[str, torch.nn.Module] = {}
     values: dict[Expr, Any] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
 from lossgraph.language.source import Source
@@ -40,11 +40,79 @@ class NetworkSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class WeightSchedule(_Model):
+    """A term's weight as a function of the iteration i (counted from 0), exactly one of:
+
+    - `{linear: [a, b], steps: N}`: a at i = 0, moving linearly to b at i = N, then b
+      (`start: S` delays the ramp to S .. S + N);
+    - `{warmup: N}`: 0 for the first N iterations, then `value` (default 1);
+    - `{piecewise: [[0, a], [N1, b], ...]}`: a from iteration 0, b from N1, and so on.
+
+    The weight at i is a pure function of i, so a resumed run uses the weights it would have.
+    """
+
+    linear: tuple[float, float] | None = None
+    steps: int | None = Field(default=None, gt=0)
+    start: int | None = Field(default=None, ge=0)
+    warmup: int | None = Field(default=None, gt=0)
+    value: float | None = None
+    piecewise: list[tuple[Annotated[int, Field(ge=0)], float]] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "WeightSchedule":
+        kinds = [name for name in ("linear", "warmup", "piecewise") if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a weight schedule has exactly one of linear: [from, to], warmup: N, piecewise: [[0, w], [N, w2]]"
+                             + (f", not {' and '.join(kinds)}" if kinds else ""))
+        allowed = {"linear": {"steps", "start"}, "warmup": {"value"}, "piecewise": set()}[kinds[0]]
+        extra = [name for name in ("steps", "start", "value") if getattr(self, name) is not None and name not in allowed]
+        if extra:
+            raise ValueError(f"{extra[0]}: belongs to {'linear' if extra[0] != 'value' else 'warmup'}, not {kinds[0]}")
+        if self.linear is not None and self.steps is None:
+            raise ValueError("linear: [from, to] needs steps: N, the iterations it takes to get from one to the other")
+        starts = [start for start, _ in self.piecewise or ()]
+        if self.piecewise is not None and (starts[0] != 0 or any(a >= b for a, b in zip(starts, starts[1:]))):
+            raise ValueError("piecewise lists [iteration, weight] pairs from iteration 0 on, in increasing order: [[0, w], [N, w2], ...]")
+        return self
+
+    def at(self, iteration: int) -> float:
+        """The weight at `iteration` (from 0)."""
+        if self.linear is not None:
+            start, (first, last) = self.start or 0, self.linear
+            done = min(1.0, max(0.0, (iteration - start) / self.steps))
+            return first + (last - first) * done
+        if self.warmup is not None:
+            return 0.0 if iteration < self.warmup else (1.0 if self.value is None else self.value)
+        return next(value for start, value in reversed(self.piecewise) if start <= iteration)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest weight it ever takes."""
+        if self.linear is not None:
+            values = self.linear
+        elif self.warmup is not None:
+            values = (0.0, 1.0 if self.value is None else self.value)
+        else:
+            values = tuple(value for _, value in self.piecewise)
+        return min(values), max(values)
+
+    def describe(self) -> str:
+        """The schedule in words, for `show` and messages."""
+        number = lambda value: f"{value:g}"  # noqa: E731
+        if self.linear is not None:
+            start = self.start or 0
+            return f"{number(self.linear[0])} → {number(self.linear[1])} over iterations {start}..{start + self.steps}"
+        if self.warmup is not None:
+            return f"0 until iteration {self.warmup}, then {number(1.0 if self.value is None else self.value)}"
+        return ", ".join(f"{number(value)} from iteration {start}" for start, value in self.piecewise)
+
+
 class TermSpec(_Model):
-    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1."""
+    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1. The
+    weight may change with the iteration: `weight: {linear: [2, 0], steps: 100000}`."""
 
     expr: str
-    weight: float = 1.0
+    weight: float | WeightSchedule = 1.0
     updates: list[str] | None = None  # the networks of its player this term updates (default: all)
 
 
@@ -206,6 +274,8 @@ MODELS_BY_PATH = {
     ("players", "*"): PlayerSpec,
     ("players", "*", "minimize", "*"): TermSpec,
     ("players", "*", "maximize", "*"): TermSpec,
+    ("players", "*", "minimize", "*", "weight"): WeightSchedule,
+    ("players", "*", "maximize", "*", "weight"): WeightSchedule,
     ("optim", "*"): OptimizerSpec,
     ("optim", "*", "adam"): AdamSpec,
     ("optim", "*", "rmsprop"): RMSpropSpec,

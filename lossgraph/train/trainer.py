@@ -74,8 +74,11 @@ class Trainer:
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One iteration of the schedule; returns each player's loss and live terms."""
         batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
-        # one draw of each random variable per iteration, shared by every player's step
-        batch = self.program.draw(batch)
+        # one draw of each random variable per iteration, shared by every player's step, and the
+        # scheduled term weights of this iteration (a pure function of it: exact on resume)
+        batch = self.program.weigh(self.program.draw(batch), self.iteration)
+        weights = {name: float(inputs[name]) if name in inputs else value  # logged as `weight/G/ds`
+                   for name, value in self.program.weights(self.iteration).items()}
         if self.acceleration.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer read
         # the generated iteration runs every player's step in schedule order, keeping network
@@ -86,7 +89,7 @@ class Trainer:
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
         values = torch.stack([value.float() for value in stats.values()]).tolist()
-        return {**dict(zip(stats, values)), **rates}
+        return {**dict(zip(stats, values)), **rates, **weights}
 
     def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
         """`nets` (or DDP wrappers of them) as the generated steps call them: compiled, autocast

@@ -122,7 +122,7 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
         if node.op is Ops.CONST:
             value = node.arg
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value, 6)
-        elif node.op in (Ops.DATA, Ops.RANDOM):
+        elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
             done[node] = sp.Symbol(str(node.arg))
         elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(node.arg)(*args)
@@ -212,10 +212,12 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
         body.append(f"{player.name} {verb} over {', '.join(player.networks)}:")
         for term in player.terms:
             shown = show(term.expr, top=term.expr)
-            if term.weight != 1:
+            if term.weight != 1 or term.schedule is not None:
                 grouped = f"({shown})" if term.expr.op in (Ops.ADD, Ops.SUB) else shown
                 times = r"\cdot" if latex else "·"
-                shown = f"{number_text(term.weight)} {times} {grouped}"
+                # a scheduled weight: its schedule, in words, as the factor
+                weight = f"[{term.schedule.describe()}]" if term.schedule is not None else number_text(term.weight)
+                shown = f"{weight} {times} {grouped}"
             body.append(f"  {term.name} = {shown}")
         body.append("")
 

@@ -53,7 +53,7 @@ def test_every_op_has_one_row_with_a_lowering_or_a_leaf_role():
         row = OPS[op]
         assert row.op is op
         # leaves and network calls are rendered by codegen itself
-        assert row.torch is not None or op in (Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN)
+        assert row.torch is not None or op in (Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT, Ops.APPLY, Ops.HEAD, Ops.FROZEN)
 
 
 def test_deep_chain_walks_without_recursion_error():

@@ -19,7 +19,7 @@ from lossgraph.compiler.graph import Graph, consumers
 from lossgraph.compiler.ops import Ops
 
 CALLS = (Ops.APPLY, Ops.FROZEN, Ops.HEAD)
-LEAVES = (Ops.CONST, Ops.DATA, Ops.RANDOM)
+LEAVES = (Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT)
 # a grad's variable is one tensor that its calls and the grad both read; a grad and a random draw
 # are steps a reader looks for
 OWN_LINE = (Ops.LEAF, Ops.GRAD, Ops.INTERPOLATE)
@@ -44,7 +44,7 @@ class FunctionWriter:
             for node in root.walk():
                 if node.op in (Ops.APPLY, Ops.FROZEN):
                     networks.setdefault(node.arg, None)
-                elif node.op in (Ops.DATA, Ops.RANDOM):
+                elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
                     data.setdefault(node, None)
         lines = []
         for network in sorted(networks):
@@ -52,7 +52,8 @@ class FunctionWriter:
             lines.append(f'    {self.networks[network]} = nets["{network}"]')
         declared = list(self.graph.data)
         for node in sorted(data, key=lambda n: declared.index(n.arg) if n.arg in declared else len(declared)):
-            self.named[node] = self.names.claim(node.arg)
+            # a scheduled weight is an input too, read each step (Term.value)
+            self.named[node] = self.names.fresh(describe(node, self.graph, {})) if node.op is Ops.WEIGHT else self.names.claim(node.arg)
             lines.append(f'    {self.named[node]} = inputs["{node.arg}"]')
         return lines
 

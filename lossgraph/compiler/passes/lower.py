@@ -314,7 +314,8 @@ def lower(spec: Spec) -> Graph:
             if expr is not None and term.updates is not None:
                 expr = freeze(expr, set(player.networks) - set(term.updates), origins)
             if expr is not None:
-                terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
+                scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
+                terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
         players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items()),
                               spec.source.origin(("players", player_name, player.sense), at_key=True)))
 
@@ -387,6 +388,7 @@ def lower(spec: Spec) -> Graph:
         evaluate=tuple(evaluate),
         judges=tuple(judges),
         held_out=MappingProxyType(scope.held_out),
+        weights=MappingProxyType({term.weight_input: term.schedule for player in players for term in player.terms if term.schedule}),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
         names=MappingProxyType({expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}),
     )

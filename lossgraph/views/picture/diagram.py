@@ -257,13 +257,15 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
         plan = plans.get(player.name)
         for term in player.terms:
             weight = f" ×{term.weight:g}" if term.weight != 1.0 else ""
+            if term.schedule is not None:  # a weight that changes with the iteration
+                weight = f" ×w(i): {term.schedule.describe()}"
             formula = text.formula(term.expr, keep_root=False)
             node = Node(("term", player.name, term.name), "term", f"{player.name}/{term.name}",
                         [(term.name + weight, "label"), (short(formula), "detail")],
                         fill=tint(colour, 0.12), stroke=colour, stroke_width=1.6, radius=10)
             if weight:
                 loose = 0 < OPS[term.expr.op].infix < OPS[Ops.MUL].infix  # 10 * (a + b), not 10 * a + b
-                formula = f"{term.weight:g} * " + (f"({formula})" if loose else formula)
+                formula = ("w(i)" if term.schedule is not None else f"{term.weight:g}") + " * " + (f"({formula})" if loose else formula)
             node.title = f"{player.name}/{term.name} = {formula}"
             if plan is not None and term.name in plan.dead_terms:
                 node.lines.append((f"constant for {player.name}: not computed in its step", "note"))
