@@ -85,6 +85,11 @@ class Program:
         for name, net in self.spec.networks.items():
             for other, parts in (net.share or {}).items():
                 architectures.share(nets[name], nets[other], parts)  # the same modules, so the same parameters
+        for name, net in self.spec.networks.items():
+            if net.weights is not None and name in nets:
+                load_weights(self.spec, name, nets[name])
+            if net.fixed and name in nets:
+                nets[name].requires_grad_(False)  # no gradient is ever taken for its parameters
         return nets
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -211,6 +216,37 @@ class Program:
 def _output_ranges(spec: Spec) -> dict[str, tuple[float, float] | None]:
     """What each network's module can return, where its arch declares it (a tanh generator's [-1, 1])."""
     return {name: getattr(architectures.ARCHS.get(net.arch), "output_range", None) for name, net in spec.networks.items()}
+
+
+def load_weights(spec: Spec, name: str, net: torch.nn.Module) -> None:
+    """Network `name`'s `weights:` file into `net`: a state dict, from `.safetensors` or from a
+    `.pt` read with `torch.load(weights_only=True)` (tensors and plain containers only: a pickle
+    that would run code is refused). A file that does not fit the arch is a located error."""
+    from lossgraph.language.errors import Problem, SpecError
+
+    path = spec.weights_file(name)
+    where = spec.source.origin(("networks", name, "weights"))
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever the reader says, the spec line says where
+        detail = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        raise SpecError(Problem(f"cannot read the weights of network '{name}' from {path}: {detail}", where,
+                                "save a state dict: torch.save(module.state_dict(), path) or safetensors.torch.save_file; "
+                                "a file that would run code when read is refused")) from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise SpecError(Problem(f"{path} holds no state dict (a mapping of names to tensors) for network '{name}'", where,
+                                "save one: torch.save(module.state_dict(), path)"))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise SpecError(Problem(f"the weights in {path} do not fit network '{name}' ({spec.networks[name].arch}): {detail[:300]}", where,
+                                "the file must come from the same arch and options")) from None
 
 
 def _stream_seed(seed: int, name: str) -> int:

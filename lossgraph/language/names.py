@@ -134,6 +134,17 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
         elif name in spec.players:
             problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
+    for name, net in spec.networks.items():
+        if net.fixed and name in owner:
+            problems.add(f"network '{name}' is fixed, but player '{owner[name]}' updates it", source.origin(("networks", name, "fixed")),
+                         f"remove it from player {owner[name]}'s networks, or drop fixed: true")
+        elif net.fixed and name in spec.judges:
+            problems.add(f"network '{name}' is fixed, but it is a judge, fitted before training", source.origin(("networks", name, "fixed")),
+                         "a judge is held fixed once fitted already: drop fixed: true, or the judge")
+        path = spec.weights_file(name)
+        if path is not None and not path.is_file():
+            problems.add(f"no weights file {path}", source.origin(("networks", name, "weights")),
+                         "a path relative to the spec's folder, to a state dict saved by torch.save or safetensors")
     for name in spec.optim:
         if name not in spec.players:
             problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))

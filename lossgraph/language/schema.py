@@ -12,6 +12,7 @@ so an unknown key, in a file or an override, is answered with the keys that mode
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -34,6 +35,8 @@ class NetworkSpec(BaseModel):
     heads: dict[str, Literal["raw", "probability"]] | None = None  # module returns a tuple, in this order
     share: dict[str, list[str]] | None = None  # {G1: [trunk]}: these parts ARE G1's (same parameters)
     out_channels: int | None = Field(default=None, gt=0)
+    weights: str | None = None  # a state dict (.pt, read with torch.load(weights_only=True), or .safetensors) to start from
+    fixed: bool = False         # never updated: a network a loss reads (a perceptual network), owned by no player
 
     @property
     def options(self) -> dict[str, Any]:
@@ -240,6 +243,18 @@ class Spec(_Model):
     @property
     def path(self) -> str | None:
         return self._path
+
+    def weights_file(self, network: str) -> Path | None:
+        """The file of a network's `weights:`, relative to the folder of the spec file that wrote
+        it (the current folder for a command-line override)."""
+        written = self.networks[network].weights
+        if written is None:
+            return None
+        path = Path(written).expanduser()
+        if path.is_absolute():
+            return path
+        file = self.source.origin(("networks", network, "weights")).file if self.source is not None else "<spec>"
+        return (Path.cwd() if file.startswith("<") else Path(file).resolve().parent) / path
 
     @property
     def kinds(self) -> dict[str, Kind]:

@@ -38,6 +38,9 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     result validates exactly like the spec did (`output:` beside `heads:` is an error, say)."""
     data = spec.model_dump(mode="json", exclude_unset=True)
     data["train"] = spec.train.model_dump(mode="json")
+    for name, net in data.get("networks", {}).items():
+        if net.get("weights") is not None:  # absolute: RUN/spec.yaml names the file wherever it is read
+            net["weights"] = str(spec.weights_file(name).resolve())
     return data
 
 

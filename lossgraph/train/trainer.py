@@ -55,6 +55,11 @@ class Trainer:
         self.nets = {name: net.to(self.device) for name, net in nets.items()}
         for net in self.nets.values():
             net.train()
+        for name, net in program.spec.networks.items():
+            # fixed networks and judges, which a loss may read, are never updated by a step: in
+            # eval mode, batch norm uses (and keeps) its running statistics (a judge trains in fit_judges)
+            if (net.fixed or name in program.spec.judges) and name in self.nets:
+                self.nets[name].eval()
         # what the generated steps call: `nets`, or DDP wrappers of them (distributed.py), as
         # `accelerated` wraps them; samples, evaluation and checkpoints use `nets`
         self.step_nets: dict[str, torch.nn.Module] = self.accelerated(self.nets)
@@ -100,7 +105,8 @@ class Trainer:
         """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...
         for its `steps`, with its own optimizer; returns each judge's last loss.
 
-        Judges never enter `step`: fit them once before training, and they only evaluate.
+        Judges never enter `step`'s updates: fit them once before training; then they evaluate,
+        and a loss may read them, held fixed (in eval mode).
         """
         last: dict[str, float] = {}
         for judge in self.program.graph.judges:
@@ -110,11 +116,13 @@ class Trainer:
             scheduler = make_scheduler(settings.optim.schedule, optimizer)
             step = self.program.judge_function(judge.name)
             stats: dict[str, torch.Tensor] = {}
+            self.nets[judge.name].train()
             for index in range(1, settings.steps + 1):
                 inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
                 stats = step(self.nets, self.program.draw(inputs), {judge.name: optimizer}, {judge.name: parameters}, {})
                 if scheduler is not None:
                     scheduler.step()
+            self.nets[judge.name].eval()
             last[judge.name] = float(stats[judge.name])
         return last
 
