@@ -174,12 +174,20 @@ class LRScheduleSpec(_Model):
 
 
 class OptimizerSpec(_Model):
-    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`."""
+    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`, and settings
+    of that optimizer for some of the player's networks (`networks: {M: {lr: 1.0e-6}}`: one
+    parameter group per network, the player's settings for what a network's entry leaves out)."""
 
     adam: AdamSpec | None = None
     rmsprop: RMSpropSpec | None = None
     sgd: SGDSpec | None = None
     schedule: LRScheduleSpec | None = None
+    networks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def settings_of(self, network: str) -> _Model:
+        """The optimizer's settings for one network: the player's, with the network's own in place."""
+        own = self.networks.get(network)
+        return self.settings if not own else type(self.settings).model_validate({**self.settings.model_dump(), **own})
 
     @property
     def kind(self) -> str:

@@ -17,17 +17,42 @@ from lossgraph.train.pool import ImagePool
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
 
 
-def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter],
+                   groups: Mapping[str, list[torch.nn.Parameter]] | None = None) -> torch.optim.Optimizer:
+    """The optimizer of `settings` over `parameters`; `groups` (network -> its parameters among
+    them) gives each network with settings of its own (`optim.G.networks`) a parameter group."""
     settings = settings or OptimizerSpec(adam=AdamSpec())
-    options: dict[str, Any] = settings.settings.model_dump()
+    options: dict[str, Any] = _options(settings.kind, settings.settings)
+    own = {name: params for name, params in (groups or {}).items() if name in settings.networks and params}
+    if own:
+        apart = {id(p) for params in own.values() for p in params}
+        rest = [p for p in parameters if id(p) not in apart]
+        parameters = ([{"params": rest}] if rest else []) + [
+            {"params": params, **_options(settings.kind, settings.settings_of(name))} for name, params in own.items()]
     # fused Adam (one kernel for all parameters, CPU and CUDA) is 3x faster than the foreach
     # kernels on the CPU; foreach kernels batch the per-parameter updates of the others
     if settings.kind == "adam":
-        options["betas"] = tuple(options["betas"])
         return torch.optim.Adam(parameters, fused=True, **options)
     if settings.kind == "rmsprop":
         return torch.optim.RMSprop(parameters, foreach=True, **options)
     return torch.optim.SGD(parameters, foreach=True, **options)
+
+
+def _options(kind: str, settings: Any) -> dict[str, Any]:
+    options = settings.model_dump()
+    if kind == "adam":
+        options["betas"] = tuple(options["betas"])
+    return options
+
+
+def _network_groups(nets: Mapping[str, torch.nn.Module], names: Iterable[str]) -> dict[str, list[torch.nn.Parameter]]:
+    """Each network's parameters, a parameter shared by several counted with the first."""
+    seen: set[int] = set()
+    groups = {}
+    for name in names:
+        groups[name] = [p for p in unique_parameters([nets[name]]) if id(p) not in seen]
+        seen.update(id(p) for p in groups[name])
+    return groups
 
 
 def unique_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
@@ -68,7 +93,9 @@ class Trainer:
         for player in program.graph.players:
             params = unique_parameters([self.nets[name] for name in player.networks])
             self.parameters[player.name] = params
-            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
+            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, _network_groups(self.nets, player.networks))
+        # each parameter group's rate as the spec sets it (a network of its own may have another)
+        self.spec_rates = {name: [group["lr"] for group in optimizer.param_groups] for name, optimizer in self.optimizers.items()}
         # compiled for these modules (Note [Decisions from the real modules] in program.py)
         self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
@@ -176,8 +203,8 @@ class Trainer:
         for name, scheduler in self.schedulers.items():
             if name in saved:
                 scheduler.load_state_dict(saved[name])
-            # the spec's rate at this iteration: the saved one, unless the spec changed on resume
-            sync_scheduler(scheduler, self.program.spec.optim[name].settings.lr, self.iteration)
+            # the spec's rates at this iteration: the saved ones, unless the spec changed on resume
+            sync_scheduler(scheduler, self.spec_rates[name], self.iteration)
         for name, average_state in state.get("ema", {}).items():
             if name in self.ema:
                 self.ema[name].load_state_dict(average_state)
