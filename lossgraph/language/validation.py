@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from lossgraph.language.dataset_options import check_dataset_options
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.names import check_names
-from lossgraph.language.schema import Spec, TermSpec, model_at
+from lossgraph.language.schema import Spec, TermSpec, WeightSchedule, model_at
 from lossgraph.language.source import Layered, Source
 
 
@@ -81,6 +81,8 @@ def _collect_validation(error: ValidationError, source: Source, data: Any, probl
             continue  # a union reports one error per member; one is enough
         if kind == "string_type" and model_at(path) is TermSpec and isinstance(_value_at(data, path), dict):
             continue  # a term written as a mapping: the TermSpec member's errors say what is wrong
+        if kind == "float_type" and model_at(path) is WeightSchedule and isinstance(_value_at(data, path), dict):
+            continue  # a weight written as a mapping: the schedule's errors say what is wrong
         if kind == "missing":
             missing = loc[-1]
             if (path, missing) not in seen:  # every missing key of a mapping is reported
@@ -99,4 +101,5 @@ def _message(item: dict, path: tuple, source: Source) -> str:
         if len(path) == 2:
             return f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999 ({item['msg'][0].lower() + item['msg'][1:]})"
         return "ema maps a network to the decay of its weights' moving average, e.g. {G_XY: 0.999}"
-    return item["msg"][0].lower() + item["msg"][1:]
+    message = item["msg"].removeprefix("Value error, ")  # a validator's own words
+    return message[0].lower() + message[1:]

@@ -39,6 +39,9 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     data = spec.model_dump(mode="json", exclude_unset=True)
     # unset optional settings (keep_best, features, fid_weights) stay out, as runs before them wrote it
     data["train"] = spec.train.model_dump(mode="json", exclude_none=True)
+    for name, net in data.get("networks", {}).items():
+        if net.get("weights") is not None:  # absolute: RUN/spec.yaml names the file wherever it is read
+            net["weights"] = str(spec.weights_file(name).resolve())
     return data
 
 

@@ -158,7 +158,7 @@ def test_a_subnormal_divisor(tiny):
 def test_every_op_with_a_lowering_has_a_rule():
     from lossgraph.compiler.ops import OPS
 
-    leaves = {Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN}
+    leaves = {Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT, Ops.APPLY, Ops.HEAD, Ops.FROZEN}
     assert {op for op in OPS if op not in leaves} <= set(DOMAIN_RULES)
 
 
@@ -265,7 +265,7 @@ def test_a_raw_network_may_declare_its_outputs_range():
 def test_every_standard_macro_is_valid(name):
     """Each macro used the way its comment says: on a probability D for nsgan, raw otherwise."""
     macro = standard_library()[name]
-    arguments = {"D": "D_Y", "real": "y", "fake": "fake_y"}
+    arguments = {"D": "D_Y", "real": "y", "fake": "fake_y", "v": "y", "l": "D_Y(y)"}
     call = f"{name}({', '.join(arguments[param] for param in macro.params)})"
     output = "probability" if name.startswith("nsgan") else "raw"
     check("cyclegan", f"networks.D_Y.output={output}", f"players.G.minimize.adv={call}")

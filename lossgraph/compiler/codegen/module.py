@@ -15,7 +15,7 @@ from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 from lossgraph.compiler.phases import Phase, plan_phases
 
-HELPERS = ((Ops.FROZEN, "frozen"), (Ops.GRADIENT_PENALTY, "gradient_penalty"))
+HELPERS = ((Ops.FROZEN, "frozen"), (Ops.INTERPOLATE, "interpolate"))
 
 
 def _header(graph: Graph, functions: Sequence[str], what: str) -> str:
