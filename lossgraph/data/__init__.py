@@ -31,7 +31,7 @@ Exactly one source key, then options:
                          y[i] one scene, one file name, one side-by-side file); unpaired: each
                          image variable follows its own shuffled order. Required with two or
                          more image variables, except layout aligned (default paired).
-    styles: {IMAGE: STYLE | [STYLE, ...] | K, ...}        (builtin only)
+    styles: {IMAGE: STYLE | [STYLE, ...] | K, ...}        (builtin shapes only)
                          the style(s) each image variable is drawn in (shapes.STYLES: flat,
                          outlined, slate, meadow, rose; K: the first K). Without it there must be
                          exactly two image variables, drawn flat (the first) and outlined (the
@@ -54,15 +54,15 @@ Augmentation, any source (augment.py; as the pix2pix and CycleGAN code preproces
     The images of one stream (both images of a pair) share each sample's crop and flip.
 
 SOURCEs:
-    shape(IMAGE)         builtin: the kind of the main shape of IMAGE's scene, label(3):
+    shape(IMAGE)         builtin shapes: the kind of the main shape of IMAGE's scene, label(3):
                          0 circle, 1 square, 2 triangle
-    style(IMAGE)         builtin: the index of IMAGE's style within its `styles:` list, label(K)
+    style(IMAGE)         builtin shapes: the index of IMAGE's style within its `styles:` list, label(K)
     class(IMAGE)         layout classes: the index of IMAGE's class folder in sorted name order,
                          label(number of class folders)
-    target_style(IMAGE)  builtin, held_out only: a style index other than IMAGE's own, label(K);
+    target_style(IMAGE)  builtin shapes, held_out only: a style index other than IMAGE's own, label(K);
                          over the held-out scenes it goes round all the other styles
     restyle(IMAGE, LABEL)
-                         builtin, held_out only: IMAGE's scene drawn in the style LABEL gives
+                         builtin shapes, held_out only: IMAGE's scene drawn in the style LABEL gives
                          (LABEL a style(IMAGE) or target_style(IMAGE) from labels:/held_out:), an
                          image like IMAGE: the ground truth of translating IMAGE into that style
 A label variable declared label(K) must get a source with exactly K classes.
@@ -72,13 +72,13 @@ A label variable declared label(K) must get a source with exactly K classes.
 Pix2Pix, BicycleGAN (data: {x: image, y: image}):
     dataset: {builtin: shapes, pairing: paired}
     batch: x a scene drawn flat, y the same scene outlined.  held_out: x, y likewise.
-    On disk: {folder: facades, layout: aligned}.
+    On disk: {folder: facades, layout: aligned}.  Photographs: {builtin: photos, pairing: paired}.
 
 CoGAN, UNIT (data: {x1: image, x2: image}); CycleGAN, DiscoGAN, DualGAN ({x: image, y: image}):
     dataset: {builtin: shapes, pairing: unpaired}
     batch: first image flat, second outlined, independent scenes.  held_out: paired (x[i] and
     y[i] one test scene), so y is the ground truth of translating x.
-    On disk: {folder: horse2zebra, pairing: unpaired}.
+    On disk: {folder: horse2zebra, pairing: unpaired}.  Photographs: {builtin: photos, pairing: unpaired}.
 
 PixelDA (data: {x_s: image, c_s: label(3), x_t: image}):
     dataset: {builtin: shapes, pairing: unpaired, labels: {c_s: shape(x_s)}, held_out: {c_t: shape(x_t)}}
