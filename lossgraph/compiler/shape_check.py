@@ -212,6 +212,11 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             args = [values[arg] for arg in node.args]
             if node.op in (Ops.APPLY, Ops.FROZEN) and build(node, args) is None:
                 continue
+            if node.op is Ops.PICK and not (isinstance(args[0], torch.Tensor) and args[0].dim() >= 2):
+                shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else "a number"
+                fail(node, f"pick(v, c) needs v with one output per class in dimension 1, shape (N, K, ...); "
+                           f"{formula_text(node.args[0], graph.names)} has shape {shape}")
+                continue
             if node.op is Ops.GRAD:
                 # the gradient has the shape of its variable; the dry run shares calls by shape, so
                 # the meta graph need not reach the leaf, and autograd is not run on it

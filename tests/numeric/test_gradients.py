@@ -217,6 +217,7 @@ def test_two_penalties_draw_their_own_mixes():
 
 
 @pytest.mark.parametrize(("override", "message"), [
+    ("players.D.minimize.cls=E[pick(l1(x - fake), c_s)]", "pick(v, c) needs v with one output per class in dimension 1, shape (N, K, ...); l1(x - fake) has shape (2,)"),
     ("players.D.minimize.cls=E[pick(D.cls(x), x)]", "pick(v, c) selects each sample's output by its label c, but x is an image"),
     ("players.D.minimize.cls=E[l2sq(grad(D.cls(x), fake))]", "grad(out, v) differentiates out with respect to v, but out does not depend on v"),
     ("players.D.minimize.cls=E[l2sq(grad(D.cls(x), c_s))]", "grad(out, v) differentiates out with respect to v, but out does not depend on v"),
