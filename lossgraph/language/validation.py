@@ -4,7 +4,8 @@ pydantic reports an error at a `loc` such as `('players', 'G', 'minimize', 'cycl
 `_data_path` keeps the parts that address the data (dropping union-member tags) so the source
 points at the value, or at the key for an unknown key, with the keys its model has as the hint.
 A union reports one error per member; one is kept. Then `names.check_names` checks what needs the
-whole spec, and every problem is raised together.
+whole spec, `schedules.check_units` that steps and epochs are not mixed, and every problem is
+raised together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.names import check_names
+from lossgraph.language.schedules import check_units
 from lossgraph.language.schema import Spec, TermSpec, model_at
 from lossgraph.language.source import Layered, Source
 
@@ -36,6 +38,7 @@ def validated(source: Source | Layered, data: dict, file: str) -> Spec:
     spec._source = source
     spec._path = file
     check_names(spec, source, problems)
+    check_units(spec, source, problems)
     problems.raise_if_any()
     return spec
 

@@ -37,7 +37,8 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     its whole `train:` section. Keys the spec left to defaults elsewhere stay unwritten, so the
     result validates exactly like the spec did (`output:` beside `heads:` is an error, say)."""
     data = spec.model_dump(mode="json", exclude_unset=True)
-    data["train"] = spec.train.model_dump(mode="json")
+    # one of steps and epochs (language/schedules.py): epochs where the spec counts them
+    data["train"] = spec.train.model_dump(mode="json", exclude={"epochs"} if spec.train.epochs is None else {"steps"})
     return data
 
 
@@ -49,6 +50,7 @@ def run_spec(program: Program, steps: int, batch_size: int) -> dict[str, Any] | 
     if not isinstance(spec, Spec):
         return None
     data = resolved_data(spec)
+    data["train"].pop("epochs", None)  # the run's length in steps, as `--steps` gives it (train/epochs.py)
     data["train"]["steps"] = int(steps)
     data["train"]["batch_size"] = int(batch_size)
     return data
