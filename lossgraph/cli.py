@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train a spec on its dataset")
     run.add_argument("spec", help="a spec file, or a built-in spec's name (e.g. discogan)")
     _add_overrides(run)
-    run.add_argument("--steps", type=int, help="iterations of the schedule (default: the spec's train.steps)")
+    run.add_argument("--steps", type=int,
+                     help="iterations of the schedule (default: the spec's train.steps, or its train.epochs in steps)")
     run.add_argument("--batch-size", type=int,
                      help="default: the spec's train.batch_size; under torchrun, the global batch the processes share")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -237,7 +238,7 @@ def _run(args) -> int:
     program = _compile(spec)
     dataset = open_dataset(config, spec.kinds, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
     options = RunOptions(
-        steps=args.steps or spec.train.steps,
+        steps=args.steps,  # None: the spec's train.steps, or its train.epochs in steps (train/epochs.py)
         batch_size=args.batch_size or spec.train.batch_size,
         device=args.device,
         seed=args.seed,

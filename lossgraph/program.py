@@ -232,7 +232,8 @@ class Program:
         return module
 
     def trainer(self, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", **acceleration):
-        """A `Trainer`; `acceleration`: `compile`, `precision`, `cuda_graphs` (see Trainer)."""
+        """A `Trainer`; `acceleration`: `compile`, `precision`, `cuda_graphs`, and `steps_per_epoch`
+        for a schedule in epochs (see Trainer)."""
         from lossgraph.train.trainer import Trainer
 
         return Trainer(self, nets, device, **acceleration)

@@ -28,6 +28,20 @@ def probability(name: str, value: object) -> float:
     return float(value)
 
 
+def level_list(name: str, value: object, low: int, high: int, default: range) -> frozenset[int]:
+    """A list of distinct integer levels in [low, high]; None means `default`."""
+    if value is None:
+        return frozenset(default)
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+    outside = [v for v in value if not low <= v <= high]
+    if outside:
+        raise ValueError(f"{name} must lie in {low}..{high} here, got {', '.join(map(str, outside))}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{name} lists a level twice: {value!r}")
+    return frozenset(value)
+
+
 def halvings_fit(image_size: int, halvings: int, option: str, smallest: int = 1) -> None:
     """`image_size` can be halved `halvings` times exactly, leaving at least `smallest` pixels.
 

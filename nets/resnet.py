@@ -23,7 +23,7 @@ from torch import nn
 
 from .checks import halvings_fit, non_negative_int, positive_int
 from .inputs import Combine
-from .norms import check_norm, convolution_with_norm, norm_layer
+from .norms import check_bias, check_norm, convolution_with_norm, norm_layer
 
 _HALVE = {"kernel_size": 3, "stride": 2, "padding": 1}
 _DOUBLE = {"kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}
@@ -32,16 +32,16 @@ _DOUBLE = {"kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1}
 class ResidualBlock(nn.Module):
     """x + (pad conv3x3 norm ReLU pad conv3x3 norm)(x), no activation after the sum (CycleGAN)."""
 
-    def __init__(self, channels: int, norm: str, side: int):
+    def __init__(self, channels: int, norm: str, side: int, bias: bool | None = None):
         super().__init__()
         first = norm_layer(norm, channels, side)
         second = norm_layer(norm, channels, side)
         self.body = nn.Sequential(
             nn.ReflectionPad2d(1),
-            *convolution_with_norm(nn.Conv2d, channels, channels, first, kernel_size=3),
+            *convolution_with_norm(nn.Conv2d, channels, channels, first, bias, kernel_size=3),
             nn.ReLU(),
             nn.ReflectionPad2d(1),
-            *convolution_with_norm(nn.Conv2d, channels, channels, second, kernel_size=3),
+            *convolution_with_norm(nn.Conv2d, channels, channels, second, bias, kernel_size=3),
         )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,11 @@ class ResnetGenerator(nn.Module):
     residual blocks; `downsample` stride-2 steps (image_size must be divisible by 2**downsample,
     leaving at least 2 pixels for the reflection padding); `norm` instance | batch | none;
     `num_classes` to one-hot encode an integer label input; `stem_norm` (default: only without a
-    condition, see Note [Conditions survive the stem]).
+    condition, see Note [Conditions survive the stem]); `bias` true | false | null (default: only
+    where no norm follows; nets/norms.py, Note [Biases as the released code has them]).
+
+    With `width: 64, blocks: 9, bias: true` and instance norm this is the released CycleGAN code's
+    `resnet_9blocks`, 11,378,179 parameters for RGB (tests/nets/test_released_nets.py).
     """
 
     def __init__(
@@ -71,12 +75,14 @@ class ResnetGenerator(nn.Module):
         norm: str = "instance",
         num_classes: int | None = None,
         stem_norm: bool | None = None,
+        bias: bool | None = None,
     ):
         super().__init__()
         width = positive_int("width", width)
         blocks = non_negative_int("blocks", blocks)
         downsample = non_negative_int("downsample", downsample)
         norm = check_norm(norm)
+        bias = check_bias(bias)
         halvings_fit(image_size, downsample, "downsample", smallest=2)
         if image_size < 4:
             raise ValueError(f"the reflection-padded 7x7 stem needs image_size >= 4, got {image_size}")
@@ -87,18 +93,18 @@ class ResnetGenerator(nn.Module):
             stem_norm = in_channels <= out_channels and num_classes is None
         stem = norm_layer(norm, width, image_size) if stem_norm else None
         layers = [nn.ReflectionPad2d(3)]
-        layers += convolution_with_norm(nn.Conv2d, in_channels, width, stem, kernel_size=7)
+        layers += convolution_with_norm(nn.Conv2d, in_channels, width, stem, bias, kernel_size=7)
         layers.append(nn.ReLU())
         for step in range(downsample):
             source, target = channels[step], channels[step + 1]
             step_norm = norm_layer(norm, target, image_size // 2 ** (step + 1))
-            layers += convolution_with_norm(nn.Conv2d, source, target, step_norm, **_HALVE)
+            layers += convolution_with_norm(nn.Conv2d, source, target, step_norm, bias, **_HALVE)
             layers.append(nn.ReLU())
-        layers += [ResidualBlock(channels[-1], norm, image_size // 2**downsample) for _ in range(blocks)]
+        layers += [ResidualBlock(channels[-1], norm, image_size // 2**downsample, bias) for _ in range(blocks)]
         for step in reversed(range(downsample)):
             source, target = channels[step + 1], channels[step]
             step_norm = norm_layer(norm, target, image_size // 2**step)
-            layers += convolution_with_norm(nn.ConvTranspose2d, source, target, step_norm, **_DOUBLE)
+            layers += convolution_with_norm(nn.ConvTranspose2d, source, target, step_norm, bias, **_DOUBLE)
             layers.append(nn.ReLU())
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, kernel_size=7), nn.Tanh()]
         self.layers = nn.Sequential(*layers)

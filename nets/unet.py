@@ -10,6 +10,13 @@ convolutions, each fed the map from the level below concatenated with the skip o
 As in pix2pix, the outermost and innermost down-sampling convolutions have no norm; for the
 innermost this also keeps instance norm off a bottleneck that may be 1x1. Activations are not in
 place, because a down block's input is also a skip tensor.
+
+Level l's up-sampling takes the map from side image_size / 2**(l+1) back to image_size / 2**l;
+level 0's is the output layer. Dropout goes after the inner ones' norm: all of them by default,
+or the `dropout_levels` listed. The released pix2pix code's `unet_256` (depth 8) has it at levels
+4, 5 and 6, the three 8 * width blocks between the innermost and the first that narrows (its
+paper's table puts it on the three innermost, 5 to 7); with `width: 64, norm: batch, bias: false`
+this is that network, 54,413,955 parameters for RGB (tests/nets/test_released_nets.py).
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import halvings_fit, positive_int, probability
+from .checks import halvings_fit, level_list, positive_int, probability
 from .inputs import Combine
-from .norms import check_norm, convolution_with_norm, norm_layer
+from .norms import check_bias, check_norm, convolution_with_norm, norm_layer
 
 _HALVE = {"kernel_size": 4, "stride": 2, "padding": 1}
 
@@ -31,7 +38,9 @@ class UNet(nn.Module):
     Options: `width` channels at the first level, doubling per level up to 8 * width; `depth`
     down-samplings (image_size must be divisible by 2**depth); `norm` instance | batch | none;
     `dropout` rate after each inner up-sampling (pix2pix's noise source; 0 leaves it out);
-    `num_classes` to one-hot encode an integer label input.
+    `dropout_levels` the levels (1 to depth - 1) that get it, default all inner ones;
+    `num_classes` to one-hot encode an integer label input; `bias` true | false | null (default:
+    only where no norm follows; nets/norms.py, Note [Biases as the released code has them]).
     """
 
     def __init__(
@@ -44,14 +53,18 @@ class UNet(nn.Module):
         depth: int = 3,
         norm: str = "instance",
         dropout: float = 0.0,
+        dropout_levels: list[int] | None = None,
         num_classes: int | None = None,
+        bias: bool | None = None,
     ):
         super().__init__()
         width = positive_int("width", width)
         depth = positive_int("depth", depth)
         norm = check_norm(norm)
         dropout = probability("dropout", dropout)
+        bias = check_bias(bias)
         halvings_fit(image_size, depth, "depth")
+        dropped = level_list("dropout_levels", dropout_levels, 1, depth - 1, default=range(1, depth))
         self.combine = Combine(in_channels, num_classes)
         channels = [width * min(2**level, 8) for level in range(depth)]
 
@@ -63,7 +76,7 @@ class UNet(nn.Module):
             side = image_size // 2 ** (level + 1)
             norm_module = None if outermost or innermost else norm_layer(norm, channels[level], side)
             layers = [] if outermost else [nn.LeakyReLU(0.2)]
-            layers += convolution_with_norm(nn.Conv2d, source, channels[level], norm_module, **_HALVE)
+            layers += convolution_with_norm(nn.Conv2d, source, channels[level], norm_module, bias, **_HALVE)
             self.down.append(nn.Sequential(*layers))
 
         # up[l] takes level l's side back to level l - 1's; only the innermost has no skip to take in.
@@ -76,8 +89,8 @@ class UNet(nn.Module):
             else:
                 norm_module = norm_layer(norm, channels[level - 1], image_size // 2**level)
                 target = channels[level - 1]
-                layers += convolution_with_norm(nn.ConvTranspose2d, source, target, norm_module, **_HALVE)
-                if dropout > 0:
+                layers += convolution_with_norm(nn.ConvTranspose2d, source, target, norm_module, bias, **_HALVE)
+                if dropout > 0 and level in dropped:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 

@@ -160,19 +160,35 @@ class SGDSpec(_Model):
 
 
 class LRScheduleSpec(_Model):
-    """A learning-rate schedule, stepped once per iteration of the schedule (CycleGAN's linear policy).
+    """A learning-rate schedule, CycleGAN's linear policy, counted in steps or in epochs.
 
     `{constant: 1000, decay: 1000}`: the optimizer's `lr` for steps 1..constant, then at step n
     `lr * (1 - (n - constant) / (decay + 1))`, so the last decay step (constant + decay) runs at
-    `lr / (decay + 1)` and every later step at 0. CycleGAN's n_epochs / n_epochs_decay, in steps.
+    `lr / (decay + 1)` and every later step at 0. `{constant_epochs: 100, decay_epochs: 100}`: the
+    same rule over epochs (the released code's n_epochs / n_epochs_decay), the rate moving once an
+    epoch; a run knows its steps per epoch from the dataset (train/epochs.py). One form or the
+    other: `language/schedules.py` refuses a mix, at its place.
     """
 
-    constant: int = Field(default=0, ge=0)
-    decay: int = Field(gt=0)
+    constant: int | None = Field(default=None, ge=0)
+    decay: int | None = Field(default=None, gt=0)
+    constant_epochs: int | None = Field(default=None, ge=0)
+    decay_epochs: int | None = Field(default=None, gt=0)
 
-    def factor(self, step: int) -> float:
-        """The learning rate of 1-based `step` as a fraction of the optimizer's `lr`."""
-        return max(0.0, 1.0 - max(0, step - self.constant) / (self.decay + 1))
+    @property
+    def in_epochs(self) -> bool:
+        return self.decay_epochs is not None
+
+    def factor(self, step: int, steps_per_epoch: int | None = None) -> float:
+        """The learning rate of 1-based `step` as a fraction of the optimizer's `lr`; an epoch
+        schedule needs `steps_per_epoch` (step n is in epoch (n - 1) // steps_per_epoch + 1)."""
+        if self.in_epochs:
+            if steps_per_epoch is None or steps_per_epoch < 1:
+                raise ValueError("a schedule in epochs needs the number of steps per epoch")
+            count, constant, decay = (step - 1) // steps_per_epoch + 1, self.constant_epochs or 0, self.decay_epochs
+        else:
+            count, constant, decay = step, self.constant or 0, self.decay
+        return max(0.0, 1.0 - max(0, count - constant) / (decay + 1))
 
 
 class OptimizerSpec(_Model):
@@ -223,6 +239,7 @@ class KeepBestSpec(_Model):
 
 class TrainSpec(_Model):
     steps: int = Field(default=2000, gt=0)
+    epochs: int | None = Field(default=None, gt=0)  # instead of steps: passes over the dataset (train/epochs.py)
     batch_size: int = Field(default=16, gt=0)
     image_size: int = Field(default=32, ge=8)
     log_every: int = Field(default=25, gt=0)

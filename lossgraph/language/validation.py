@@ -5,7 +5,7 @@ pydantic reports an error at a `loc` such as `('players', 'G', 'minimize', 'cycl
 points at the value, or at the key for an unknown key, with the keys its model has as the hint.
 A union reports one error per member; one is kept. Then `names.check_names` checks what needs the
 whole spec, `dataset_options.check_dataset_options` the dataset's load_size, crop_size and flip,
-and every problem is raised together.
+`schedules.check_units` that steps and epochs are not mixed, and every problem is raised together.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from lossgraph.language.dataset_options import check_dataset_options
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.names import check_names
+from lossgraph.language.schedules import check_units
 from lossgraph.language.schema import Spec, TermSpec, WeightSchedule, model_at
 from lossgraph.language.source import Layered, Source
 
@@ -39,6 +40,7 @@ def validated(source: Source | Layered, data: dict, file: str) -> Spec:
     spec._path = file
     check_names(spec, source, problems)
     check_dataset_options(spec, source, problems)
+    check_units(spec, source, problems)
     problems.raise_if_any()
     return spec
 

@@ -362,7 +362,8 @@ def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice,
                 twin.register_post_accumulate_grad_hook(lambda _, key=id(original): used.add(key))
         # eager: nothing compiled or graphed for one probing iteration (and torch's tree of
         # CUDA graphs, which a graphed trainer resets, is left to the run's own trainer)
-        probe = program.trainer(copies, device=device, **EAGER)
+        per_epoch = getattr(trainer, "steps_per_epoch", None)  # a schedule in epochs needs it (epochs.py)
+        probe = program.trainer(copies, device=device, **EAGER, **({} if per_epoch is None else {"steps_per_epoch": per_epoch}))
         inputs = program.example_inputs(batch_size=size, seed=0)
         probe.step({name: value.to(device) for name, value in inputs.items()})
     return used

@@ -12,7 +12,9 @@ checkpoints as extra networks named `G_XY@ema` (`lossgraph translate --ema` appl
 
 `optim: {G: {adam: {...}, schedule: {constant: 1000, decay: 1000}}}` scales G's learning rate as
 `LRScheduleSpec.factor` says, stepped once per iteration of the schedule (not once per repeated
-critic step), through a `torch.optim.lr_scheduler.LambdaLR` whose state is in the trainer's.
+critic step), through a `torch.optim.lr_scheduler.LambdaLR` whose state is in the trainer's. A
+schedule in epochs (`{constant_epochs: 100, decay_epochs: 100}`) moves once every
+`steps_per_epoch` iterations (train/epochs.py).
 """
 
 from __future__ import annotations
@@ -103,12 +105,17 @@ def averaging_hook(averages: list[EMA], clip: float | None = None):
     return hook
 
 
-def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR | None:
+def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer,
+                   steps_per_epoch: int | None = None) -> torch.optim.lr_scheduler.LambdaLR | None:
     """A LambdaLR for a spec's `schedule:` (None without one); its `last_epoch` counts the
-    iterations done, so the rate in effect for 1-based step n is `lr * schedule.factor(n)`."""
+    iterations done, so the rate in effect for 1-based step n is `lr * schedule.factor(n)`.
+    A schedule in epochs reads `steps_per_epoch` (train/epochs.py); without it, a ValueError."""
     if schedule is None:
         return None
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: schedule.factor(done + 1))
+    if getattr(schedule, "in_epochs", False) and steps_per_epoch is None:
+        raise ValueError("the schedule counts epochs, so the trainer needs steps_per_epoch (lossgraph run "
+                         "passes the dataset's items per epoch divided by the batch size, rounded up)")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: schedule.factor(done + 1, steps_per_epoch))
 
 
 def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float | list[float], done: int) -> None:

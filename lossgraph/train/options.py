@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from lossgraph.language.errors import LossgraphError
-from lossgraph.train import accelerate, tensorboard_log
+from lossgraph.train import accelerate, epochs, tensorboard_log
 from lossgraph.train.accelerate import Acceleration
 from lossgraph.train.device import resolve_device
 from lossgraph.train.protocols import Program
@@ -79,18 +79,32 @@ class Plan:
     every: Intervals
     tensorboard: bool  # whether event files are written (tensorboard_log.wanted)
     acceleration: dict[str, Any]  # the acceleration settings given, for `program.trainer(**...)`
+    steps_per_epoch: int | None = None  # where the spec counts epochs (epochs.py); None otherwise
+
+    def trainer_settings(self) -> dict[str, Any]:
+        """What `program.trainer(nets, device, **...)` takes beyond the device: the acceleration
+        given, and the steps per epoch where the spec counts epochs (only then, so a program
+        whose spec counts none is never passed one)."""
+        epochs = {} if self.steps_per_epoch is None else {"steps_per_epoch": self.steps_per_epoch}
+        return {**self.acceleration, **epochs}
 
 
-def plan_run(program: Program, options: RunOptions) -> Plan:
-    """Resolve and check `options` for `program`; a LossgraphError before anything is built."""
+def plan_run(program: Program, options: RunOptions, dataset: Any = None) -> Plan:
+    """Resolve and check `options` for `program`; a LossgraphError before anything is built.
+    `dataset` sizes an epoch where the spec counts epochs (epochs.py)."""
     spec_train = program.spec.train
     name = program.spec.name
 
     def pick(value: int | None, field_name: str) -> int:
         return int(getattr(spec_train, field_name) if value is None else value)
 
-    steps = pick(options.steps, "steps")
     batch_size = pick(options.batch_size, "batch_size")
+    per_epoch = epochs.steps_per_epoch(program.spec, dataset, batch_size) if batch_size >= 1 else None
+    spec_epochs = getattr(spec_train, "epochs", None)
+    if options.steps is None and spec_epochs is not None and per_epoch is not None:
+        steps = spec_epochs * per_epoch  # --steps still counts steps
+    else:
+        steps = pick(options.steps, "steps")
     problems = [f"{label} must be at least 1, got {value}"
                 for label, value in (("steps", steps), ("batch size", batch_size),
                                      ("checkpoints kept", options.keep_checkpoints),
@@ -117,6 +131,7 @@ def plan_run(program: Program, options: RunOptions) -> Plan:
                         eval=pick(options.eval_every, "eval_every")),
         tensorboard=tensorboard_log.wanted(options.tensorboard),
         acceleration=acceleration,
+        steps_per_epoch=per_epoch,
     )
 
 

@@ -43,6 +43,7 @@ Decisions, so that a user can predict what a run does:
 
     protocols.py  what a run needs of the program, the trainer and the dataset
     options.py    RunOptions, resolved and checked into a Plan
+    epochs.py     a spec's epochs as steps
     resume.py     the output-folder policy, and the checkpoint a run goes on from
     run_state.py  what a checkpoint holds: saving it, restoring it
     outputs.py    metrics.csv, eval.csv, sample grids, TensorBoard events, summary.json
@@ -98,7 +99,7 @@ class RunSummary:
 def train(program: Program, dataset: Dataset, options: RunOptions | None = None) -> RunSummary:
     """Train `program` on `dataset` as `options` say, writing logs, samples and checkpoints."""
     options = options or RunOptions()
-    plan = plan_run(program, options)
+    plan = plan_run(program, options, dataset)
     # several processes under torchrun (distributed.py): rank 0 alone writes and prints
     group = distributed.setup(plan.device, options.seed)
     if group is not None:
@@ -171,7 +172,7 @@ def _build(program: Program, plan: Plan, notes: list[str]) -> tuple[RunNetworks,
     nets = program.build_networks(seed=seed)
     for net in nets.values():
         net.to(plan.device)
-    trainer = program.trainer(nets, device=str(plan.device), **plan.acceleration)
+    trainer = program.trainer(nets, device=str(plan.device), **plan.trainer_settings())
     if isinstance(trainer, Accelerating) and trainer.acceleration.active:
         notes.append(f"training steps: {trainer.acceleration.describe()}")
     networks = RunNetworks.of(nets, trainer)

@@ -14,6 +14,7 @@ import torch
 from lossgraph.train.accelerate import Acceleration, double_backward_networks, reset_cuda_graphs
 from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
+from lossgraph.language.errors import LossgraphError
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
 
 
@@ -65,10 +66,13 @@ def unique_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter
 
 class Trainer:
     def __init__(self, program, nets: Mapping[str, torch.nn.Module], device: str | torch.device = "cpu", *,
-                 compile: bool | None = None, precision: str | None = None, cuda_graphs: bool | None = None):
+                 compile: bool | None = None, precision: str | None = None, cuda_graphs: bool | None = None,
+                 steps_per_epoch: int | None = None):
         """`compile`, `precision` ("fp32" or "bf16") and `cuda_graphs` choose how the steps call the
         networks (accelerate.py); left out, each takes the device's default: on CUDA compiled, bf16
-        and graphed, on the CPU eager fp32."""
+        and graphed, on the CPU eager fp32. `steps_per_epoch` is what a learning-rate schedule in
+        epochs counts by (train/epochs.py); a spec with one needs it."""
+        self.steps_per_epoch = steps_per_epoch
         self.program = program
         program.generated(nets)  # the modules can serve the spec, or a located error says why
         self.device = torch.device(device)
@@ -182,9 +186,14 @@ class Trainer:
 
     def _init_schedules_and_averages(self) -> None:
         spec = self.program.spec
-        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {
-            name: make_scheduler(spec.optim[name].schedule, self.optimizers[name])
-            for name in self.optimizers if name in spec.optim and spec.optim[name].schedule is not None}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        for name in self.optimizers:
+            if name in spec.optim and spec.optim[name].schedule is not None:
+                try:
+                    self.schedulers[name] = make_scheduler(spec.optim[name].schedule, self.optimizers[name],
+                                                           self.steps_per_epoch)
+                except ValueError as error:
+                    raise LossgraphError(f"optim.{name}.schedule: {error}") from None
         self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
         for player in self.program.graph.players:
             averages = [self.ema[name] for name in player.networks if name in self.ema]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lossgraph
-from tests.conftest import SPECS, train_steps
+from tests.conftest import TRAINABLE_SPECS, train_steps
 
 pytestmark = [
     pytest.mark.gpu,
@@ -12,7 +12,7 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", TRAINABLE_SPECS, ids=lambda p: p.stem)
 def test_cuda_losses_equal_cpu_losses(spec):
     program = lossgraph.compile(str(spec))
     nets = program.build_networks(seed=0)
@@ -48,7 +48,7 @@ def assert_steps_close(reference, actual, tolerance):
     assert not wrong, "; ".join(wrong)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", TRAINABLE_SPECS, ids=lambda p: p.stem)
 def test_fp32_cuda_steps_equal_cpu_steps(spec, no_tf32):
     """Eager, then compiled and CUDA-graphed, in fp32: the CPU's numbers up to rounding."""
     _, cpu = steps(spec, "cpu")
@@ -59,7 +59,7 @@ def test_fp32_cuda_steps_equal_cpu_steps(spec, no_tf32):
     assert_steps_close(cpu, graphed, 5e-3)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", TRAINABLE_SPECS, ids=lambda p: p.stem)
 def test_default_cuda_path_matches_cpu_eager(spec):
     """Compiled, bf16, CUDA graphs (the CUDA defaults) against the CPU's eager fp32 steps."""
     _, cpu = steps(spec, "cpu")

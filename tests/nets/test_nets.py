@@ -27,7 +27,8 @@ def test_registry_entries_describe_their_archs():
         assert arch.doc
         assert nets.options_of(name) == arch.options
         hash(arch)
-    unet_defaults = {"width": 32, "depth": 3, "norm": "instance", "dropout": 0.0, "num_classes": None}
+    unet_defaults = {"width": 32, "depth": 3, "norm": "instance", "dropout": 0.0, "dropout_levels": None,
+                     "num_classes": None, "bias": None}
     assert nets.options_of("unet") == unet_defaults
 
 
@@ -159,7 +160,7 @@ def test_unknown_option_names_the_valid_options():
         _build("unet", widht=16)
     message = str(error.value)
     assert "did you mean 'width'?" in message
-    assert "valid options: depth, dropout, norm, num_classes, width" in message
+    assert "valid options: bias, depth, dropout, dropout_levels, norm, num_classes, width" in message
 
 
 @pytest.mark.parametrize(

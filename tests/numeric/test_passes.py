@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import lossgraph
+from tests.conftest import TRAINABLE_SPECS
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.interpret import interpret
 from lossgraph.compiler.ops import Ops
@@ -23,7 +24,7 @@ from lossgraph.compiler.passes.lower import lower
 from lossgraph.compiler.passes.pipeline import passes
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml") if path.stem != "stdlib")
+SPECS = [path.stem for path in TRAINABLE_SPECS]  # conftest.py: the authors' recipes are too big to evaluate
 
 
 class AsProbability(torch.nn.Module):

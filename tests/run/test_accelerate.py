@@ -14,7 +14,7 @@ import lossgraph
 from lossgraph.train.accelerate import Acceleration, Accelerated, double_backward_networks
 from lossgraph.language.errors import LossgraphError
 from lossgraph.train.options import RunOptions, plan_run
-from tests.conftest import SPECS, train_steps
+from tests.conftest import TRAINABLE_SPECS, train_steps
 
 
 def test_defaults_per_device():
@@ -54,7 +54,7 @@ def test_gradient_penalty_networks_stay_eager():
     assert trainer.step_nets["G"].call is not trainer.nets["G"]    # compiled (lazily, on first call)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", TRAINABLE_SPECS, ids=lambda p: p.stem)
 def test_bf16_steps_match_fp32(spec):
     _, eager = train_steps(spec)
     _, bf16 = train_steps(spec, precision="bf16")
@@ -65,7 +65,7 @@ def test_bf16_steps_match_fp32(spec):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", TRAINABLE_SPECS, ids=lambda p: p.stem)
 def test_compiled_steps_match_eager(path):
     _, eager = train_steps(path, count=3)
     trainer, compiled = train_steps(path, count=3, compile=True)
