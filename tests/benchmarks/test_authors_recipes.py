@@ -28,7 +28,9 @@ STEPS_PER_EPOCH = 400  # any: one iteration trains at the first epoch's rate
 
 def compiled(name: str, image_size: int, width: int, *overrides: str):
     widths = [f"networks.{network}.width={width}" for network in lossgraph.load(name).networks]
-    return lossgraph.compile(name, overrides=[f"train.image_size={image_size}", *widths, *overrides])
+    # the crop is the training size: both set to the size under test
+    size = [f"dataset.load_size={image_size}", f"dataset.crop_size={image_size}", f"train.image_size={image_size}"]
+    return lossgraph.compile(name, overrides=[*size, *widths, *overrides])
 
 
 def released_cyclegan(nets, image_size, width):
