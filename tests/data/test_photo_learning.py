@@ -2,7 +2,8 @@
 do-nothing baseline (`identity`: the input itself judged against the ground truth).
 
 pix2pix runs in the default test run (about 10 s on 2 idle cores, 150 steps of 16x16 crops);
-CycleGAN, unpaired, is slow (`pytest -m slow`).
+CycleGAN, unpaired, is slow (`pytest -m slow`): its spec (photos-cyclegan.yaml) says why it adds
+an identity term.
 """
 
 import csv
@@ -41,4 +42,4 @@ def test_cyclegan_on_unpaired_photographs_beats_doing_nothing(tmp_path):
     assert last["step"] == "600"
     for direction in ("XY", "YX"):
         error, baseline = float(last[f"error_{direction}"]), float(last[f"identity_{direction}"])
-        assert error < 0.75 * baseline, (direction, error, baseline)
+        assert error < 0.8 * baseline, (direction, error, baseline)
