@@ -166,12 +166,12 @@ def check_evaluation_settings(spec: Spec, source: Source, problems: Problems) ->
             hint = f"{close} (evaluate: defines {names})" if close and close.startswith("did") else f"evaluate: defines {names}"
         else:
             hint = "the spec has no evaluate: section; define the metric there first"
-        problems.add(f"keep_best: unknown metric '{best.metric}'", source.origin(path), hint)
+        problems.add(f"unknown metric '{best.metric}'", source.origin(path), hint)
     features = spec.train.features
     if features is not None and features != INCEPTION and features not in spec.judges:
         choices = [INCEPTION, *spec.judges]
-        problems.add(f"features: '{features}' is neither a judge nor {INCEPTION}", source.origin(("train", "features")),
+        problems.add(f"'{features}' is neither a judge nor {INCEPTION}", source.origin(("train", "features")),
                      did_you_mean(features, choices) or f"choose one of {', '.join(choices)}")
     if features == INCEPTION and spec.train.fid_weights is None:
-        problems.add("features: inception needs the FID Inception weights file", source.origin(("train", "features")),
+        problems.add("inception needs the FID Inception weights file", source.origin(("train", "features")),
                      "give train.fid_weights: PATH (or run with --fid-weights PATH), e.g. pt_inception-2015-12-05-6726825d.pth")
