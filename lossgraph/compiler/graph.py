@@ -69,6 +69,11 @@ class Player:
     clip: float | None = None                       # weight clipping after each step
     pool: tuple[tuple[str, int], ...] = ()          # (let name, size): history pools in its step
     origin: Origin | None = field(default=None, compare=False)  # where the spec declares the player
+    optimizer: str = ""                             # whose optimizer steps it: its own name, or the player it is a step of (step_of)
+
+    def __post_init__(self):
+        if not self.optimizer:
+            object.__setattr__(self, "optimizer", self.name)
 
     @property
     def objective(self) -> Expr:

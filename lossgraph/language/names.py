@@ -54,6 +54,28 @@ def _check_network_settings(spec: Spec, player: str, kind: str, source: Source, 
                 problems.add(item["msg"][0].lower() + item["msg"][1:], source.origin(path + ((key,) if key in own else ())))
 
 
+def _check_step_of(spec: Spec, name: str, source: Source, problems: Problems) -> None:
+    """`step_of: D`: D is a player of its own (not itself another's step); the step has D's
+    networks and optimizer, so neither its own `networks:`, `clip:` nor `optim:` entry."""
+    player = spec.players[name]
+    path = ("players", name, "step_of")
+    owner = spec.players.get(player.step_of)
+    if owner is None or player.step_of == name:
+        problems.add(f"step_of names a player, and '{player.step_of}' is not another one", source.origin(path),
+                     did_you_mean(player.step_of, [other for other in spec.players if other != name]))
+    elif owner.step_of is not None:
+        problems.add(f"'{player.step_of}' is itself a step of '{owner.step_of}'", source.origin(path), f"write step_of: {owner.step_of}")
+    elif player.networks != owner.networks:
+        problems.add(f"a step of '{player.step_of}' updates its networks ({', '.join(owner.networks)})",
+                     source.origin(("players", name, "networks")), "leave networks: out")
+    if player.clip is not None:
+        problems.add(f"a step of '{player.step_of}' clips as '{player.step_of}' does", source.origin(("players", name, "clip"), at_key=True),
+                     f"give clip: to player '{player.step_of}'")
+    if name in spec.optim:
+        problems.add(f"a step of '{player.step_of}' takes its optimizer", source.origin(("optim", name), at_key=True),
+                     f"give the settings to optim.{player.step_of}")
+
+
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
     """Add to `problems` every name that is malformed, taken twice or refers to nothing."""
     declared: dict[str, tuple] = {}
@@ -123,6 +145,9 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             )
         elif not player.terms:
             problems.add("a player needs at least one term", source.origin(("players", player_name, player.sense)))
+        if player.step_of is not None:
+            _check_step_of(spec, player_name, source, problems)
+            continue  # its networks are its player's
         for index, net in enumerate(player.networks):
             path = ("players", player_name, "networks", index)
             if net not in spec.networks:
@@ -181,7 +206,7 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
         chosen = [kind for kind in ("adam", "rmsprop", "sgd") if getattr(optimizer, kind) is not None]
         if len(chosen) != 1:
             problems.add("choose exactly one optimizer: adam, rmsprop or sgd", source.origin(("optim", name)))
-        elif name in spec.players:
+        elif name in spec.players and spec.players[name].step_of is None:
             _check_network_settings(spec, name, chosen[0], source, problems)
     for name in spec.ema:
         path = ("ema", name)

@@ -122,11 +122,17 @@ class TermSpec(_Model):
 
 
 class PlayerSpec(_Model):
+    """A player: the networks its optimizer updates and the terms it minimizes or maximizes. With
+    `step_of: D` it is another step of player D, with terms of its own: D's networks and D's
+    optimizer (its state shared), stepped where the schedule names it (StarGAN v2's reference-guided
+    steps beside the latent-guided ones)."""
+
     networks: list[str] = Field(min_length=1)
     minimize: dict[str, str | TermSpec] | None = None
     maximize: dict[str, str | TermSpec] | None = None
     clip: float | None = Field(default=None, gt=0)          # clamp every weight to [-clip, clip] after each step
     pool: dict[str, int] = Field(default_factory=dict)      # let name -> history pool size, in this player's step
+    step_of: str | None = None                              # another step of this player: its networks and optimizer
 
     @property
     def sense(self) -> str:
@@ -280,6 +286,26 @@ class Spec(_Model):
     def _crop_size_is_image_size(cls, data: Any) -> Any:
         # dataset.crop_size is the training image size; dataset_options.py says why
         return imply_image_size(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_take_their_players_networks(cls, data: Any) -> Any:
+        """A player written `step_of: D` without `networks:` has D's. A `step_of` that names no
+        player of its own gets a stand-in, so that names.py reports the `step_of` itself."""
+        players = data.get("players") if isinstance(data, dict) else None
+        if not isinstance(players, dict):
+            return data
+        filled = {}
+        for name, player in players.items():
+            if isinstance(player, dict) and isinstance(player.get("step_of"), str) and "networks" not in player:
+                owner, seen = player, {name}
+                while isinstance(owner, dict) and isinstance(owner.get("step_of"), str) and owner["step_of"] not in seen:
+                    seen.add(owner["step_of"])
+                    owner = players.get(owner["step_of"])
+                networks = owner.get("networks") if isinstance(owner, dict) else None
+                player = {**player, "networks": list(networks) if isinstance(networks, list) and networks else ["?"]}
+            filled[name] = player
+        return {**data, "players": filled}
 
     @property
     def source(self) -> Source:

@@ -95,11 +95,17 @@ class Trainer:
         self.parameters: dict[str, list[torch.nn.Parameter]] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for player in program.graph.players:
+            if player.optimizer != player.name:
+                continue  # another step of a player (step_of): its optimizer, below
             params = unique_parameters([self.nets[name] for name in player.networks])
             self.parameters[player.name] = params
             self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, _network_groups(self.nets, player.networks))
+        for player in program.graph.players:  # a step of another player: the very same optimizer, state and all
+            self.parameters[player.name] = self.parameters[player.optimizer]
+            self.optimizers[player.name] = self.optimizers[player.optimizer]
         # each parameter group's rate as the spec sets it (a network of its own may have another)
         self.spec_rates = {name: [group["lr"] for group in optimizer.param_groups] for name, optimizer in self.optimizers.items()}
+        self.shared = {player.name: player.optimizer for player in program.graph.players if player.optimizer != player.name}
         # compiled for these modules (Note [Decisions from the real modules] in program.py)
         self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
@@ -165,7 +171,7 @@ class Trainer:
         """
         state = {
             "iteration": self.iteration,
-            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items() if name not in self.shared},
             "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
         }
@@ -176,7 +182,8 @@ class Trainer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.iteration = int(state.get("iteration", 0))
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            if name not in self.shared:  # a step of another player shares that player's optimizer
+                optimizer.load_state_dict(state["optimizers"][name])
         for player, pools in state.get("pools", {}).items():
             for name, pool_state in pools.items():
                 self.pools[player][name].load_state_dict(pool_state)
@@ -196,6 +203,8 @@ class Trainer:
                     raise LossgraphError(f"optim.{name}.schedule: {error}") from None
         self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
         for player in self.program.graph.players:
+            if player.optimizer != player.name:
+                continue  # its optimizer's hook, registered once for the player it is a step of
             averages = [self.ema[name] for name in player.networks if name in self.ema]
             if averages:
                 # after every optimizer step of the owner, wherever the generated code takes it

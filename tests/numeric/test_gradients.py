@@ -289,3 +289,31 @@ train: {image_size: 16}
     rows = torch.arange(len(labels))
     want = (nets["S"](nets["G"](inputs["x"]))[rows, inputs["c"]] - nets["S"](inputs["x"])[rows, inputs["c"]]).abs().mean()
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_log_of_a_picked_probability_is_computed_stably():
+    """A probability network's per-domain output: pick(D(x), c) is sigmoid(pick(logits, c)), so
+    log(pick(D(x), c)) becomes -softplus(-logit), finite with logits in the hundreds."""
+    program = compile_text(R1_SPEC.replace("D: {arch: classifier, classes: 4}", "D: {arch: classifier, classes: 4, output: probability}")
+                           .replace("adv: E[softplus(-real)] + E[softplus(pick(D(fake), c_t))]", "adv: -E[log(real)] - E[log(1 - pick(D(fake), c_t))]")
+                           .replace('r1: {weight: 0.5, expr: "r1(real, x)"}', "").replace("adv: E[softplus(-pick(D(fake), c_t))]", "adv: -E[log(pick(D(fake), c_t))]"))
+    assert "F.softplus(" in program.code and "torch.log(" not in program.code
+    nets = program.build_networks(seed=0)
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *args):
+            return 300 * self.net(*args)
+
+    nets["D"] = Scaled(nets["D"])
+    inputs = program.example_inputs(batch_size=4, seed=1)
+    got = program.losses(nets, inputs)
+    with torch.no_grad():
+        rows = torch.arange(4)
+        real = nets["D"](inputs["x"]).double()[rows, inputs["c_s"]]
+        fake = nets["D"](nets["G"](inputs["x"], inputs["c_t"])).double()[rows, inputs["c_t"]]
+        want = F.softplus(-real).mean() + F.softplus(fake).mean()  # -log sigmoid and -log(1 - sigmoid), exactly
+    assert torch.isfinite(got["D"]) and float(got["D"]) == pytest.approx(float(want), rel=1e-5)

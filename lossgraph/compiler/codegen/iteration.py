@@ -217,7 +217,8 @@ class _Phase:
         uncut = any(node not in self.cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
         retain = bool(phase.kept_graph) and (uncut or not self.cut_leaves)
         later = [other.player for other in phases[self.index + 1:] if other.reused & phase.kept_graph]
-        for code, no_grad, depth in update_lines(self.player, loss, f'optimizers["{phase.player}"]', f'parameters["{phase.player}"]',
+        stepper = self.player.optimizer  # a step of another player (step_of) steps that player's optimizer
+        for code, no_grad, depth in update_lines(self.player, loss, f'optimizers["{stepper}"]', f'parameters["{stepper}"]',
                                                  retain=retain, cut=() if retain else self.cut_leaves, reused_by=list(dict.fromkeys(later))):
             self.writer.body.add(code, no_grad=no_grad, depth=depth)
 

@@ -319,8 +319,9 @@ def lower(spec: Spec) -> Graph:
             if expr is not None:
                 scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
                 terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
-        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items()),
-                              spec.source.origin(("players", player_name, player.sense), at_key=True)))
+        stepper = spec.players[player.step_of] if player.step_of else player  # a step of another player clips as it does
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), stepper.clip, tuple(player.pool.items()),
+                              spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name))
 
     judges = []
     for name, judge in spec.judges.items():

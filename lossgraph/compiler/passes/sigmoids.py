@@ -2,7 +2,9 @@
 
 A network declared `output: probability` (or a head declared `probability`) returns logits from
 its module; in a formula `D(v)` (or `D.src(v)`) means `sigmoid(logits)` (docs/methods.md, Conventions). Writing the sigmoid into the IR lets the stable-log rules
-see `log(sigmoid(l))` and turn it into `-softplus(-l)`.
+see `log(sigmoid(l))` and turn it into `-softplus(-l)`. A probability network's per-domain output
+picked by a label, `pick(D(x), c)`, is the sigmoid of the picked logit, `sigmoid(pick(logits, c))`
+(the sigmoid is elementwise), so the same rules see `log(pick(D(x), c))` too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def insert_sigmoids(graph: Graph) -> PassResult:
         if single or head:
             count += 1
             return Expr.make(Ops.SIGMOID, node)
+        if node.op is Ops.PICK and node.args[0].op is Ops.SIGMOID:  # children are wrapped first
+            return Expr.make(Ops.SIGMOID, Expr.make(Ops.PICK, node.args[0].args[0], node.args[1]))
         return None
 
     if not any(net.output == "probability" or "probability" in dict(net.heads).values() for net in networks.values()):
