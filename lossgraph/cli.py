@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: runs/<spec name>)")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     run.add_argument("--data", help="a dataset folder (trainA/ trainB/ testA/ testB/) replacing the spec's dataset")
+    _add_fid_weights(run)
     run.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     run.add_argument("--skip-nonfinite", action="store_true",
                      help="skip a step whose loss is NaN or infinite (its updates are undone) instead of stopping")
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a spec, shape-check it, print its objective")
     check.add_argument("spec")
     _add_overrides(check)
+    _add_fid_weights(check)
     check.add_argument("--explain", action="store_true",
                        help="also print what each compiler pass did: which rewrite rule fired where, terms constant for a player")
 
@@ -89,17 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--input", required=True, help="an image, or a folder of images (searched recursively)")
     translate.add_argument("--output", required=True, help="folder for the translated PNGs (same file names)")
     translate.add_argument("--network", help="the generator to apply (default: the first that maps one image to an image)")
-    translate.add_argument("--checkpoint", help="a checkpoint folder (default: the run's latest)")
+    translate.add_argument("--checkpoint", metavar="best|latest|STEP|PATH",
+                           help="best (the run's best by train.keep_best), latest (the default), a step number, "
+                                "or a checkpoint folder")
     translate.add_argument("--ema", action="store_true",
                            help="apply the network's moving average (the spec's ema:), saved in the checkpoint as <name>@ema")
     translate.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
+    translate.add_argument("--size", type=int, metavar="N",
+                           help="resize each image so its shorter side is N and centre-crop it (default: keep each "
+                                "image's size, padded to what the network's down-sampling needs and cropped back)")
     translate.add_argument("--batch-size", type=int, default=16)
     translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     export = commands.add_parser("export", help="write a trained generator as an ONNX model or a torch.export program")
     export.add_argument("run", help="a run folder (holds spec.yaml and checkpoints/)")
     export.add_argument("-o", "--output", required=True, help="the file: .onnx (ONNX) or .pt2 (torch.export), by suffix")
     export.add_argument("--network", help="the generator to export (default: the first that maps one image to an image)")
-    export.add_argument("--checkpoint", help="a checkpoint folder (default: the run's latest)")
+    export.add_argument("--checkpoint", metavar="best|latest|STEP|PATH",
+                        help="the run's best (train.keep_best), latest (the default) or step STEP, or a checkpoint folder")
     export.add_argument("--ema", action="store_true", help="export the network's moving average (the spec's ema:)")
     export.add_argument("--size", type=int, help="a fixed side N (default: any side the network keeps, when fully convolutional)")
     export.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
@@ -114,6 +122,23 @@ def _add_overrides(command: argparse.ArgumentParser) -> None:
     command.add_argument("overrides", nargs="*", metavar="KEY.PATH=VALUE",
                          help="change a value of the spec, e.g. train.steps=2000 players.G.minimize.cycle.weight=5 "
                               "(a YAML value; null removes a key; +KEY adds a new name; see docs/language.md)")
+
+
+def _add_fid_weights(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--fid-weights", metavar="PATH",
+                         help="the FID Inception weights file (pt_inception-2015-12-05-6726825d.pth) for the spec's "
+                              "fid, kid and diversity metrics: train.fid_weights, as an absolute path; never downloaded")
+
+
+def _overrides(args) -> list[str]:
+    """The command's overrides; `--fid-weights PATH` is one more, `train.fid_weights=` the absolute
+    path (so the run's spec.yaml names the file wherever it is read)."""
+    if not getattr(args, "fid_weights", None):
+        return list(args.overrides)
+    import json
+    from pathlib import Path
+
+    return [*args.overrides, f"train.fid_weights={json.dumps(str(Path(args.fid_weights).expanduser().resolve()))}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,12 +173,17 @@ def _compile(spec, overrides=()):
 def _check(args) -> int:
     from lossgraph.views.show import render
 
-    program = _compile(args.spec, args.overrides)
+    program = _compile(args.spec, _overrides(args))
     sys.stdout.write(render(program.written, paper=program.spec.paper))
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
     if args.explain:
         for note in program.notes:
             print(f"  {note}")
+    if program.distributions:
+        choice = program.features
+        network = f"judge {choice.judge}" if choice.kind == "judge" else f"the FID Inception network ({choice.weights})"
+        print(f"{', '.join(metric.name for metric in program.distributions)}: over the whole held-out set, "
+              f"on the features of {network}")
     print(f"ok: {len(program.players)} players, {sum(len(p.terms) for p in program.graph.players)} terms; networks {networks}")
     return 0
 
@@ -190,15 +220,15 @@ def _run(args) -> int:
     from pathlib import Path
 
     from lossgraph.train.accelerate import given
-    from lossgraph.data import open_dataset
+    from lossgraph.data import FOLDER_KEYS, open_dataset
     from lossgraph.train.run import RunOptions, train
 
     from lossgraph.language.spec import load
 
-    spec = load(args.spec, args.overrides)
+    spec = load(args.spec, _overrides(args))
     config = dict(spec.dataset)
     if args.data:  # a folder replaces the built-in source; labels and pairing stay as the spec says
-        config = {key: value for key, value in config.items() if key not in ("builtin", "size", "test_size", "styles")}
+        config = {key: value for key, value in config.items() if key in FOLDER_KEYS}
         config["folder"] = args.data
     base = Path(spec.path).parent if spec.path and Path(spec.path).is_file() else Path.cwd()
     if isinstance(config.get("folder"), str):
@@ -206,6 +236,10 @@ def _run(args) -> int:
         config["folder"] = str((Path.cwd() if args.data else base).joinpath(Path(config["folder"]).expanduser()).resolve())
     if config != dict(spec.dataset):
         spec = spec.model_copy(update={"dataset": config})
+    weights = spec.train.fid_weights
+    if weights and not Path(weights).expanduser().is_absolute():  # absolute, like the data folder
+        resolved = str((base / Path(weights).expanduser()).resolve())
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"fid_weights": resolved})})
     if args.resume:  # an arch the run's --import registered, missing now: say which --import to add
         from lossgraph.language.plugins import require_archs
 
@@ -256,9 +290,12 @@ def _translate(args) -> int:
     from lossgraph.train.translate import translate
 
     result = translate(args.run, args.input, args.output, network=args.network, checkpoint=args.checkpoint,
-                       spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema)
+                       spec=args.spec, batch_size=args.batch_size, device=args.device, ema=args.ema, size=args.size)
     used = f"{result.network}'s moving average" if result.ema else result.network
-    print(f"translated {len(result.written)} images with {used} ({result.checkpoint}) into {args.output}")
+    if result.note:
+        print(f"note: {result.note}")
+    sized = f"at {result.size}x{result.size}" if result.size else "each at its own size"
+    print(f"translated {len(result.written)} images with {used} ({result.checkpoint}) into {args.output}, {sized}")
     return 0
 
 

@@ -19,7 +19,7 @@ import lossgraph.nets as architectures
 
 from lossgraph.compiler.codegen import emit_judge_module, emit_module
 from lossgraph.compiler.expr import Expr
-from lossgraph.compiler.graph import Graph
+from lossgraph.compiler.graph import DistributionMetric, FeatureChoice, Graph
 from lossgraph.compiler.passes.pipeline import run_pipeline
 from lossgraph.compiler.passes.domains import hazards
 from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
@@ -85,6 +85,11 @@ class Program:
         for name, net in self.spec.networks.items():
             for other, parts in (net.share or {}).items():
                 architectures.share(nets[name], nets[other], parts)  # the same modules, so the same parameters
+        for name, net in self.spec.networks.items():
+            if net.weights is not None and name in nets:
+                load_weights(self.spec, name, nets[name])
+            if net.fixed and name in nets:
+                nets[name].requires_grad_(False)  # no gradient is ever taken for its parameters
         return nets
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -107,7 +112,7 @@ class Program:
         missing = [name for name in self.graph.random if name not in inputs]
         if not missing:
             return dict(inputs)
-        first = next(iter(inputs.values()))
+        first = next(value for value in inputs.values() if value.dim() > 0)  # not a weight: a batch
         batch, device = first.shape[0], first.device
         out = dict(inputs)
         for name in missing:
@@ -121,12 +126,33 @@ class Program:
                 out[name] = torch.rand(shape, device=device, generator=generator) * (draw.high - draw.low) + draw.low
         return out
 
-    def losses(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor],
+               iteration: int = 0) -> dict[str, torch.Tensor]:
         """Every player's loss (what its optimizer minimizes) and every term `player/term`.
 
-        Random variables missing from `inputs` are drawn; those given are used as given.
+        Random variables missing from `inputs` are drawn; those given are used as given. A term
+        whose weight has a schedule takes its weight at `iteration` (from 0), unless `inputs`
+        gives it (`inputs["weight/G/ds"]`).
         """
-        return self.generated(nets)["losses"](nets, self.draw(inputs))
+        return self.generated(nets)["losses"](nets, self.weigh(self.draw(inputs), iteration))
+
+    def weights(self, iteration: int) -> dict[str, float]:
+        """Each scheduled term weight at `iteration` (from 0), by input name: `{"weight/G/ds": 1.96}`."""
+        return {name: schedule.at(iteration) for name, schedule in self.graph.weights.items()}
+
+    def weigh(self, inputs: Mapping[str, torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+        """`inputs` with each scheduled weight at `iteration` it lacks, as a number tensor on the
+        inputs' device and in their floating dtype: data of the step, so the generated code, a
+        compiled network or a CUDA graph never changes as the weights do."""
+        out = dict(inputs)
+        missing = {name: value for name, value in self.weights(iteration).items() if name not in out}
+        if missing:
+            floating = next((value for value in out.values() if value.is_floating_point()), None)
+            dtype = floating.dtype if floating is not None else torch.get_default_dtype()
+            device = next(iter(out.values())).device if out else torch.device("cpu")
+            values = torch.tensor(list(missing.values()), dtype=dtype).to(device, non_blocking=True)
+            out.update(zip(missing, values.unbind()))
+        return out
 
     def judge_function(self, judge: str):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)` of judge `judge`'s
@@ -145,6 +171,34 @@ class Program:
     def evaluate(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         with _eval_mode(nets):
             return {name: float(value) for name, value in self.generated(nets)["evaluate"](nets, self.draw(inputs)).items()}
+
+    @property
+    def distributions(self) -> tuple[DistributionMetric, ...]:
+        """The `fid`, `kid` and `diversity` metrics of `evaluate:`: metrics of the whole held-out set,
+        which a run computes (train/metrics/) from the images below."""
+        return self.graph.distributions
+
+    @property
+    def features(self) -> FeatureChoice | None:
+        """The network whose features the distribution metrics compare (None without such metrics)."""
+        return self.graph.features
+
+    def distribution_images(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The images `fid` and `kid` compare on one held-out batch, keyed `<metric>/generated` and
+        `<metric>/real`; random variables the inputs lack are drawn."""
+        return self._images("distribution_images", nets, inputs)
+
+    def diversity_images(self, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One draw of the outputs `diversity` compares, keyed `<metric>/outputs`: each call draws
+        the random variables the inputs lack afresh."""
+        return self._images("diversity_images", nets, inputs)
+
+    def _images(self, function: str, nets: Mapping[str, torch.nn.Module], inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        generated = self.generated(nets)
+        if function not in generated:
+            return {}
+        with _eval_mode(nets):
+            return dict(generated[function](nets, self.draw(inputs)))
 
     def generated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, Any]:
         """The generated module's functions, compiled for the modules in `nets`.
@@ -191,6 +245,37 @@ class Program:
 def _output_ranges(spec: Spec) -> dict[str, tuple[float, float] | None]:
     """What each network's module can return, where its arch declares it (a tanh generator's [-1, 1])."""
     return {name: getattr(architectures.ARCHS.get(net.arch), "output_range", None) for name, net in spec.networks.items()}
+
+
+def load_weights(spec: Spec, name: str, net: torch.nn.Module) -> None:
+    """Network `name`'s `weights:` file into `net`: a state dict, from `.safetensors` or from a
+    `.pt` read with `torch.load(weights_only=True)` (tensors and plain containers only: a pickle
+    that would run code is refused). A file that does not fit the arch is a located error."""
+    from lossgraph.language.errors import Problem, SpecError
+
+    path = spec.weights_file(name)
+    where = spec.source.origin(("networks", name, "weights"))
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever the reader says, the spec line says where
+        detail = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        raise SpecError(Problem(f"cannot read the weights of network '{name}' from {path}: {detail}", where,
+                                "save a state dict: torch.save(module.state_dict(), path) or safetensors.torch.save_file; "
+                                "a file that would run code when read is refused")) from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise SpecError(Problem(f"{path} holds no state dict (a mapping of names to tensors) for network '{name}'", where,
+                                "save one: torch.save(module.state_dict(), path)"))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise SpecError(Problem(f"the weights in {path} do not fit network '{name}' ({spec.networks[name].arch}): {detail[:300]}", where,
+                                "the file must come from the same arch and options")) from None
 
 
 def _stream_seed(seed: int, name: str) -> int:

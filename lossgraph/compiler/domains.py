@@ -218,6 +218,11 @@ def power(a: Range, b: Range) -> Range:
     return reciprocal(monotone(lambda v: v ** -exponent, 0.0, INF)(a)) if a.positive else ANY
 
 
+def hull(a: Range, b: Range) -> Range:
+    """The smallest interval holding both: where a point between a value of each can lie."""
+    return _make([(a.low, a.low_open), (b.low, b.low_open)], [(a.high, a.high_open), (b.high, b.high_open)])
+
+
 def relu(a: Range) -> Range:
     if a.nonnegative:
         return a
@@ -298,7 +303,11 @@ DOMAIN_RULES: dict[Ops, DomainRule] = {
     Ops.L2SQ: DomainRule(REAL, lambda a: power(a, Range.point(2.0))),
     Ops.CE: DomainRule((REAL, LABEL), lambda logits, c: NONNEGATIVE),
     Ops.KL: DomainRule((REAL, REAL), lambda mu, logvar: NONNEGATIVE),
-    Ops.GRADIENT_PENALTY: DomainRule(REAL, lambda real, fake: NONNEGATIVE),
+    Ops.NORM: DomainRule(REAL, lambda a: NONNEGATIVE),               # a sum over the sample: unbounded
+    Ops.LEAF: DomainRule(ANY_KIND, lambda a: a, keeps_kind=True),   # the value itself, cut
+    Ops.GRAD: DomainRule((REAL, REAL), lambda out, v: ANY),
+    Ops.INTERPOLATE: DomainRule(REAL, hull),                        # between its two arguments
+    Ops.PICK: DomainRule((REAL, LABEL), lambda v, c: v),            # one of v's values
     Ops.ARGMAX: DomainRule((REAL,), lambda a: Range(0.0, INF, False, True), gives_label=True),
     Ops.EQ: DomainRule((LABEL, LABEL), lambda a, b: Range(0.0, 1.0, False, False)),
 }

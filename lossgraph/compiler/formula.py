@@ -16,6 +16,7 @@ arithmetic is folded in floating point, so `9**9**9**9` is an overflow error, no
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -26,6 +27,7 @@ from lossgraph.compiler.ops import BUILTINS, OPS, Ops
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 100  # brackets, calls and chained operators (a + b + c is 2 deep) all count
+_DRAWS = itertools.count(1)  # draws parsed without a scope that names them (rule patterns)
 
 # Python syntax that has no place in a formula, with the reason shown to the user.
 _REJECTED = {
@@ -302,10 +304,39 @@ class _Builder:
                 raise self.fail(f"{name} takes {arity} argument{'s' if arity != 1 else ''}, got {len(args)}", node)
             if all(arg.op is Ops.CONST for arg in args) and OPS[op].fold is not None:
                 return self.fold_call(op, node, args)
+            if op is Ops.GRAD:
+                return self.gradient(node, *args)
+            if not OPS[op].pure:
+                return Expr.make(op, *args, arg=self.draw(name))
             return Expr.make(op, *args)
         if name == "E":
             raise self.fail("E is the expectation and takes brackets", node, "write E[...]")
         raise self.unknown_function(name, head, func)
+
+    def draw(self, name: str) -> str:
+        """A name for a random draw written here: each written draw is its own (never merged)."""
+        fresh = getattr(self.scope, "draw", None)
+        return fresh(name) if fresh is not None else f"{name}#{next(_DRAWS)}"
+
+    def gradient(self, node: ast.Call, out: Expr, wrt: Expr) -> Expr:
+        """`grad(out, v)`: v becomes a variable of its own (a LEAF, cut from what computed it) in
+        `out`, so the gradient is taken with respect to v alone, as R1 and WGAN-GP take it."""
+        if wrt.op is Ops.CONST or wrt not in set(out.walk()):
+            raise self.fail("grad(out, v) differentiates out with respect to v, but out does not depend on v",
+                            node, "write the value as it appears inside out, e.g. grad(D(x), x)")
+        leaf = self.site.record(Expr.make(Ops.LEAF, wrt), self.span(node.args[1]))
+        origins = self.site.origins
+        done: dict[Expr, Expr] = {}
+        for old in out.walk():  # `out` rebuilt on the leaf; each rebuilt node keeps its origins
+            if old is wrt:
+                done[old] = leaf
+                continue
+            args = tuple(done[child] for child in old.args)
+            new = old if args == old.args else old.replace(args=args)
+            if new is not old and old in origins:
+                origins.setdefault(new, list(origins[old]))
+            done[old] = new
+        return Expr.make(Ops.GRAD, done[out], leaf)
 
     def argument(self, node: ast.AST, depth: int) -> "Expr | NetworkRef":
         network_ref = getattr(self.scope, "network_ref", None)

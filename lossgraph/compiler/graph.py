@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from lossgraph.language.errors import Origin
 from lossgraph.language.kinds import Draw, Kind
+from lossgraph.language.schema import WeightSchedule
 from lossgraph.compiler.expr import Expr, const
 from lossgraph.compiler.ops import OPS, Ops
 
@@ -43,10 +44,19 @@ class Term:
     weight: float
     expr: Expr                  # unweighted
     key: str                    # dotted spec path, e.g. players.G.minimize.cycle
+    schedule: WeightSchedule | None = None  # a weight that changes with the iteration (then `weight` is unused)
+
+    @property
+    def weight_input(self) -> str | None:
+        """The name of the scheduled weight among the step's inputs: `weight/G/ds`."""
+        return None if self.schedule is None else f"weight/{self.key.split('.')[1]}/{self.name}"
 
     @property
     def value(self) -> Expr:
-        """The term as reported: weight times expression."""
+        """The term as reported: weight times expression. A scheduled weight is an input of the
+        step (a WEIGHT leaf), so the code does not change as the weight does."""
+        if self.schedule is not None:
+            return Expr.make(Ops.MUL, Expr(Ops.WEIGHT, (), self.weight_input), self.expr)
         return self.expr if self.weight == 1.0 else Expr.make(Ops.MUL, const(self.weight), self.expr)
 
 
@@ -75,6 +85,29 @@ class Player:
 
 
 @dataclass(frozen=True)
+class DistributionMetric:
+    """An `evaluate:` metric of the whole held-out set rather than of one batch (distributions.py):
+    `fid(generated, real)` and `kid(generated, real)` compare two sets of images through a feature
+    network; `diversity(outputs, draws)` is the mean feature distance between outputs for one input
+    under `draws` fresh draws of the random variables."""
+
+    name: str                   # its evaluate: key, the eval.csv column
+    kind: str                   # "fid" | "kid" | "diversity"
+    images: tuple[Expr, ...]    # fid, kid: (generated, real); diversity: (outputs,)
+    draws: int = 0              # diversity: draws per held-out input
+
+
+@dataclass(frozen=True)
+class FeatureChoice:
+    """The network whose features the distribution metrics compare: the FID Inception network,
+    read from a weights file, or a judge's own features."""
+
+    kind: str                   # "inception" | "judge"
+    judge: str | None = None
+    weights: str | None = None  # the Inception weights file, as the spec or --fid-weights gives it
+
+
+@dataclass(frozen=True)
 class Graph:
     name: str
     file: str
@@ -89,6 +122,9 @@ class Graph:
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
     judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
     held_out: Mapping[str, Kind] = field(default_factory=dict)  # evaluation-only data: the dataset's held_out extras
+    distributions: tuple[DistributionMetric, ...] = ()  # evaluate: metrics of the whole held-out set
+    features: FeatureChoice | None = None    # what the distribution metrics compare features of
+    weights: Mapping[str, WeightSchedule] = field(default_factory=dict)  # scheduled weights by input name (Term.weight_input)
     # a probability network's D(v) is written as sigmoid(logits) in the IR (passes/sigmoids.py);
     # until then its APPLY node reads as the probability itself
     sigmoids_explicit: bool = False
@@ -98,7 +134,8 @@ class Graph:
 
     def roots(self) -> list[Expr]:
         out = [term.expr for player in (*self.players, *self.judges) for term in player.terms]
-        return out + [expr for _, expr in self.samples] + [expr for _, expr in self.evaluate]
+        out += [expr for _, expr in self.samples] + [expr for _, expr in self.evaluate]
+        return out + [image for metric in self.distributions for image in metric.images]
 
     def nodes(self) -> list[Expr]:
         """Every distinct node, children first."""
@@ -149,6 +186,8 @@ class Graph:
             judges=tuple(rebuild_player(judge) for judge in self.judges),
             samples=tuple((label, rebuild(expr)) for label, expr in self.samples),
             evaluate=tuple((name, rebuild(expr)) for name, expr in self.evaluate),
+            distributions=tuple(replace(metric, images=tuple(rebuild(image) for image in metric.images))
+                                for metric in self.distributions),
             random_like=MappingProxyType({name: rebuild(expr) for name, expr in self.random_like.items()}),
             origins=MappingProxyType(origins),
             names=MappingProxyType(names),
@@ -167,9 +206,24 @@ class Graph:
                 dag.add_edge(child, node)
             if node.op is Ops.APPLY:
                 dag.add_edge(f"params:{node.arg}", node)
-            elif node.op is Ops.GRADIENT_PENALTY:
-                dag.add_edge(f"params:{node.arg[0]}", node)
         return dag
+
+
+def differentiated(root: Expr) -> frozenset[Expr]:
+    """The nodes under `root` that a `grad` differentiates: those between a grad's variable (its
+    LEAF) and the grad, the variable included. They run with autograd wherever they are computed,
+    on that very variable, so a step computes them itself (phases.py) and a network among them has
+    its gradient differentiated again (accelerate.py: not compiled)."""
+    found: set[Expr] = set()
+    for node in root.walk():
+        if node.op is Ops.GRAD:
+            out, leaf = node.args
+            reached = {leaf}
+            for inner in out.walk():  # children first: a node reaches the leaf through a child
+                if any(child in reached for child in inner.args):
+                    reached.add(inner)
+            found |= reached
+    return frozenset(found)
 
 
 def to_sympy(expr: Expr):
@@ -183,7 +237,7 @@ def to_sympy(expr: Expr):
         if node.op is Ops.CONST:
             value = node.arg
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value)
-        elif node.op in (Ops.DATA, Ops.RANDOM):
+        elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
             done[node] = sp.Symbol(str(node.arg))
         elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(f"{node.arg}")(*args) if args else sp.Symbol(node.arg)

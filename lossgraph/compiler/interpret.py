@@ -24,7 +24,7 @@ def _kernel(op: Ops, ranks: tuple[int, ...]) -> Callable[..., Any]:
     names = [f"a{i}" for i in range(len(ranks))]
     body = OPS[op].torch(names, ranks)
     # The body is lossgraph's own lowering of one op, never user text.
-    return eval(f"lambda {', '.join(names)}: {body}", {"torch": torch, "F": F})  # noqa: S307
+    return eval(f"lambda {', '.join(names)}: {body}", {"torch": torch, "F": F, "interpolate": runtime.interpolate})  # noqa: S307
 
 
 def _rank(value: Any) -> int:
@@ -35,7 +35,7 @@ def evaluate_node(node: Expr, args: list[Any], nets: Mapping[str, Any], inputs: 
     op = node.op
     if op is Ops.CONST:
         return node.arg
-    if op in (Ops.DATA, Ops.RANDOM):
+    if op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
         return inputs[node.arg]
     if op is Ops.APPLY:
         return nets[node.arg](*args)
@@ -44,9 +44,6 @@ def evaluate_node(node: Expr, args: list[Any], nets: Mapping[str, Any], inputs: 
     if op is Ops.FROZEN:
         network = nets[node.arg]
         return torch.func.functional_call(network, runtime.frozen(network), tuple(args))
-    if op is Ops.GRADIENT_PENALTY:
-        name, head, _ = node.arg
-        return runtime.gradient_penalty(nets[name], args[0], args[1], head)
     return _kernel(op, tuple(_rank(a) for a in args))(*args)
 
 

@@ -30,6 +30,7 @@ class Ops(enum.Enum):
     CONST = enum.auto()
     DATA = enum.auto()
     RANDOM = enum.auto()
+    WEIGHT = enum.auto()
     # network application and head selection
     APPLY = enum.auto()
     HEAD = enum.auto()
@@ -50,15 +51,22 @@ class Ops(enum.Enum):
     TANH = enum.auto()
     RELU = enum.auto()
     STOP_GRADIENT = enum.auto()
-    # a network applied with its parameters held constant, and the WGAN-GP gradient penalty
+    # a network applied with its parameters held constant
     FROZEN = enum.auto()
-    GRADIENT_PENALTY = enum.auto()
+    # gradients inside a loss (R1, R2, WGAN-GP): a differentiation variable and a gradient w.r.t. it
+    LEAF = enum.auto()
+    GRAD = enum.auto()
+    # a random point between two values, per sample (WGAN-GP's interpolates)
+    INTERPOLATE = enum.auto()
+    # per-domain outputs: the output of each sample's class
+    PICK = enum.auto()
     # reductions
     MEAN = enum.auto()
     L1 = enum.auto()
     L2SQ = enum.auto()
     CE = enum.auto()
     KL = enum.auto()
+    NORM = enum.auto()
     # evaluation: no gradient flows through these (refused in losses)
     ARGMAX = enum.auto()
     EQ = enum.auto()
@@ -109,6 +117,19 @@ def _kl(args: Sequence[str], ranks: Sequence[int]) -> str:
     return f"({body})" if ranks[0] <= 1 else f"({body}).sum({_sample_dims(ranks[0])})"
 
 
+def _norm(args: Sequence[str], ranks: Sequence[int]) -> str:
+    """The per-sample Euclidean norm over the non-batch dimensions."""
+    if ranks[0] <= 1:
+        return f"{args[0]}.abs()"
+    return f"{args[0]}.norm(dim=1)" if ranks[0] == 2 else f"{args[0]}.flatten(1).norm(dim=1)"
+
+
+def _pick(args: Sequence[str], ranks: Sequence[int]) -> str:
+    """`v[n, c[n], ...]` for every sample n: the label indexes dimension 1, broadcast over the rest."""
+    index = f"{args[1]}[:, {', '.join(['None'] * (ranks[0] - 1))}]"
+    return f"torch.take_along_dim({args[0]}, {index}, dim=1).squeeze(1)"
+
+
 def _sigmoid_sympy(sp, x):
     return 1 / (1 + sp.exp(-x))
 
@@ -125,10 +146,14 @@ ROWS = [
     OpDef(Ops.CONST, 0, "", "a number", None, None),
     OpDef(Ops.DATA, 0, "", "a data variable of the batch", None, None),
     OpDef(Ops.RANDOM, 0, "", "a named random draw", None, None, pure=False),
+    OpDef(Ops.WEIGHT, 0, "", "a term's weight at this iteration, from its schedule: an input of the step", None, None),
     OpDef(Ops.APPLY, None, "", "a network applied to its inputs", None, None),
     OpDef(Ops.HEAD, 1, "", "one named output of a network with several heads", None, None),
     OpDef(Ops.FROZEN, None, "", "a network applied with its parameters constant: gradient reaches its inputs only", None, None),
-    OpDef(Ops.GRADIENT_PENALTY, 2, "gp", "E[(|grad D(mix)| - 1)^2], mix = a real + (1 - a) fake, a ~ U(0, 1) per sample", None, _function("gp"), pure=False, reduces="all"),
+    OpDef(Ops.LEAF, 1, "", "the value cut from what computed it, as a variable to differentiate by (grad's second argument)", _call("{0}.detach().requires_grad_()"), lambda sp, a: a, atomic=True),
+    OpDef(Ops.GRAD, 2, "grad", "the gradient of the sum of out over v, per sample the shape of v, differentiable again", _call("torch.autograd.grad({0}.sum(), {1}, create_graph=True)[0]"), _function("grad"), atomic=True),
+    OpDef(Ops.INTERPOLATE, 2, "interpolate", "a v + (1 - a) w with a ~ U(0, 1) drawn per sample", _call("interpolate({0}, {1})"), _function("interpolate"), pure=False),
+    OpDef(Ops.PICK, 2, "pick", "v[n, c[n], ...]: each sample's output for its label c (v has one output per class in dimension 1)", _pick, _function("pick"), atomic=True),
     OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10, infix_lowering=True),
     OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10, infix_lowering=True),
     OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20, infix_lowering=True),
@@ -151,6 +176,7 @@ ROWS = [
     OpDef(Ops.ARGMAX, 1, "argmax", "per-sample index of the largest logit: the predicted class", _call("{0}.argmax(dim=1)"), _function("argmax"), reduces="sample", atomic=True, differentiable=False),
     OpDef(Ops.EQ, 2, "==", "1 where the two values are equal, else 0 (accuracy is E[argmax(C(v)) == c])", _call("({0} == {1}).float()"), lambda sp, a, b: sp.Eq(a, b, evaluate=False), infix=5, differentiable=False),
     OpDef(Ops.ROLL, 1, "roll", "the batch shifted by one sample: pairs each sample with the next one's partner", _call("{0}.roll(1, 0)"), _function("roll"), atomic=True),
+    OpDef(Ops.NORM, 1, "norm", "per-sample Euclidean norm over non-batch dimensions", _norm, _function("norm"), reduces="sample", atomic=True, fold=abs),
     OpDef(Ops.KL, 2, "kl", "per-sample KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims", _kl, _function("kl"), reduces="sample", atomic=True),
 ]
 

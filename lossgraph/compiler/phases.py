@@ -32,7 +32,9 @@ keeps the autograd graph of those calls (`kept_graph`): they take their differen
 leaves cut from the graph below (`x.detach().requires_grad_()`), its backward first takes the
 gradient at the leaves and then carries it on below, so that only the calls' own graph outlives it.
 Values a history pool replaces in a phase, and every call that
-sees them, are that phase's own: computed there and never kept.
+sees them, are that phase's own: computed there and never kept. So are the calls a `grad` makes on
+its variable (`D(x_in)` in R1): the gradient is taken with respect to the tensor the step made, and
+those calls run with autograd even where the step's own gradient does not pass them.
 
 The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
 """
@@ -43,7 +45,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from lossgraph.compiler.expr import Expr
-from lossgraph.compiler.graph import Graph, Player, Term
+from lossgraph.compiler.graph import Graph, Player, Term, differentiated
 from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 
@@ -110,7 +112,7 @@ def live_part(expr: Expr, grad_nodes: frozenset[Expr]) -> Expr:
             return left if right is None else Expr.make(node.op, left, right)
         if node.op is Ops.NEG:
             return Expr.make(Ops.NEG, cut(node.args[0]))
-        if node.op is Ops.MUL and node.args[0].op is Ops.CONST:
+        if node.op is Ops.MUL and node.args[0].op in (Ops.CONST, Ops.WEIGHT):
             return Expr.make(Ops.MUL, node.args[0], cut(node.args[1]))
         return node
 
@@ -126,8 +128,6 @@ def upstream_networks(nodes: Sequence[Expr]) -> dict[Expr, frozenset[str]]:
             networks |= found[child]
         if node.op in (Ops.APPLY, Ops.FROZEN):
             networks.add(node.arg)
-        elif node.op is Ops.GRADIENT_PENALTY:
-            networks.add(node.arg[0])
         found[node] = frozenset(networks)
     return found
 
@@ -152,6 +152,7 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         pooled = tuple((let, lets[let]) for let, _ in player.pool if let in lets and lets[let] in present)
         pooled_values = {value for _, value in pooled}
         local = frozenset(node for node in nodes if node not in pooled_values and pooled_values & set(node.walk()))
+        local |= differentiated(loss)  # a grad's calls are made on this step's own variable
 
         def reusable(node: Expr) -> bool:
             if node not in kept or node in local:
@@ -188,27 +189,30 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
             kept_graph.setdefault(user, set()).add(node)
     phases = []
     for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local) in enumerate(drafts):
+        scoped = differentiated(loss)
         with_grad = frozenset(
             node for node in computed
-            if any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
+            if node in scoped or any(node in plans[schedule[user][0]].grad_nodes for user in users[(index, node)])
         )
-        pairs = _pairs(computed, hoisted, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
+        pairs = _pairs(computed, hoisted | scoped, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
                             kept_graph=frozenset(kept_graph.get(index, ())), batched=pairs))
     return tuple(phases)
 
 
-def _pairs(computed: Sequence[Expr], hoisted: frozenset[Expr], with_grad: frozenset[Expr],
+def _pairs(computed: Sequence[Expr], apart: frozenset[Expr], with_grad: frozenset[Expr],
            grad_nodes: frozenset[Expr], batchable: Batchable, loss: Expr) -> tuple[tuple[Expr, Expr], ...]:
     """Calls of this phase to batch two by two, in order (see the module docstring). Two calls of a
     network with heads pair only when the phase reads the same heads of both: a head read from
-    one alone would be differentiated over both halves (StarGAN's D.cls(x), not D.cls(fake))."""
+    one alone would be differentiated over both halves (StarGAN's D.cls(x), not D.cls(fake)).
+    Calls in `apart` stay alone: those hoisted before a repeat, and a grad's calls, whose gradient
+    (and its backward) would otherwise run over both halves."""
     heads: dict[Expr, set] = {}
     for node in loss.walk():
         if node.op is Ops.HEAD:
             heads.setdefault(node.args[0], set()).add(node.arg)
     candidates = [node for node in computed
-                  if node not in hoisted and not any(arg in grad_nodes for arg in node.args)]
+                  if node not in apart and not any(arg in grad_nodes for arg in node.args)]
     pairs, taken = [], set()
     for position, first in enumerate(candidates):
         if first in taken:

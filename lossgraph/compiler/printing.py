@@ -27,8 +27,10 @@ def _text(node, names, top: bool = False) -> tuple[str, int]:
     if op is Ops.CONST:
         text = number_text(node.arg)
         return (text, _ATOM) if node.arg >= 0 else (text, OPS[Ops.NEG].infix)
-    if op in (Ops.DATA, Ops.RANDOM):
+    if op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
         return str(node.arg), _ATOM
+    if op is Ops.LEAF:  # grad's variable reads as the value it was cut from: grad(D(x), x)
+        return _text(node.args[0], names)
     if op in (Ops.APPLY, Ops.FROZEN):
         return f"{node.arg}({', '.join(_text(a, names)[0] for a in node.args)})", _ATOM
     if op is Ops.HEAD:

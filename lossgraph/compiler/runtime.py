@@ -1,27 +1,18 @@
-"""Helpers the generated code calls where one expression cannot say it: kept few and small.
-
-`gradient_penalty` is the WGAN-GP penalty (Gulrajani et al., arXiv 1704.00028): it needs a
-backward pass inside the forward (`create_graph=True`), so the critic's step differentiates
-through it a second time (double backward).
-"""
+"""Helpers the generated code calls where one expression cannot say it: kept few and small."""
 
 from __future__ import annotations
 
 import torch
 
 
-@torch.enable_grad()  # the penalty is a gradient: it needs autograd even in a no_grad block
-def gradient_penalty(network, real: torch.Tensor, fake: torch.Tensor, head: int | None = None) -> torch.Tensor:
-    """E[(||grad_mix network(mix)||_2 - 1)^2] with mix = a real + (1 - a) fake, a ~ U(0, 1) per sample."""
+def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """a real + (1 - a) fake, a ~ U(0, 1) drawn per sample: a random point between each pair (WGAN-GP)."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    if real.device.type == "meta":  # the shape check: no numbers, and no draw from the generator
+        return torch.empty(shape, device="meta") * real + fake
     # drawn from the CPU generator, as every other draw: a CUDA run mixes what a CPU run mixes
     alpha = torch.rand(shape, dtype=real.dtype).to(real.device, non_blocking=True)
-    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = network(mixed)
-    if head is not None:
-        out = out[head]
-    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return alpha * real + (1 - alpha) * fake
 
 
 def batched(network, first: tuple, second: tuple):

@@ -20,8 +20,10 @@ import torch
 import lossgraph.nets as architectures
 
 from lossgraph.language.errors import Origin, Problem, Problems, SpecError, did_you_mean
+from lossgraph.compiler.distributions import check_images
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
+from lossgraph.compiler.class_counts import check_classes, label_classes
 from lossgraph.compiler.interpret import evaluate_node
 from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.printing import formula_text
@@ -82,16 +84,6 @@ def image_channels(spec: Spec) -> int:
     return next((kind.size for kind in spec.kinds.values() if kind.kind == "image"), IMAGE_CHANNELS)
 
 
-def label_classes(spec: Spec, graph: Graph, node: Expr) -> int | None:
-    """The number of classes of a label-valued leaf, or None when `node` is not a label."""
-    if node.op is Ops.DATA:
-        kind = spec.kinds.get(node.arg) or graph.held_out[node.arg]
-        return kind.size if kind.kind == "label" else None
-    if node.op is Ops.RANDOM and graph.random[node.arg].dist == "label":
-        return graph.random[node.arg].size
-    return None
-
-
 def _call_signature(node: Expr, args: list[Any]) -> tuple | None:
     """What a network call's output shape depends on: the network and its inputs' shapes."""
     if node.op not in (Ops.APPLY, Ops.FROZEN) or not all(isinstance(a, torch.Tensor) for a in args):
@@ -132,6 +124,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
         check_networks(spec)
     inputs = meta_inputs(spec)
     inputs.update({name: empty_input(kind, META_BATCH, spec.train.image_size) for name, kind in graph.held_out.items()})
+    inputs.update({name: torch.empty((), device="meta") for name in graph.weights})  # scheduled weights: numbers
     configs: dict[str, NetConfig] = {}
     modules: dict[str, torch.nn.Module] = {}
     values: dict[Expr, Any] = {}
@@ -219,8 +212,19 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             args = [values[arg] for arg in node.args]
             if node.op in (Ops.APPLY, Ops.FROZEN) and build(node, args) is None:
                 continue
-            if node.op is Ops.GRADIENT_PENALTY and node.arg[0] not in modules:
-                fail(node, f"gp needs network '{node.arg[0]}' applied elsewhere in the objective")
+            if node.op is Ops.PICK and not (isinstance(args[0], torch.Tensor) and args[0].dim() >= 2):
+                shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else "a number"
+                fail(node, f"pick(v, c) needs v with one output per class in dimension 1, shape (N, K, ...); "
+                           f"{formula_text(node.args[0], graph.names)} has shape {shape}")
+                continue
+            if node.op is Ops.GRAD:
+                # the gradient has the shape of its variable; the dry run shares calls by shape, so
+                # the meta graph need not reach the leaf, and autograd is not run on it
+                out, wrt = args
+                if not (isinstance(out, torch.Tensor) and out.is_floating_point() and isinstance(wrt, torch.Tensor)):
+                    fail(node, f"grad(out, v) differentiates a real-valued out with respect to a real-valued v: {formula_text(node)}")
+                    continue
+                values[node] = torch.empty_like(wrt)
                 continue
             signature = _call_signature(node, args)
             if signature in outputs:
@@ -251,7 +255,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             value = values[term.expr]
             if isinstance(value, torch.Tensor) and value.dim() != 0:
                 fail(term.expr, f"term '{term.name}' is not a scalar: its value has shape {tuple(value.shape)}", "take the expectation E[...] of per-sample values", term.key)
-    _check_classes(spec, graph, values, fail)
+    check_classes(spec, graph, values, fail)
     # a sample shows as the spec's images do: with the channel count of one of its image variables
     channels = sorted({kind.size for kind in spec.kinds.values() if kind.kind == "image"}) or [IMAGE_CHANNELS]
     for index, (label, expr) in enumerate(graph.samples):
@@ -264,6 +268,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
         value = values[expr]
         if isinstance(value, torch.Tensor) and value.dim() != 0:
             fail(expr, f"metric '{name}' is not a scalar: shape {tuple(value.shape)}", "take the expectation E[...]", f"evaluate.{name}")
+    check_images(graph.distributions, graph.features, values, {name: c.in_channels for name, c in configs.items()}, fail)
     problems.raise_if_any(SpecError)
 
     for name, net in spec.networks.items() if given is None else ():
@@ -351,39 +356,6 @@ def _to_meta(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(_to_meta(item) for item in value)
     return value
-
-
-def _label_classes(spec: Spec, graph: Graph, values: dict, node: Expr) -> int | None:
-    """A label's class count: declared, or the logits' class dimension an argmax reads."""
-    if node.op is Ops.ARGMAX:
-        logits = values.get(node.args[0])
-        return logits.shape[1] if isinstance(logits, torch.Tensor) and logits.dim() >= 2 else None
-    if node.op in (Ops.ROLL, Ops.STOP_GRADIENT):
-        return _label_classes(spec, graph, values, node.args[0])
-    return label_classes(spec, graph, node) if node.op in (Ops.DATA, Ops.RANDOM) else None
-
-
-def _check_classes(spec: Spec, graph: Graph, values: dict, fail) -> None:
-    """What only shapes tell (the domain rules check kinds and ranges, passes/domains.py): `ce`'s
-    logits have one value per class of its label, and `kl`'s mean and log-variance one shape."""
-    for node in graph.nodes():
-        if node.op is Ops.CE:
-            logits, label = node.args
-            value = values.get(logits)
-            classes = _label_classes(spec, graph, values, label)
-            if not isinstance(value, torch.Tensor) or value.dim() < 2:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else "a number"
-                fail(node, f"ce(logits, c) needs logits with one value per class, shape (N, K); {formula_text(logits, graph.names)} has shape {shape}")
-            elif classes and value.shape[1] != classes:
-                fail(node, f"ce: {formula_text(logits, graph.names)} gives {value.shape[1]} class logits, but "
-                           f"{formula_text(label, graph.names)} is a label of {classes} classes",
-                     "give the network one output per class (classes: or out_channels: in its networks: entry)")
-        elif node.op is Ops.KL:
-            mu, logvar = (values.get(arg) for arg in node.args)
-            if isinstance(mu, torch.Tensor) and isinstance(logvar, torch.Tensor) and mu.shape != logvar.shape:
-                fail(node, f"kl(mu, logvar) takes a mean and a log-variance of one shape; "
-                           f"{formula_text(node.args[0], graph.names)} has shape {tuple(mu.shape)} and "
-                           f"{formula_text(node.args[1], graph.names)} {tuple(logvar.shape)}")
 
 
 def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:

@@ -17,6 +17,9 @@ Exactly one source key, then options:
 
     builtin: shapes      procedural scenes (shapes.py); optional `size` (training scenes, default
                          4096) and `test_size` (held-out samples, default 64)
+    builtin: photos      patches of public-domain photographs (photos.py; the extra
+                         lossgraph[photos]); `task: grade | colorize` (photo_tasks.py, default
+                         grade), `photo_size`, `size` (default 4096), `test_size` (default 60)
     folder: PATH         images on disk; a relative PATH is resolved against `base_dir` (pass
                          the spec file's folder) or, without one, against the current directory
     layout: unaligned | aligned | classes          (folders only; default unaligned)
@@ -28,7 +31,7 @@ Exactly one source key, then options:
                          y[i] one scene, one file name, one side-by-side file); unpaired: each
                          image variable follows its own shuffled order. Required with two or
                          more image variables, except layout aligned (default paired).
-    styles: {IMAGE: STYLE | [STYLE, ...] | K, ...}        (builtin only)
+    styles: {IMAGE: STYLE | [STYLE, ...] | K, ...}        (builtin shapes only)
                          the style(s) each image variable is drawn in (shapes.STYLES: flat,
                          outlined, slate, meadow, rose; K: the first K). Without it there must be
                          exactly two image variables, drawn flat (the first) and outlined (the
@@ -41,16 +44,25 @@ Exactly one source key, then options:
                          variables (never in `batch()`); a NAME may be a random variable of the
                          spec, so that evaluation uses fixed values for it.
 
+Augmentation, any source (augment.py; as the pix2pix and CycleGAN code preprocess):
+    load_size: L         load every image at L x L (folders: shorter side resized to L, centre
+                         square; builtin: drawn at L); default the image size
+    crop_size: S         cut S x S: at a random position in training, at the centre held out.
+                         S is the training image size: the spec's train.image_size follows it
+                         (language/dataset_options.py), so pass image_size = S here
+    flip: true | false   mirror each training sample left to right with probability 1/2
+    The images of one stream (both images of a pair) share each sample's crop and flip.
+
 SOURCEs:
-    shape(IMAGE)         builtin: the kind of the main shape of IMAGE's scene, label(3):
+    shape(IMAGE)         builtin shapes: the kind of the main shape of IMAGE's scene, label(3):
                          0 circle, 1 square, 2 triangle
-    style(IMAGE)         builtin: the index of IMAGE's style within its `styles:` list, label(K)
+    style(IMAGE)         builtin shapes: the index of IMAGE's style within its `styles:` list, label(K)
     class(IMAGE)         layout classes: the index of IMAGE's class folder in sorted name order,
                          label(number of class folders)
-    target_style(IMAGE)  builtin, held_out only: a style index other than IMAGE's own, label(K);
+    target_style(IMAGE)  builtin shapes, held_out only: a style index other than IMAGE's own, label(K);
                          over the held-out scenes it goes round all the other styles
     restyle(IMAGE, LABEL)
-                         builtin, held_out only: IMAGE's scene drawn in the style LABEL gives
+                         builtin shapes, held_out only: IMAGE's scene drawn in the style LABEL gives
                          (LABEL a style(IMAGE) or target_style(IMAGE) from labels:/held_out:), an
                          image like IMAGE: the ground truth of translating IMAGE into that style
 A label variable declared label(K) must get a source with exactly K classes.
@@ -60,13 +72,13 @@ A label variable declared label(K) must get a source with exactly K classes.
 Pix2Pix, BicycleGAN (data: {x: image, y: image}):
     dataset: {builtin: shapes, pairing: paired}
     batch: x a scene drawn flat, y the same scene outlined.  held_out: x, y likewise.
-    On disk: {folder: facades, layout: aligned}.
+    On disk: {folder: facades, layout: aligned}.  Photographs: {builtin: photos, pairing: paired}.
 
 CoGAN, UNIT (data: {x1: image, x2: image}); CycleGAN, DiscoGAN, DualGAN ({x: image, y: image}):
     dataset: {builtin: shapes, pairing: unpaired}
     batch: first image flat, second outlined, independent scenes.  held_out: paired (x[i] and
     y[i] one test scene), so y is the ground truth of translating x.
-    On disk: {folder: horse2zebra, pairing: unpaired}.
+    On disk: {folder: horse2zebra, pairing: unpaired}.  Photographs: {builtin: photos, pairing: unpaired}.
 
 PixelDA (data: {x_s: image, c_s: label(3), x_t: image}):
     dataset: {builtin: shapes, pairing: unpaired, labels: {c_s: shape(x_s)}, held_out: {c_t: shape(x_t)}}
@@ -102,6 +114,7 @@ from lossgraph.data.classes import ClassFolderDataset
 from lossgraph.data.dataset import DOMAINS, PAIRINGS, Dataset
 from lossgraph.data.variables import as_kinds, quoted, suggest
 from lossgraph.data.folders import FolderDataset
+from lossgraph.data.photos import PhotoDataset
 from lossgraph.data.shapes import ShapesDataset
 from lossgraph.language.errors import DataError, did_you_mean
 
@@ -110,17 +123,21 @@ __all__ = [
     "ClassFolderDataset",
     "Dataset",
     "FolderDataset",
+    "PhotoDataset",
     "ShapesDataset",
     "open_dataset",
     "BUILTINS",
+    "FOLDER_KEYS",
     "LAYOUTS",
 ]
 
-BUILTINS = {"shapes": ShapesDataset}
+BUILTINS = {"shapes": ShapesDataset, "photos": PhotoDataset}
 LAYOUTS = {"unaligned": FolderDataset, "aligned": AlignedFolderDataset, "classes": ClassFolderDataset}
 # Keys each kind of source accepts, and the defaults of the optional ones.
-COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None}
-BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64, "styles": None}
+COMMON_KEYS = {"pairing": None, "labels": None, "held_out": None, "load_size": None, "crop_size": None, "flip": False}
+BUILTIN_KEYS = {"builtin": None, **COMMON_KEYS, "size": 4096, "test_size": 64}
+# The keys only one builtin takes, with their defaults (photos: 60 held-out patches, 10 per photograph).
+BUILTIN_OWN_KEYS = {"shapes": {"styles": None}, "photos": {"task": "grade", "photo_size": None, "test_size": 60}}
 FOLDER_KEYS = {"folder": None, "layout": "unaligned", **COMMON_KEYS}
 EXAMPLE = "{builtin: shapes, pairing: unpaired}"
 
@@ -146,14 +163,18 @@ def open_dataset(
             f"for example {EXAMPLE}"
         )
     source = "builtin" if "builtin" in config else "folder"
-    accepted = BUILTIN_KEYS if source == "builtin" else FOLDER_KEYS
+    name = config.get("builtin")
+    if source == "builtin" and name not in BUILTINS:
+        hint = suggest(str(name), BUILTINS)
+        raise DataError(f"dataset.builtin: unknown builtin dataset {name!r}; {hint}")
+    accepted = {**BUILTIN_KEYS, **BUILTIN_OWN_KEYS[name]} if source == "builtin" else FOLDER_KEYS
     check_keys(config, accepted, source)
     options = {**accepted, **config}
 
     layout = options.get("layout")
     if source == "folder" and layout not in LAYOUTS:
         raise DataError(f"dataset.layout: {layout!r} is not valid; {suggest(str(layout), LAYOUTS)}")
-    two_domains = (source == "builtin" and options["styles"] is None) or layout in ("unaligned", "aligned")
+    two_domains = (source == "builtin" and options.get("styles") is None) or layout in ("unaligned", "aligned")
     if isinstance(variables, (list, tuple)) and two_domains:
         check_variables(variables)
     kinds = as_kinds(variables)
@@ -174,25 +195,16 @@ def open_dataset(
         raise DataError(f"dataset.pairing: {pairing!r} is not valid; {suggest(str(pairing), PAIRINGS)}")
     if not is_integer(image_size) or image_size < 8:
         raise DataError(f"dataset: image size must be an integer of at least 8, got {image_size!r}")
-    sources = {"labels": options["labels"], "held_out": options["held_out"]}
+    common = {"labels": options["labels"], "held_out": options["held_out"], **augmentation(options, image_size)}
 
     if source == "builtin":
-        name = options["builtin"]
-        if name not in BUILTINS:
-            hint = suggest(str(name), BUILTINS)
-            raise DataError(f"dataset.builtin: unknown builtin dataset {name!r}; {hint}")
         for key in ("size", "test_size"):
             if not is_integer(options[key]) or options[key] < 1:
                 raise DataError(f"dataset.{key}: expected a positive integer, got {options[key]!r}")
+        own = {key: options[key] for key in BUILTIN_OWN_KEYS[name] if key != "test_size"}
         return BUILTINS[name](
-            kinds,
-            image_size,
-            seed=seed,
-            pairing=pairing,
-            size=options["size"],
-            test_size=options["test_size"],
-            styles=options["styles"],
-            **sources,
+            kinds, image_size, seed=seed, pairing=pairing, size=options["size"], test_size=options["test_size"],
+            **own, **common,
         )
 
     folder = options["folder"]
@@ -201,13 +213,36 @@ def open_dataset(
     root = Path(folder).expanduser()
     if not root.is_absolute():
         root = Path(base_dir if base_dir is not None else os.getcwd()) / root
-    return LAYOUTS[layout](root, kinds, image_size, seed=seed, pairing=pairing, **sources)
+    return LAYOUTS[layout](root, kinds, image_size, seed=seed, pairing=pairing, **common)
+
+
+def augmentation(options: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+    """The dataset's `load_size` and `flip` (augment.py), checked against `crop_size` and `image_size`.
+
+    A spec's values were checked where they are written (language/dataset_options.py); these
+    checks catch a direct call that disagrees with itself.
+    """
+    crop, load, flip = options["crop_size"], options["load_size"], options["flip"]
+    for key, value in (("crop_size", crop), ("load_size", load)):
+        if value is not None and (not is_integer(value) or value < 1):
+            raise DataError(f"dataset.{key}: expected a positive integer, got {value!r}")
+    if crop is not None and crop != image_size:
+        raise DataError(f"dataset.crop_size: {crop} differs from the image size {image_size}; open the dataset at image_size={crop}")
+    if load is not None and load < image_size:
+        raise DataError(f"dataset.load_size: {load} is smaller than the crop size {image_size}; make it at least {image_size}")
+    if not isinstance(flip, bool):
+        raise DataError(f"dataset.flip: expected true or false, got {flip!r}")
+    return {"load_size": load, "flip": flip}
 
 
 def check_keys(config: Mapping[str, Any], accepted: Mapping[str, Any], source: str) -> None:
-    other_source_keys = (set(BUILTIN_KEYS) | set(FOLDER_KEYS)) - set(accepted)
-    takes = f"a {source} dataset takes {quoted(accepted)}"
+    other_builtins = {key: name for name, keys in BUILTIN_OWN_KEYS.items() for key in keys if key not in accepted}
+    other_source_keys = (set(BUILTIN_KEYS) | set(FOLDER_KEYS) | set(other_builtins)) - set(accepted)
+    what = f"builtin '{config['builtin']}'" if source == "builtin" else "a folder dataset"
+    takes = f"{what} takes {quoted(accepted)}"
     for key in config:
+        if key in other_builtins and source == "builtin":
+            raise DataError(f"dataset.{key}: applies only to builtin '{other_builtins[key]}'; {takes}")
         if key in other_source_keys:
             other = "builtin" if source == "folder" else "folder"
             raise DataError(

@@ -6,8 +6,8 @@
 
 Each file is one pair: its left half is A and its right half B, split at the middle column
 (`width // 2`, as pix2pix does). The first image variable reads A and the second B; each half
-then goes through the usual reading (image_folder.py): resized so its shorter side is `image_size`,
-centre-cropped, scaled to [-1, 1]. Any width of at least the height is accepted, as pix2pix
+then goes through the usual reading (image_folder.py): resized so its shorter side is the load size,
+centre-cropped, scaled to [-1, 1]; both halves of a pair then get the same training crop and flip. Any width of at least the height is accepted, as pix2pix
 accepts any; halves that are not square (a 600x256 file) lose their sides to the centre crop.
 A file narrower than it is tall cannot be two side-by-side halves and is refused with a
 DataError naming it, when a batch first reads it (files are listed at opening, read lazily).
@@ -91,13 +91,13 @@ class AlignedFolderDataset(ImageFolderDataset):
     def _load(self, paths: list[Path], image: str) -> torch.Tensor:
         half = self.images.index(image)
         channels = self.kinds[image].size
-        size = self.image_size
+        size = self.load_size
         return torch.stack([
             self._cache.get((path, half, channels), lambda path=path: load_half(path, half, size, channels))
             for path in paths
         ])
 
-    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def load_items(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {
             image: self._load([self.train_files[index] for index in indices[image].tolist()], image)
             for image in self.images
@@ -114,5 +114,5 @@ class AlignedFolderDataset(ImageFolderDataset):
         )
         return (
             f"folder {self.root} (aligned): train {len(self.train_files)} pairs, {held_out}, "
-            f"{self.pairing}, {size}x{size}"
+            f"{self.pairing}, {size}x{size}{self.augment_note()}"
         )

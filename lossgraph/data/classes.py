@@ -157,7 +157,7 @@ class ClassFolderDataset(ImageFolderDataset):
             loaded[name] = labels.clone()
         return loaded
 
-    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def load_items(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         items = indices[self.image]
         images = self._load([self.train_files[index] for index in items.tolist()])
         return self._with_labels(images, self.train_labels[items], self.sources)
@@ -173,5 +173,5 @@ class ClassFolderDataset(ImageFolderDataset):
         return (
             f"folder {self.root} (classes): train {len(self.train_files)} images in "
             f"{len(self.class_names)} classes ({sample(list(self.class_names))}), {held_out}, "
-            f"{size}x{size}{', ' + sources if sources else ''}"
+            f"{size}x{size}{self.augment_note()}{', ' + sources if sources else ''}"
         )

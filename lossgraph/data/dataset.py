@@ -13,6 +13,12 @@ positions `step * batch_size ...` walk through epochs, each a fresh permutation 
 "Paired" data gives all its images one shared stream over pair indices (x[i] and y[i] are the
 same item); "unpaired" data gives each image variable a stream of its own.
 
+Augmentation (augment.py): subclasses load images at `load_size`; `load_train` cuts training
+images to `image_size` at a random position and maybe mirrors them, from (seed, stream, position),
+and `held_out` cuts at the centre. The position of every sample travels with its item indices
+under the key `POSITION`, so that a caller loading a slice of a batch (distributed.py) cuts the
+slice exactly as the whole batch would be cut.
+
 Label variables get their values from a *source* named in the config (`shape(x_s)`, `class(x)`;
 sources.py); `held_out()` may add evaluation-only variables from sources too. The variables
 themselves are checked in variables.py, and every seed comes from seeds.py.
@@ -27,6 +33,7 @@ from typing import Any, Mapping
 import torch
 
 
+from lossgraph.data.augment import Augment
 from lossgraph.data.seeds import seeded_generator
 from lossgraph.data.sources import Source, SourceFunction, bind as bind_sources
 from lossgraph.data.variables import as_kinds
@@ -35,6 +42,9 @@ from lossgraph.language.kinds import Kind
 
 DOMAINS = ("A", "B")
 PAIRINGS = ("paired", "unpaired")
+# The key of `batch_indices()` that holds each sample's global training position (no variable
+# can take it: variable names are identifiers).
+POSITION = "@position"
 
 
 @functools.lru_cache(maxsize=16)
@@ -59,9 +69,9 @@ def stream_indices(seed: int, stream: str, count: int, start: int, length: int) 
 class Dataset(abc.ABC):
     """The spec's data variables, read through streams (see module docstring).
 
-    Subclasses implement `stream_sizes`, `stream_of`, `held_out_size`, `load_train`,
-    `load_held_out` and `describe`, and call `bind` at the end of `__init__` when they offer
-    `FUNCTIONS`; the rest is shared.
+    Subclasses implement `stream_sizes`, `stream_of`, `held_out_size`, `load_items`,
+    `load_held_out` and `describe`, load images at `load_size` (not `image_size`), and call
+    `bind` at the end of `__init__` when they offer `FUNCTIONS`; the rest is shared.
     """
 
     # Label sources this dataset offers, by name; empty: it gives images only.
@@ -69,12 +79,17 @@ class Dataset(abc.ABC):
     # Where the messages send someone who needs labels from a dataset that has none.
     NO_LABELS_HINT = ""
 
-    def __init__(self, variables: Any, image_size: int, seed: int, pairing: str):
+    def __init__(self, variables: Any, image_size: int, seed: int, pairing: str,
+                 load_size: int | None = None, flip: bool = False):
         self.kinds: dict[str, Kind] = as_kinds(variables)
         self.variables = tuple(self.kinds)
         self.images = tuple(name for name, kind in self.kinds.items() if kind.kind == "image")
         self.label_variables = tuple(name for name, kind in self.kinds.items() if kind.kind == "label")
-        self.image_size = image_size
+        self.image_size = image_size  # what batches and held-out samples hold
+        self.load_size = load_size or image_size  # what subclasses load, before any crop
+        if self.load_size < image_size:
+            raise DataError(f"dataset: load_size {self.load_size} is smaller than the image size {image_size}")
+        self.augment = Augment(image_size, self.load_size, bool(flip))
         self.seed = seed
         self.pairing = pairing
         # Set by subclasses: whether held_out()'s images at one index show the same underlying item.
@@ -101,12 +116,13 @@ class Dataset(abc.ABC):
         """The most samples `held_out` can return per variable."""
 
     @abc.abstractmethod
-    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every data variable at its training item `indices[variable]`."""
+    def load_items(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every data variable at its training item `indices[variable]`, images at `load_size`."""
 
     @abc.abstractmethod
     def load_held_out(self, count: int) -> dict[str, torch.Tensor]:
-        """The first `count` held-out samples of every data variable and every extra (fresh tensors)."""
+        """The first `count` held-out samples of every data variable and every extra (fresh
+        tensors), images at `load_size`."""
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -124,7 +140,8 @@ class Dataset(abc.ABC):
         return max(self.stream_sizes.values())
 
     def batch_indices(self, step: int, batch_size: int) -> dict[str, torch.Tensor]:
-        """The training item index of every sample in the batch of `step`, per variable."""
+        """The training item index of every sample in the batch of `step`, per variable, and
+        under `POSITION` each sample's global training position (what its crop and flip follow)."""
         if step < 0 or batch_size < 1:
             raise ValueError(f"need step >= 0 and batch_size >= 1, got step={step}, batch_size={batch_size}")
         start = step * batch_size
@@ -132,7 +149,25 @@ class Dataset(abc.ABC):
             stream: stream_indices(self.seed, stream, count, start, batch_size)
             for stream, count in self.stream_sizes.items()
         }
-        return {variable: by_stream[self.stream_of(variable)] for variable in self.variables}
+        indices = {variable: by_stream[self.stream_of(variable)] for variable in self.variables}
+        indices[POSITION] = torch.arange(start, start + batch_size)
+        return indices
+
+    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every data variable at its training item `indices[variable]`, images cut and mirrored
+        at the positions `indices[POSITION]` (augment.py); any slice of `batch_indices()`."""
+        loaded = self.load_items(indices)
+        if not self.augment.active:
+            return loaded
+        if POSITION not in indices:
+            raise ValueError(f"load_train needs the training positions under {POSITION!r} (from batch_indices)")
+        draws_of: dict[str, Any] = {}  # the variables of one stream share their crops and flips
+        for variable in self.images:
+            stream = self.stream_of(variable)
+            if stream not in draws_of:
+                draws_of[stream] = self.augment.draws(self.seed, stream, indices[POSITION])
+            loaded[variable] = self.augment.train(loaded[variable], draws_of[stream])
+        return loaded
 
     def batch(self, step: int, batch_size: int) -> dict[str, torch.Tensor]:
         """The training batch of global step `step`: every data variable, `batch_size` samples.
@@ -152,7 +187,15 @@ class Dataset(abc.ABC):
         if count < 1:
             raise ValueError(f"need count >= 1, got {count}")
         loaded = self.load_held_out(min(count, self.held_out_size))
-        return {name: loaded[name] for name in (*self.variables, *self.held_out_kinds)}
+        names = (*self.variables, *self.held_out_kinds)
+        if self.augment.margin:
+            return {name: self.augment.held_out(loaded[name]) if self.is_image(name) else loaded[name] for name in names}
+        return {name: loaded[name] for name in names}
+
+    def is_image(self, name: str) -> bool:
+        """Whether data variable or held-out extra `name` holds images."""
+        kind = self.kinds.get(name) or self.held_out_kinds.get(name)
+        return kind is not None and kind.kind == "image"
 
     # ----- binding sources (called by subclasses once they know their class counts)
 
@@ -163,6 +206,11 @@ class Dataset(abc.ABC):
 
     def check_label_argument(self, source: Source, label: Source, key: str) -> None:
         """Subclasses check what a `takes_label` function may read; none by default."""
+
+    def augment_note(self) -> str:
+        """', random 64x64 crops of 72x72, random flips' for `describe()`, or ''."""
+        note = self.augment.describe()
+        return f", {note}" if note else ""
 
     def describe_sources(self) -> str:
         parts = [f"{name} = {source}" for name, source in self.sources.items()]

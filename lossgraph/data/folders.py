@@ -137,7 +137,7 @@ class FolderDataset(ImageFolderDataset):
     def held_out_size(self) -> int:
         return min(len(files) for files in self.held_out_files)
 
-    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def load_items(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {
             image: self.read_images([files[index] for index in indices[image].tolist()], self.kinds[image].size)
             for image, files in zip(self.images, self.train_files)
@@ -161,5 +161,5 @@ class FolderDataset(ImageFolderDataset):
         size = self.image_size
         return (
             f"folder {self.root}: {', '.join(counts)} images, {self.pairing}, "
-            f"{', '.join(notes)}, {size}x{size}"
+            f"{', '.join(notes)}, {size}x{size}{self.augment_note()}"
         )

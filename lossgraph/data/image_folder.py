@@ -4,7 +4,8 @@ Images are files with a suffix in `IMAGE_SUFFIXES` (any case), found recursively
 their path relative to the folder searched; names starting with a dot are skipped (macOS writes
 `._name.png` companions that are not images). Each is decoded with Pillow when a batch needs it,
 turned upright by its EXIF orientation, converted to RGB (or grey for an `image(1)` variable),
-resized so its shorter side is `image_size`, centre-cropped to a square and scaled to [-1, 1].
+resized so its shorter side is the dataset's load size (`load_size`, else `image_size`),
+centre-cropped to a square and scaled to [-1, 1]; augment.py then cuts training crops from it.
 
 `ImageFolderDataset` is the constructor of the three layouts (folders.py unaligned, aligned.py,
 classes.py): it checks the spec's image variables and label sources, then the root folder, and
@@ -73,7 +74,12 @@ def to_tensor(image: Image.Image, image_size: int, channels: int = 3) -> torch.T
     image = image.resize(resized, Image.Resampling.BICUBIC)
     left = (resized[0] - image_size) // 2
     top = (resized[1] - image_size) // 2
-    image = image.crop((left, top, left + image_size, top + image_size))
+    return as_tensor(image.crop((left, top, left + image_size, top + image_size)), channels)
+
+
+def as_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
+    """A decoded image at its own size as (channels, height, width) float32 in [-1, 1]."""
+    image = image.convert("RGB" if channels == 3 else "L")
     pixels = torch.from_numpy(numpy.asarray(image, dtype=numpy.float32))
     if pixels.dim() == 2:
         pixels = pixels.unsqueeze(-1)
@@ -144,8 +150,10 @@ class ImageFolderDataset(Dataset):
         pairing: str | None = None,
         labels: Mapping[str, str] | None = None,
         held_out: Mapping[str, str] | None = None,
+        load_size: int | None = None,
+        flip: bool = False,
     ):
-        super().__init__(variables, image_size, seed, pairing or self.PAIRING)
+        super().__init__(variables, image_size, seed, pairing or self.PAIRING, load_size, flip)
         self.check_images()
         if not self.LABELS_FROM_FILES:
             self.bind(labels, held_out)  # the spec's side is checked before the disk is read
@@ -182,6 +190,6 @@ class ImageFolderDataset(Dataset):
 
     def read_images(self, paths: list[Path], channels: int) -> torch.Tensor:
         """The images at `paths` as (N, channels, S, S) in [-1, 1], each decoded once while the cache has room."""
-        size = self.image_size
+        size = self.load_size
         return torch.stack([self._cache.get((path, channels), lambda path=path: load_image(path, size, channels))
                             for path in paths])

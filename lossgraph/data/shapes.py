@@ -134,8 +134,10 @@ class ShapesDataset(Dataset):
         styles: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
         held_out: Mapping[str, str] | None = None,
+        load_size: int | None = None,
+        flip: bool = False,
     ):
-        super().__init__(variables, image_size, seed, pairing)
+        super().__init__(variables, image_size, seed, pairing, load_size, flip)
         self.size = size
         self.test_size = test_size
         self.image_styles = resolve_styles(self.images, styles)
@@ -212,9 +214,9 @@ class ShapesDataset(Dataset):
         """`scenes` drawn as image variable `image`, sample n in its style `style_index[n]`."""
         names = self.image_styles[image]
         if len(names) == 1:
-            images = render(scenes, names[0], self.image_size)
+            images = render(scenes, names[0], self.load_size)
         else:
-            size = self.image_size
+            size = self.load_size
             images = torch.empty(len(scenes), 3, size, size)
             for index in torch.unique(style_index).tolist():
                 chosen = style_index == index
@@ -243,7 +245,7 @@ class ShapesDataset(Dataset):
             elif source.function == "restyle":
                 done[name] = self.draw(source.image, scenes, done[source.label])
 
-    def load_train(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def load_items(self, indices: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loaded: dict[str, torch.Tensor] = {}
         by_stream: dict[str, Scenes] = {}  # the variables of one stream share their scenes
         style_of = {}
@@ -279,5 +281,5 @@ class ShapesDataset(Dataset):
         sources = self.describe_sources()
         return (
             f"builtin shapes: {self.size} train scenes, {self.test_size} test samples, "
-            f"{self.pairing}, {size}x{size}, styles {styles}{', ' + sources if sources else ''}, seed {self.seed}"
+            f"{self.pairing}, {size}x{size}{self.augment_note()}, styles {styles}{', ' + sources if sources else ''}, seed {self.seed}"
         )

@@ -7,7 +7,8 @@
 - data and random kinds that parse (`image`, `label(10)`, `normal(8)`), macro signatures;
 - players: exactly one of minimize/maximize, networks that exist and belong to one player;
   schedule entries, optimizers, history pools, judges, EMAs and `share:` that name what exists;
-  a term's `updates:` among its player's networks.
+  a term's `updates:` among its player's networks;
+- `train.keep_best` naming an `evaluate:` metric, `train.features` naming a judge (or `inception`).
 
 Names a formula gives a meaning of its own (`E`, `log`, `l1`, ...) are refused where formulas get
 their meaning, in `compiler/passes/lower.py`: the op table is the compiler's, not the language's.
@@ -23,6 +24,34 @@ from lossgraph.language.kinds import DATA_KINDS, DRAW_KINDS, parse_data_kind, pa
 from lossgraph.language.macros import parse_signature
 from lossgraph.language.schema import Spec
 from lossgraph.language.source import Source, dotted
+
+
+def _check_network_settings(spec: Spec, player: str, kind: str, source: Source, problems: Problems) -> None:
+    """`optim.G.networks: {M: {lr: 1.0e-6}}`: networks of player G, settings its optimizer has."""
+    from pydantic import ValidationError
+
+    optimizer = spec.optim[player]
+    fields = list(type(optimizer.settings).model_fields)
+    for network, own in optimizer.networks.items():
+        path = ("optim", player, "networks", network)
+        if network not in spec.players[player].networks:
+            problems.add(f"'{network}' is not a network of player '{player}'", source.origin(path, at_key=True),
+                         did_you_mean(network, spec.players[player].networks))
+            continue
+        if not isinstance(own, dict):
+            problems.add(f"a network's settings are a mapping of {kind} settings, e.g. {{lr: 1.0e-6}}", source.origin(path))
+            continue
+        unknown = [key for key in own if key not in fields]
+        for key in unknown:
+            problems.add(f"unknown {kind} setting '{key}'", source.origin(path + (key,), at_key=True), did_you_mean(str(key), fields))
+        if unknown:
+            continue
+        try:
+            optimizer.settings_of(network)
+        except ValidationError as error:
+            for item in error.errors():
+                key = item["loc"][0] if item["loc"] else None
+                problems.add(item["msg"][0].lower() + item["msg"][1:], source.origin(path + ((key,) if key in own else ())))
 
 
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
@@ -134,6 +163,17 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
         elif name in spec.players:
             problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
+    for name, net in spec.networks.items():
+        if net.fixed and name in owner:
+            problems.add(f"network '{name}' is fixed, but player '{owner[name]}' updates it", source.origin(("networks", name, "fixed")),
+                         f"remove it from player {owner[name]}'s networks, or drop fixed: true")
+        elif net.fixed and name in spec.judges:
+            problems.add(f"network '{name}' is fixed, but it is a judge, fitted before training", source.origin(("networks", name, "fixed")),
+                         "a judge is held fixed once fitted already: drop fixed: true, or the judge")
+        path = spec.weights_file(name)
+        if path is not None and not path.is_file():
+            problems.add(f"no weights file {path}", source.origin(("networks", name, "weights")),
+                         "a path relative to the spec's folder, to a state dict saved by torch.save or safetensors")
     for name in spec.optim:
         if name not in spec.players:
             problems.add(f"optimizer for unknown player '{name}'", source.origin(("optim", name), at_key=True), did_you_mean(name, spec.players))
@@ -141,6 +181,8 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
         chosen = [kind for kind in ("adam", "rmsprop", "sgd") if getattr(optimizer, kind) is not None]
         if len(chosen) != 1:
             problems.add("choose exactly one optimizer: adam, rmsprop or sgd", source.origin(("optim", name)))
+        elif name in spec.players:
+            _check_network_settings(spec, name, chosen[0], source, problems)
     for name in spec.ema:
         path = ("ema", name)
         if name not in spec.networks:
@@ -148,4 +190,29 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
         elif name not in owner:
             problems.add(f"network '{name}' is updated by no player, so its average would never move",
                          source.origin(path, at_key=True), "keep an EMA of a network that a player trains")
+    check_evaluation_settings(spec, source, problems)
 
+
+INCEPTION = "inception"  # train.features: the FID Inception network, from train.fid_weights
+
+
+def check_evaluation_settings(spec: Spec, source: Source, problems: Problems) -> None:
+    """`train.keep_best` names an `evaluate:` metric; `train.features` a judge or `inception`."""
+    best = spec.train.keep_best
+    if best is not None and best.metric not in spec.evaluate:
+        path = ("train", "keep_best", "metric")
+        if spec.evaluate:
+            names = ", ".join(spec.evaluate)
+            close = did_you_mean(best.metric, spec.evaluate)
+            hint = f"{close} (evaluate: defines {names})" if close and close.startswith("did") else f"evaluate: defines {names}"
+        else:
+            hint = "the spec has no evaluate: section; define the metric there first"
+        problems.add(f"unknown metric '{best.metric}'", source.origin(path), hint)
+    features = spec.train.features
+    if features is not None and features != INCEPTION and features not in spec.judges:
+        choices = [INCEPTION, *spec.judges]
+        problems.add(f"'{features}' is neither a judge nor {INCEPTION}", source.origin(("train", "features")),
+                     did_you_mean(features, choices) or f"choose one of {', '.join(choices)}")
+    if features == INCEPTION and spec.train.fid_weights is None:
+        problems.add("inception needs the FID Inception weights file", source.origin(("train", "features")),
+                     "give train.fid_weights: PATH (or run with --fid-weights PATH), e.g. pt_inception-2015-12-05-6726825d.pth")

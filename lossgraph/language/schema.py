@@ -12,9 +12,12 @@ so an unknown key, in a file or an override, is answered with the keys that mode
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from lossgraph.language.dataset_options import imply_image_size
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
 from lossgraph.language.source import Source
@@ -34,17 +37,87 @@ class NetworkSpec(BaseModel):
     heads: dict[str, Literal["raw", "probability"]] | None = None  # module returns a tuple, in this order
     share: dict[str, list[str]] | None = None  # {G1: [trunk]}: these parts ARE G1's (same parameters)
     out_channels: int | None = Field(default=None, gt=0)
+    weights: str | None = None  # a state dict (.pt, read with torch.load(weights_only=True), or .safetensors) to start from
+    fixed: bool = False         # never updated: a network a loss reads (a perceptual network), owned by no player
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
+class WeightSchedule(_Model):
+    """A term's weight as a function of the iteration i (counted from 0), exactly one of:
+
+    - `{linear: [a, b], steps: N}`: a at i = 0, moving linearly to b at i = N, then b
+      (`start: S` delays the ramp to S .. S + N);
+    - `{warmup: N}`: 0 for the first N iterations, then `value` (default 1);
+    - `{piecewise: [[0, a], [N1, b], ...]}`: a from iteration 0, b from N1, and so on.
+
+    The weight at i is a pure function of i, so a resumed run uses the weights it would have.
+    """
+
+    linear: tuple[float, float] | None = None
+    steps: int | None = Field(default=None, gt=0)
+    start: int | None = Field(default=None, ge=0)
+    warmup: int | None = Field(default=None, gt=0)
+    value: float | None = None
+    piecewise: list[tuple[Annotated[int, Field(ge=0)], float]] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "WeightSchedule":
+        kinds = [name for name in ("linear", "warmup", "piecewise") if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a weight schedule has exactly one of linear: [from, to], warmup: N, piecewise: [[0, w], [N, w2]]"
+                             + (f", not {' and '.join(kinds)}" if kinds else ""))
+        allowed = {"linear": {"steps", "start"}, "warmup": {"value"}, "piecewise": set()}[kinds[0]]
+        extra = [name for name in ("steps", "start", "value") if getattr(self, name) is not None and name not in allowed]
+        if extra:
+            raise ValueError(f"{extra[0]}: belongs to {'linear' if extra[0] != 'value' else 'warmup'}, not {kinds[0]}")
+        if self.linear is not None and self.steps is None:
+            raise ValueError("linear: [from, to] needs steps: N, the iterations it takes to get from one to the other")
+        starts = [start for start, _ in self.piecewise or ()]
+        if self.piecewise is not None and (starts[0] != 0 or any(a >= b for a, b in zip(starts, starts[1:]))):
+            raise ValueError("piecewise lists [iteration, weight] pairs from iteration 0 on, in increasing order: [[0, w], [N, w2], ...]")
+        return self
+
+    def at(self, iteration: int) -> float:
+        """The weight at `iteration` (from 0)."""
+        if self.linear is not None:
+            start, (first, last) = self.start or 0, self.linear
+            done = min(1.0, max(0.0, (iteration - start) / self.steps))
+            return first + (last - first) * done
+        if self.warmup is not None:
+            return 0.0 if iteration < self.warmup else (1.0 if self.value is None else self.value)
+        return next(value for start, value in reversed(self.piecewise) if start <= iteration)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest weight it ever takes."""
+        if self.linear is not None:
+            values = self.linear
+        elif self.warmup is not None:
+            values = (0.0, 1.0 if self.value is None else self.value)
+        else:
+            values = tuple(value for _, value in self.piecewise)
+        return min(values), max(values)
+
+    def describe(self) -> str:
+        """The schedule in words, for `show` and messages."""
+        number = lambda value: f"{value:g}"  # noqa: E731
+        if self.linear is not None:
+            start = self.start or 0
+            return f"{number(self.linear[0])} → {number(self.linear[1])} over iterations {start}..{start + self.steps}"
+        if self.warmup is not None:
+            return f"0 until iteration {self.warmup}, then {number(1.0 if self.value is None else self.value)}"
+        return ", ".join(f"{number(value)} from iteration {start}" for start, value in self.piecewise)
+
+
 class TermSpec(_Model):
-    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1."""
+    """A weighted term: `cycle: {weight: 10, expr: "E[...]"}`; a bare string has weight 1. The
+    weight may change with the iteration: `weight: {linear: [2, 0], steps: 100000}`."""
 
     expr: str
-    weight: float = 1.0
+    weight: float | WeightSchedule = 1.0
     updates: list[str] | None = None  # the networks of its player this term updates (default: all)
 
 
@@ -119,12 +192,20 @@ class LRScheduleSpec(_Model):
 
 
 class OptimizerSpec(_Model):
-    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`."""
+    """Exactly one of `adam`, `rmsprop`, `sgd`; optionally a learning-rate `schedule`, and settings
+    of that optimizer for some of the player's networks (`networks: {M: {lr: 1.0e-6}}`: one
+    parameter group per network, the player's settings for what a network's entry leaves out)."""
 
     adam: AdamSpec | None = None
     rmsprop: RMSpropSpec | None = None
     sgd: SGDSpec | None = None
     schedule: LRScheduleSpec | None = None
+    networks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def settings_of(self, network: str) -> _Model:
+        """The optimizer's settings for one network: the player's, with the network's own in place."""
+        own = self.networks.get(network)
+        return self.settings if not own else type(self.settings).model_validate({**self.settings.model_dump(), **own})
 
     @property
     def kind(self) -> str:
@@ -148,6 +229,14 @@ class JudgeSpec(_Model):
     optim: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(adam=AdamSpec(lr=1e-3, betas=(0.9, 0.999))))
 
 
+class KeepBestSpec(_Model):
+    """`train.keep_best: {metric: error_XY, mode: min}`: keep the networks of the evaluation with the
+    best value of one `evaluate:` metric (the lowest with `min`, the highest with `max`)."""
+
+    metric: str
+    mode: Literal["min", "max"] = "min"
+
+
 class TrainSpec(_Model):
     steps: int = Field(default=2000, gt=0)
     epochs: int | None = Field(default=None, gt=0)  # instead of steps: passes over the dataset (train/epochs.py)
@@ -157,6 +246,10 @@ class TrainSpec(_Model):
     sample_every: int = Field(default=250, gt=0)
     checkpoint_every: int = Field(default=500, gt=0)
     eval_every: int = Field(default=250, gt=0)
+    keep_best: KeepBestSpec | None = None
+    # the network whose features fid, kid and diversity compare: `inception` or a judge's name
+    features: str | None = None
+    fid_weights: str | None = None  # the FID Inception weights file (pt_inception-2015-12-05), read, never downloaded
 
 
 class Spec(_Model):
@@ -182,6 +275,12 @@ class Spec(_Model):
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _crop_size_is_image_size(cls, data: Any) -> Any:
+        # dataset.crop_size is the training image size; dataset_options.py says why
+        return imply_image_size(data)
+
     @property
     def source(self) -> Source:
         return self._source  # type: ignore[return-value]
@@ -189,6 +288,18 @@ class Spec(_Model):
     @property
     def path(self) -> str | None:
         return self._path
+
+    def weights_file(self, network: str) -> Path | None:
+        """The file of a network's `weights:`, relative to the folder of the spec file that wrote
+        it (the current folder for a command-line override)."""
+        written = self.networks[network].weights
+        if written is None:
+            return None
+        path = Path(written).expanduser()
+        if path.is_absolute():
+            return path
+        file = self.source.origin(("networks", network, "weights")).file if self.source is not None else "<spec>"
+        return (Path.cwd() if file.startswith("<") else Path(file).resolve().parent) / path
 
     @property
     def kinds(self) -> dict[str, Kind]:
@@ -223,12 +334,15 @@ MODELS_BY_PATH = {
     ("players", "*"): PlayerSpec,
     ("players", "*", "minimize", "*"): TermSpec,
     ("players", "*", "maximize", "*"): TermSpec,
+    ("players", "*", "minimize", "*", "weight"): WeightSchedule,
+    ("players", "*", "maximize", "*", "weight"): WeightSchedule,
     ("optim", "*"): OptimizerSpec,
     ("optim", "*", "adam"): AdamSpec,
     ("optim", "*", "rmsprop"): RMSpropSpec,
     ("optim", "*", "sgd"): SGDSpec,
     ("optim", "*", "schedule"): LRScheduleSpec,
     ("train",): TrainSpec,
+    ("train", "keep_best"): KeepBestSpec,
     ("judges", "*"): JudgeSpec,
     ("judges", "*", "optim"): OptimizerSpec,
     ("judges", "*", "optim", "adam"): AdamSpec,

@@ -4,8 +4,8 @@ pydantic reports an error at a `loc` such as `('players', 'G', 'minimize', 'cycl
 `_data_path` keeps the parts that address the data (dropping union-member tags) so the source
 points at the value, or at the key for an unknown key, with the keys its model has as the hint.
 A union reports one error per member; one is kept. Then `names.check_names` checks what needs the
-whole spec, `schedules.check_units` that steps and epochs are not mixed, and every problem is
-raised together.
+whole spec, `dataset_options.check_dataset_options` the dataset's load_size, crop_size and flip,
+`schedules.check_units` that steps and epochs are not mixed, and every problem is raised together.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lossgraph.language.dataset_options import check_dataset_options
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.names import check_names
 from lossgraph.language.schedules import check_units
-from lossgraph.language.schema import Spec, TermSpec, model_at
+from lossgraph.language.schema import Spec, TermSpec, WeightSchedule, model_at
 from lossgraph.language.source import Layered, Source
 
 
@@ -38,6 +39,7 @@ def validated(source: Source | Layered, data: dict, file: str) -> Spec:
     spec._source = source
     spec._path = file
     check_names(spec, source, problems)
+    check_dataset_options(spec, source, problems)
     check_units(spec, source, problems)
     problems.raise_if_any()
     return spec
@@ -81,6 +83,8 @@ def _collect_validation(error: ValidationError, source: Source, data: Any, probl
             continue  # a union reports one error per member; one is enough
         if kind == "string_type" and model_at(path) is TermSpec and isinstance(_value_at(data, path), dict):
             continue  # a term written as a mapping: the TermSpec member's errors say what is wrong
+        if kind == "float_type" and model_at(path) is WeightSchedule and isinstance(_value_at(data, path), dict):
+            continue  # a weight written as a mapping: the schedule's errors say what is wrong
         if kind == "missing":
             missing = loc[-1]
             if (path, missing) not in seen:  # every missing key of a mapping is reported
@@ -99,4 +103,5 @@ def _message(item: dict, path: tuple, source: Source) -> str:
         if len(path) == 2:
             return f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999 ({item['msg'][0].lower() + item['msg'][1:]})"
         return "ema maps a network to the decay of its weights' moving average, e.g. {G_XY: 0.999}"
-    return item["msg"][0].lower() + item["msg"][1:]
+    message = item["msg"].removeprefix("Value error, ")  # a validator's own words
+    return message[0].lower() + message[1:]

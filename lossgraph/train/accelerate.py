@@ -126,12 +126,13 @@ def reset_cuda_graphs() -> None:
 
 
 def double_backward_networks(graph: Any) -> frozenset[str]:
-    """Networks a gradient penalty differentiates (their gradient is differentiated again)."""
+    """Networks a `grad` differentiates (a gradient penalty: their gradient is differentiated again)."""
+    from lossgraph.compiler.graph import differentiated
     from lossgraph.compiler.ops import Ops
 
     found = set()
     for player in (*graph.players, *graph.judges):
-        for node in player.loss.walk():
-            if node.op is Ops.GRADIENT_PENALTY:
-                found.add(node.arg[0])
+        for node in differentiated(player.loss):
+            if node.op in (Ops.APPLY, Ops.FROZEN):
+                found.add(node.arg)
     return frozenset(found)

@@ -6,6 +6,8 @@ A run keeps its checkpoints in one folder:
                                                a moving average (ema.py) as network `<net name>@ema`
     checkpoints/step_000500/state.pt           trainer state, step, RNG states, spec name (torch.save)
     checkpoints/latest                         text: the name of the newest checkpoint folder
+    checkpoints/best_step_000750/              with `train.keep_best`: the networks of the best evaluation
+                                               so far, written by `write_folder` too (best.py); never rotated here
 
 A checkpoint is written into `checkpoints/.tmp-step_000500/`, both files are flushed to disk, and
 only then is the folder renamed to `step_000500`: the rename is the commit. `latest` is rewritten
@@ -195,20 +197,13 @@ def _network_state(net_names: list[str], tensors: dict[str, torch.Tensor], alias
 # ----------------------------------------------------------------------------- save and load
 
 
-def save_checkpoint(directory: str | os.PathLike, step: int, nets: Mapping[str, nn.Module],
-                    trainer_state: Mapping[str, Any], extra: Mapping[str, Any] | None = None,
-                    keep: int | None = 3) -> Path:
-    """Write a checkpoint for `step` atomically and return its folder.
-
-    `extra` entries (RNG states, spec name, ...) are stored beside the trainer state in `state.pt`
-    and come back from `load_checkpoint`. `keep` complete checkpoints are kept, the newest by step;
-    None keeps all.
-    """
+def write_folder(directory: str | os.PathLike, name: str, nets: Mapping[str, nn.Module], state: Mapping[str, Any]) -> Path:
+    """Write `directory/name/` with `nets.safetensors` and `state.pt` atomically: into a temporary
+    folder, both files flushed, then renamed (replacing a folder of that name); its path."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    name = checkpoint_name(step)
     temporary = directory / f"{TEMPORARY_PREFIX}{name}"
     final = directory / name
     if temporary.exists():  # left by a write that was interrupted
@@ -220,8 +215,7 @@ def save_checkpoint(directory: str | os.PathLike, step: int, nets: Mapping[str, 
     save_file(tensors, str(temporary / NETS_FILE), metadata=metadata)
     _fsync_file(temporary / NETS_FILE)
 
-    state = dict(extra or {})
-    state.update({"format": FORMAT_VERSION, "step": step, "trainer": trainer_state})
+    state = dict(state)
     if extra_states:
         state["network_extra_states"] = extra_states
     with open(temporary / STATE_FILE, "wb") as handle:
@@ -231,7 +225,7 @@ def save_checkpoint(directory: str | os.PathLike, step: int, nets: Mapping[str, 
     _fsync_directory(temporary)
 
     if final.exists():
-        # Same step written again (a run redone from an earlier checkpoint): rename cannot replace
+        # Same name written again (a run redone from an earlier checkpoint): rename cannot replace
         # a non-empty folder, so move the old one aside first. Meanwhile `latest` may name a
         # missing folder, which readers already tolerate.
         aside = directory / f"{TEMPORARY_PREFIX}old-{name}"
@@ -243,6 +237,23 @@ def save_checkpoint(directory: str | os.PathLike, step: int, nets: Mapping[str, 
     else:
         os.replace(temporary, final)
     _fsync_directory(directory)
+    return final
+
+
+def save_checkpoint(directory: str | os.PathLike, step: int, nets: Mapping[str, nn.Module],
+                    trainer_state: Mapping[str, Any], extra: Mapping[str, Any] | None = None,
+                    keep: int | None = 3) -> Path:
+    """Write a checkpoint for `step` atomically and return its folder.
+
+    `extra` entries (RNG states, spec name, ...) are stored beside the trainer state in `state.pt`
+    and come back from `load_checkpoint`. `keep` complete checkpoints are kept, the newest by step;
+    None keeps all.
+    """
+    directory = Path(directory)
+    name = checkpoint_name(step)
+    state = dict(extra or {})
+    state.update({"format": FORMAT_VERSION, "step": step, "trainer": trainer_state})
+    final = write_folder(directory, name, nets, state)
     atomic_write_text(directory / LATEST_FILE, name + "\n")
 
     if keep is not None:

@@ -118,17 +118,20 @@ def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: schedule.factor(done + 1, steps_per_epoch))
 
 
-def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float, done: int) -> None:
-    """Put the spec's learning rate at `done` iterations into the optimizer (after a state load).
+def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float | list[float], done: int) -> None:
+    """Put the spec's learning rate at `done` iterations into the optimizer (after a state load):
+    one rate, or one per parameter group (a network with a rate of its own).
 
     For the spec the state was saved with this changes nothing; after `--allow-spec-change` it
     makes the new `lr` and `schedule` take effect from the resumed step on.
     """
-    scheduler.base_lrs = [base_lr for _ in scheduler.optimizer.param_groups]
+    groups = scheduler.optimizer.param_groups
+    rates = list(base_lr) if isinstance(base_lr, (list, tuple)) else [base_lr] * len(groups)
+    scheduler.base_lrs = rates
     scheduler.last_epoch = done
-    for group in scheduler.optimizer.param_groups:
-        group["initial_lr"] = base_lr
-        group["lr"] = base_lr * scheduler.lr_lambdas[0](done)
+    for group, rate in zip(groups, rates):
+        group["initial_lr"] = rate
+        group["lr"] = rate * scheduler.lr_lambdas[0](done)
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 

@@ -11,9 +11,10 @@ input named `images`, (N, C, H, W) in [-1, 1], and one output `translated`, the 
 
 Note [Sizes the file takes]
     The batch is always free. Height and width are free too when the network is fully
-    convolutional: it is probed on meta tensors for the smallest power of two m such that every
-    side that is a multiple of m (from a smallest one up) comes back at its own size (a U-Net of
-    depth d needs 2**d, the ResNet generator 2**downsample), and exported with `Dim.AUTO` sides.
+    convolutional: it is probed on meta tensors (translate.py's `size_multiple`) for the smallest
+    power of two m such that sides that are multiples of m come back at their own size (a U-Net of
+    depth d needs 2**d, the ResNet generator 2**downsample), then for the smallest such side, and
+    exported with `Dim.AUTO` sides.
     A .pt2 program's guards refuse other sides; an ONNX model has no such check and fails inside
     (or returns another size), so the file says the rule. A network that is not
     fully convolutional, a probe that finds no rule, a dynamic export that fails, or `--size N`
@@ -47,7 +48,7 @@ from torch import nn
 from lossgraph.language.errors import LossgraphError, did_you_mean
 from lossgraph.train.checkpoint import load_checkpoint, stored_networks
 from lossgraph.train.ema import EMA_SUFFIX, ema_name, is_ema_name
-from lossgraph.train.translate import resolve_checkpoint, resolve_spec, signatures
+from lossgraph.train.translate import fits, resolve_checkpoint, resolve_spec, signatures, size_multiple
 
 SUFFIXES = {".onnx": "ONNX", ".pt2": "torch.export program"}
 METADATA_FILE = "lossgraph.json"  # inside a .pt2, among its extra_files
@@ -219,25 +220,14 @@ def export_network(network: nn.Module, output: str | os.PathLike, channels: int,
 
 
 def size_rule(network: nn.Module, channels: int, image_size: int) -> SizeRule | None:
-    """The sides `network` maps to themselves (Note [Sizes the file takes]), or None; probed on
-    meta tensors, so nothing is computed and the network itself is left alone."""
-    probe = copy.deepcopy(network).to("meta").eval()
-
-    def keeps(side: int) -> bool:
-        try:
-            with torch.no_grad():
-                out = probe(torch.empty(2, channels, side, side, device="meta"))
-        except Exception:  # noqa: BLE001 - a side the network cannot take, whatever it raises
-            return False
-        return isinstance(out, torch.Tensor) and out.dim() == 4 and tuple(out.shape[2:]) == (side, side)
-
-    multiple = 1
-    while multiple <= image_size:
-        if keeps(image_size + multiple) and keeps(image_size + 2 * multiple) and keeps(2 * image_size):
-            smallest = next((k * multiple for k in range(1, image_size // multiple + 1) if keeps(k * multiple)), image_size)
-            return SizeRule(multiple, smallest)
-        multiple *= 2
-    return None
+    """The sides `network` maps to themselves (Note [Sizes the file takes]), or None: translate's
+    `size_multiple`, and the smallest multiple it takes, tried on a meta copy (nothing computed)."""
+    multiple = size_multiple(network, channels, image_size)
+    if multiple is None:
+        return None
+    probe = copy.deepcopy(network).to("meta")
+    sides = (k * multiple for k in range(1, image_size // multiple + 1))
+    return SizeRule(multiple, next((side for side in sides if fits(probe, channels, side, side, "meta")), image_size))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

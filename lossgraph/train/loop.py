@@ -6,12 +6,14 @@ Step N trains on the dataset's batch of step N (`train_step(N)`). After it, in t
    nothing saved; with `skip_nonfinite` (which also checks the networks' tensors) the step's
    updates are undone instead (`StepGuard`) and counted, the first 10 with a note.
 2. Every log interval and at the last step: a metrics.csv row and the progress display.
-3. Every eval interval: held-out metrics (eval.csv), noted unless it is the last step.
+3. Every eval interval: held-out metrics (eval.csv), noted unless it is the last step; with
+   `train.keep_best`, the networks kept when they are the best so far (best.py); summary.json.
 4. Every sample interval: a sample grid.
 5. Every checkpoint interval: a checkpoint.
 
-After the last step, a checkpoint, a sample grid and the held-out metrics are each made once
-more unless that step just made them (`LastDone`). Ctrl-C stops the loop saying where the last
+After the last step, the held-out metrics, a sample grid and a checkpoint are each made once
+more unless that step just made them (`LastDone`), in the order of a step's actions, so the last
+checkpoint records a best checkpoint found by the last evaluation. Ctrl-C stops the loop saying where the last
 checkpoint is, and goes on up as KeyboardInterrupt.
 """
 
@@ -26,6 +28,7 @@ from typing import Callable, Mapping
 import torch
 
 from lossgraph.train import nonfinite
+from lossgraph.train.best import BestCheckpoint
 from lossgraph.train.device import to_device
 from lossgraph.train.options import Intervals, Plan
 from lossgraph.train.outputs import Outputs
@@ -80,11 +83,13 @@ class LoopResult:
     metrics: dict[str, float]  # the last held-out metrics
     checkpoint: Path | None  # the last checkpoint (None on a process that writes none)
     skipped: int  # steps skipped for a non-finite loss, over the whole run
+    best: dict | None = None  # the best checkpoint (train.keep_best): metric, mode, step, value, checkpoint
 
 
 class Loop:
     def __init__(self, plan: Plan, program: Program, train_step: TrainStep, networks: RunNetworks,
-                 trainer: Trainer, outputs: Outputs, checkpoints: Checkpoints, progress: Progress, start: Start):
+                 trainer: Trainer, outputs: Outputs, checkpoints: Checkpoints, progress: Progress, start: Start,
+                 best: BestCheckpoint | None = None):
         self.plan = plan
         self.every: Intervals = plan.every
         self.program = program
@@ -94,6 +99,7 @@ class Loop:
         self.checkpoints = checkpoints
         self.progress = progress
         self.start = start
+        self.best = best
         self.guard = nonfinite.StepGuard(networks.trained, trainer) if plan.options.skip_nonfinite else None
         self.done = LastDone(checkpoint=start.step - 1)  # a resumed run's checkpoint is done
         self.skipped = start.skipped
@@ -121,7 +127,7 @@ class Loop:
             raise
         return LoopResult(final=final, steps_run=max(0, step - self.start.step + 1), seconds=seconds,
                           stats=dict(self.stats), metrics=dict(self.metrics), checkpoint=self.checkpoint,
-                          skipped=self.skipped)
+                          skipped=self.skipped, best=self.best.record() if self.best is not None else None)
 
     def train(self, step: int) -> None:
         """Step `step`, and what a non-finite one calls for."""
@@ -162,22 +168,28 @@ class Loop:
 
     def close(self, final: int) -> None:
         """The end of the run: each closing action once at `final`, unless it just happened there."""
-        if self.done.checkpoint != final:
-            self.save(final)
-        if self.done.samples != final:
-            self.write_samples(final)
         if self.done.evaluation != final:
             self.evaluate(final)
+        if self.done.samples != final:
+            self.write_samples(final)
+        if self.done.checkpoint != final:
+            self.save(final)
 
     def evaluate(self, step: int) -> None:
         self.metrics = self.outputs.evaluate(step)
         self.done.evaluation = step
+        if self.best is not None and self.best.consider(step, self.metrics) and step != self.plan.steps:
+            self.progress.note(f"step {step}: best {self.best.metric} so far, kept in checkpoints/{self.best.current.folder}")
+        self.outputs.write_summary(step, self.metrics, self.best.record() if self.best is not None else None)
 
     def write_samples(self, step: int) -> None:
         self.outputs.write_samples(step)
         self.done.samples = step
 
     def save(self, step: int) -> None:
-        self.checkpoint = self.checkpoints.save(step, seconds=self.clock.elapsed(), skipped=self.skipped)
+        best = self.best.state() if self.best is not None else None
+        self.checkpoint = self.checkpoints.save(step, seconds=self.clock.elapsed(), skipped=self.skipped, best=best)
+        if self.best is not None:
+            self.best.prune()  # a rotated-out checkpoint may have been the last to need an old best
         self.outputs.flush()  # what a resume keeps is on disk with the checkpoint
         self.done.checkpoint = step

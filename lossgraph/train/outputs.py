@@ -4,10 +4,13 @@
     eval.csv      step, every held-out metric
     samples/      step_000500.png: the fixed held-out inputs, a row per `program.samples` entry
     tensorboard/  the same scalars and grids as events, when the run writes them (tensorboard_log.py)
+    summary.json  the last evaluation, the best checkpoint, the feature network (summary.py)
 
 Samples and evaluation see the held-out batch drawn once at the start, run under their own RNG
 reseeded from the run's seed every time (rng.side_computation), and use the moving averages where
-the trainer keeps them (`RunNetworks.shown`). A resumed run keeps its logs up to its checkpoint's
+the trainer keeps them (`RunNetworks.shown`). Batch metrics see the first `eval_count` held-out
+samples; `fid`, `kid` and `diversity` the whole held-out set (metrics/evaluation.py), their
+columns in `evaluate:`'s order among the others. A resumed run keeps its logs up to its checkpoint's
 step and drops the rest, TensorBoard events included. A torchrun process other than rank 0
 writes nothing and skips samples and evaluation (`writes=False`).
 """
@@ -23,9 +26,10 @@ from lossgraph.train.csv_log import CsvLog, stat_order
 from lossgraph.train.device import to_device
 from lossgraph.train.images import save_grid
 from lossgraph.train.options import Plan
-from lossgraph.train.protocols import Batch, Dataset, Program
+from lossgraph.train.protocols import Batch, Dataset, MeasuresDistributions, Program
 from lossgraph.train.rng import side_computation
 from lossgraph.train.run_state import RunNetworks
+from lossgraph.train.summary import write_summary
 
 
 class Outputs:
@@ -33,7 +37,7 @@ class Outputs:
 
     def __init__(self, plan: Plan, program: Program, networks: RunNetworks, held_out: dict[str, Any],
                  metrics_log: CsvLog | None, eval_log: CsvLog | None,
-                 events: tensorboard_log.EventLog | None):
+                 events: tensorboard_log.EventLog | None, distributions: Any = None):
         self.plan = plan
         self.program = program
         self.networks = networks
@@ -42,6 +46,9 @@ class Outputs:
         self.metrics_log = metrics_log
         self.eval_log = eval_log
         self.events = events
+        self.distributions = distributions  # metrics/evaluation.DistributionEvaluation, or None
+        order = list(getattr(program.spec, "evaluate", None) or ())
+        self.column = {name: index for index, name in enumerate(order)}  # eval.csv keeps evaluate:'s order
 
     @property
     def writes(self) -> bool:
@@ -65,9 +72,18 @@ class Outputs:
                 purge = kept_step + 1 if kept_step is not None else None
                 events, note = tensorboard_log.open_log(plan.out_dir, required, purge_step=purge)
                 notes.append(note)
+        distributions = None
         with side_computation(networks.trained, plan.options.seed, plan.device):
             held_out = to_device(dataset.held_out(plan.options.eval_count), plan.device)
-        return cls(plan, program, networks, held_out, metrics_log, eval_log, events)
+            if writes and isinstance(program, MeasuresDistributions) and program.distributions:
+                from lossgraph.train.metrics.evaluation import DistributionEvaluation
+
+                distributions = DistributionEvaluation.open(program, dataset, networks.shown, plan.device,
+                                                            plan.options.eval_count)
+                notes.append(distributions.describe())
+                if events is not None:
+                    events.text("eval/features", distributions.describe())
+        return cls(plan, program, networks, held_out, metrics_log, eval_log, events, distributions)
 
     def log_metrics(self, step: int, values: Mapping[str, Any], **trailing: Any) -> None:
         """A row of metrics.csv (and its scalars as events); `trailing`: `seconds`, `skipped`."""
@@ -97,11 +113,22 @@ class Outputs:
         shown = self.networks.shown
         with side_computation(shown, self.plan.options.seed, self.plan.device):
             result = dict(self.program.evaluate(shown, self.held_out))
+        if self.distributions is not None:
+            with side_computation(shown, self.plan.options.seed, self.plan.device):
+                result.update(self.distributions.measure(shown))
+            result = dict(sorted(result.items(), key=lambda item: self.column.get(item[0], len(self.column))))
         if result:
             self.eval_log.write(step, result)
             if self.events is not None:
                 self.events.scalars(step, result, prefix="eval/")
         return result
+
+    def write_summary(self, step: int | None, metrics: Mapping[str, float], best: Mapping[str, Any] | None) -> None:
+        """RUN/summary.json (summary.py): the evaluation of `step`, the best checkpoint, the features."""
+        if not self.writes:
+            return
+        features = self.distributions.record() if self.distributions is not None else None
+        write_summary(self.plan.out_dir, self.plan.name, step, metrics, best, features)
 
     def flush(self) -> None:
         """Put what was logged on disk (after a checkpoint: what a resume keeps is there with it)."""

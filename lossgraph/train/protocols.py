@@ -14,6 +14,8 @@ a runtime-checkable protocol, tested with `isinstance`:
     Accelerating  a trainer that says how its steps call the networks (accelerate.py), for a note
     FitsJudges    a trainer that fits the spec's judges before step 1 (a program with `judges`)
     NamesHazards  a program that names what can make each term non-finite, for the error message
+    MeasuresDistributions  a program with `fid`, `kid` or `diversity` metrics (metrics/): the images
+                  they compare, batch by batch, and the feature network it chose
 
 `DistributedProgram` is what a torchrun run needs beyond a `Program` (distributed.py).
 """
@@ -127,6 +129,18 @@ class FitsJudges(Protocol):
 @runtime_checkable
 class NamesHazards(Protocol):
     hazards: Mapping[str, Sequence[str]]  # by loss key (`G/adv`): what can make it non-finite
+
+
+@runtime_checkable
+class MeasuresDistributions(Protocol):
+    distributions: Sequence[Any]  # compiler.graph.DistributionMetric: name, kind, images, draws
+    features: Any  # compiler.graph.FeatureChoice, or None without distribution metrics
+
+    def distribution_images(self, nets: Mapping[str, nn.Module], inputs: Batch) -> Mapping[str, torch.Tensor]:
+        """The images fid and kid compare on one held-out batch, keyed `<metric>/generated`, `<metric>/real`."""
+
+    def diversity_images(self, nets: Mapping[str, nn.Module], inputs: Batch) -> Mapping[str, torch.Tensor]:
+        """One draw of the outputs diversity compares, keyed `<metric>/outputs`."""
 
 
 @runtime_checkable

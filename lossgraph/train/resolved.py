@@ -37,8 +37,13 @@ def resolved_data(spec: Any) -> dict[str, Any]:
     its whole `train:` section. Keys the spec left to defaults elsewhere stay unwritten, so the
     result validates exactly like the spec did (`output:` beside `heads:` is an error, say)."""
     data = spec.model_dump(mode="json", exclude_unset=True)
-    # one of steps and epochs (language/schedules.py): epochs where the spec counts them
-    data["train"] = spec.train.model_dump(mode="json", exclude={"epochs"} if spec.train.epochs is None else {"steps"})
+    # unset optional settings (keep_best, features, fid_weights) stay out, as runs before them wrote
+    # it; one of steps and epochs (language/schedules.py): epochs where the spec counts them
+    data["train"] = spec.train.model_dump(mode="json", exclude_none=True,
+                                          exclude={"epochs"} if spec.train.epochs is None else {"steps"})
+    for name, net in data.get("networks", {}).items():
+        if net.get("weights") is not None:  # absolute: RUN/spec.yaml names the file wherever it is read
+            net["weights"] = str(spec.weights_file(name).resolve())
     return data
 
 

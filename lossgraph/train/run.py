@@ -7,7 +7,9 @@ A run owns one output folder (default `runs/<spec name>`):
     eval.csv                 step, every held-out metric; every `eval_every` steps and at the end
     samples/step_000500.png  grid of the fixed held-out inputs, a row per `program.samples` entry
     checkpoints/             atomic checkpoints, the last `keep_checkpoints` kept (checkpoint.py);
-                             the spec's `ema:` moving averages saved as networks `<name>@ema` (ema.py)
+                             the spec's `ema:` moving averages saved as networks `<name>@ema` (ema.py);
+                             with `train.keep_best`, the best networks so far as best_step_N (best.py)
+    summary.json             the last evaluation, the best checkpoint, what fid/kid compare (summary.py)
     tensorboard/             event files of the same scalars and the sample grids, when the tensorboard
                              package is installed (tensorboard_log.py)
     spec.yaml                the resolved spec (extends merged, overrides applied); `resume`
@@ -44,7 +46,9 @@ Decisions, so that a user can predict what a run does:
     epochs.py     a spec's epochs as steps
     resume.py     the output-folder policy, and the checkpoint a run goes on from
     run_state.py  what a checkpoint holds: saving it, restoring it
-    outputs.py    metrics.csv, eval.csv, sample grids, TensorBoard events
+    outputs.py    metrics.csv, eval.csv, sample grids, TensorBoard events, summary.json
+    metrics/      fid, kid and diversity over the whole held-out set, on a feature network
+    best.py       the best checkpoint by an evaluation metric (train.keep_best)
     progress.py   the progress bar or log lines on stderr
     rng.py        the random streams: kept in checkpoints, set aside for side computations
     loop.py       the steps, and what follows each
@@ -67,7 +71,8 @@ from lossgraph.train.loop import Loop, LoopResult, local_step
 from lossgraph.train.options import Plan, RunOptions, plan_run
 from lossgraph.train.outputs import Outputs
 from lossgraph.train.progress import Progress, clock, format_metrics
-from lossgraph.train.protocols import Accelerating, Dataset, FitsJudges, Program, Trainer
+from lossgraph.train.best import BestCheckpoint
+from lossgraph.train.protocols import Accelerating, Dataset, FitsJudges, MeasuresDistributions, Program, Trainer
 from lossgraph.train.resume import Start, find_resume
 from lossgraph.train.rng import restore_rng, side_computation
 from lossgraph.train.run_state import Checkpoints, RunNetworks
@@ -88,6 +93,7 @@ class RunSummary:
     metrics: dict[str, float] = field(default_factory=dict)  # the final held-out metrics
     checkpoint: Path | None = None
     skipped: int = 0  # steps skipped for a non-finite loss (skip_nonfinite), over the whole run
+    best: dict | None = None  # with train.keep_best: metric, mode, step, value, checkpoint (best.py)
 
 
 def train(program: Program, dataset: Dataset, options: RunOptions | None = None) -> RunSummary:
@@ -100,6 +106,10 @@ def train(program: Program, dataset: Dataset, options: RunOptions | None = None)
         group.local_slice(plan.batch_size)  # the global batch must divide among the processes
         plan = replace(plan, device=group.device, show_bar=plan.show_bar and group.is_main)
     writes = group is None or group.is_main
+    if isinstance(program, MeasuresDistributions) and program.distributions:
+        from lossgraph.train.metrics.features import check_available
+
+        check_available(program)  # torchmetrics, the Inception weights file: before anything is built
     notes: list[str] = []
     resumed = find_resume(plan, notes)
     # RUN/spec.yaml: the resolved spec; a resume whose spec changed is refused before anything is touched
@@ -113,6 +123,10 @@ def train(program: Program, dataset: Dataset, options: RunOptions | None = None)
         notes.extend(checkpoints.restore(resumed))
     elif program.judges:
         notes.append(_fit_judges(trainer, dataset, networks, plan))
+    # rank 0 alone evaluates, so it alone keeps the best checkpoint
+    best = BestCheckpoint.of(getattr(program.spec.train, "keep_best", None), plan.out_dir, networks, plan.name) if writes else None
+    if best is not None:
+        notes.extend(best.restore(resumed.state.get("best") if resumed else None, resumed.step if resumed else 0))
     if group is not None:
         # a collective: every process has read the run folder before rank 0 writes to it
         group.prepare(program, trainer, plan.batch_size)
@@ -137,8 +151,9 @@ def train(program: Program, dataset: Dataset, options: RunOptions | None = None)
         train_step = local_step(trainer, dataset, plan.batch_size, plan.device)
     else:  # this process's slice of the global batch; losses averaged over processes
         train_step = partial(group.step, program, trainer, dataset, global_batch=plan.batch_size)
+    outputs.write_summary(None, {}, best.record() if best is not None else None)
     with outputs, progress:
-        result = Loop(plan, program, train_step, networks, trainer, outputs, checkpoints, progress, start).run()
+        result = Loop(plan, program, train_step, networks, trainer, outputs, checkpoints, progress, start, best).run()
     if group is not None:
         group.close(trainer)
     if writes:
@@ -146,7 +161,7 @@ def train(program: Program, dataset: Dataset, options: RunOptions | None = None)
     return RunSummary(out_dir=plan.out_dir, step=result.final, steps_run=result.steps_run, seconds=result.seconds,
                       steps_per_second=result.steps_run / result.seconds if result.seconds > 0 else 0.0,
                       stats=result.stats, metrics=result.metrics, checkpoint=result.checkpoint,
-                      skipped=result.skipped)
+                      skipped=result.skipped, best=result.best)
 
 
 def _build(program: Program, plan: Plan, notes: list[str]) -> tuple[RunNetworks, Trainer]:
@@ -188,6 +203,10 @@ def _report(plan: Plan, result: LoopResult) -> None:
         print(f"{plan.name}: already at step {result.final} of {plan.steps}; nothing to train", flush=True)
     if result.metrics:
         print(f"{plan.name} held-out metrics at step {result.final}: {format_metrics(result.metrics)}", flush=True)
+    if result.best is not None:
+        best = result.best
+        print(f"{plan.name} best {best['metric']} ({best['mode']}) {best['value']:.4f} at step {best['step']}: "
+              f"{plan.out_dir / best['checkpoint']} (translate --checkpoint best)", flush=True)
     steps_per_second = result.steps_run / result.seconds if result.seconds > 0 else 0.0
     skips = f"; {result.skipped} steps skipped for a non-finite loss" if plan.options.skip_nonfinite else ""
     print(f"{plan.name}: {result.steps_run} steps in {clock(result.seconds)} ({steps_per_second:.2f} it/s){skips}; "

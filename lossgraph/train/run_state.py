@@ -5,7 +5,8 @@ Each checkpoint (checkpoint.py writes it atomically) holds:
     nets.safetensors   every trained network, and each moving average (ema.py) as network `<name>@ema`
     state.pt           trainer: the trainer's state without its averages (they are networks above);
                        step, seconds (training wall time so far), skipped (non-finite steps so far),
-                       seed, batch_size, spec (its name), rng (rng.py); under torchrun also
+                       seed, batch_size, spec (its name), rng (rng.py); best (with train.keep_best:
+                       the best evaluation as of this step, best.py); under torchrun also
                        world_size and what differs per process (distributed.py)
 
 A checkpoint is the state after its step, so a resumed run goes on at the next step. Networks with
@@ -80,9 +81,10 @@ class Checkpoints:
     def latest(self) -> Path | None:
         return latest_checkpoint(self.folder)
 
-    def save(self, step: int, seconds: float, skipped: int) -> Path | None:
+    def save(self, step: int, seconds: float, skipped: int, best: dict | None = None) -> Path | None:
         """Save the state after `step`; its folder, or None on a torchrun process other than rank 0
-        (every process takes part: the ranks compare their networks and gather their pools)."""
+        (every process takes part: the ranks compare their networks and gather their pools).
+        `best`: the best evaluation as of `step`, with `train.keep_best` (best.py)."""
         saved = self.networks.saved
         poisoned = nonfinite.nonfinite_network(saved)  # a poisoned state is never saved
         if poisoned is not None:
@@ -90,6 +92,8 @@ class Checkpoints:
         options = self.plan.options
         extra = {"spec": self.plan.name, "rng": rng_state(), "seconds": seconds, "seed": options.seed,
                  "batch_size": self.plan.batch_size, "skipped": skipped}
+        if best is not None:
+            extra["best"] = best
         if self.group is not None:
             self.group.check_in_sync(self.networks.trained)
             extra.update(self.group.checkpoint_extra(self.trainer))

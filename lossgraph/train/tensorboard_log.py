@@ -6,6 +6,7 @@ When the `tensorboard` package is importable, `lossgraph run` writes, through
     scalars   every metrics.csv value under its column's name (`D`, `G/cycle`, `lr/G`, `seconds`,
               `skipped`) and every eval.csv value as `eval/<name>`, at the same steps as the CSVs
     images    `samples`: the sample grid, at each step a grid is written
+    text      `eval/features`: the network fid, kid and diversity compare features of, when a spec has them
 
 `tensorboard --logdir runs` then shows every run side by side. A resumed run appends a new event
 file whose purge step is the first step it trains, so TensorBoard drops what the interrupted run
@@ -69,6 +70,10 @@ class EventLog:
                     continue
             if isinstance(value, (int, float)):
                 self.writer.add_scalar(prefix + key, float(value), step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        """A note shown under TensorBoard's Text tab (which feature network the metrics compare)."""
+        self.writer.add_text(tag, text, step)
 
     def image(self, step: int, path: str | Path, tag: str = "samples") -> None:
         """A PNG written by the run (a sample grid), as an image summary."""

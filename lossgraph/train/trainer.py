@@ -18,17 +18,42 @@ from lossgraph.language.errors import LossgraphError
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
 
 
-def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(settings: OptimizerSpec | None, parameters: list[torch.nn.Parameter],
+                   groups: Mapping[str, list[torch.nn.Parameter]] | None = None) -> torch.optim.Optimizer:
+    """The optimizer of `settings` over `parameters`; `groups` (network -> its parameters among
+    them) gives each network with settings of its own (`optim.G.networks`) a parameter group."""
     settings = settings or OptimizerSpec(adam=AdamSpec())
-    options: dict[str, Any] = settings.settings.model_dump()
+    options: dict[str, Any] = _options(settings.kind, settings.settings)
+    own = {name: params for name, params in (groups or {}).items() if name in settings.networks and params}
+    if own:
+        apart = {id(p) for params in own.values() for p in params}
+        rest = [p for p in parameters if id(p) not in apart]
+        parameters = ([{"params": rest}] if rest else []) + [
+            {"params": params, **_options(settings.kind, settings.settings_of(name))} for name, params in own.items()]
     # fused Adam (one kernel for all parameters, CPU and CUDA) is 3x faster than the foreach
     # kernels on the CPU; foreach kernels batch the per-parameter updates of the others
     if settings.kind == "adam":
-        options["betas"] = tuple(options["betas"])
         return torch.optim.Adam(parameters, fused=True, **options)
     if settings.kind == "rmsprop":
         return torch.optim.RMSprop(parameters, foreach=True, **options)
     return torch.optim.SGD(parameters, foreach=True, **options)
+
+
+def _options(kind: str, settings: Any) -> dict[str, Any]:
+    options = settings.model_dump()
+    if kind == "adam":
+        options["betas"] = tuple(options["betas"])
+    return options
+
+
+def _network_groups(nets: Mapping[str, torch.nn.Module], names: Iterable[str]) -> dict[str, list[torch.nn.Parameter]]:
+    """Each network's parameters, a parameter shared by several counted with the first."""
+    seen: set[int] = set()
+    groups = {}
+    for name in names:
+        groups[name] = [p for p in unique_parameters([nets[name]]) if id(p) not in seen]
+        seen.update(id(p) for p in groups[name])
+    return groups
 
 
 def unique_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
@@ -59,6 +84,11 @@ class Trainer:
         self.nets = {name: net.to(self.device) for name, net in nets.items()}
         for net in self.nets.values():
             net.train()
+        for name, net in program.spec.networks.items():
+            # fixed networks and judges, which a loss may read, are never updated by a step: in
+            # eval mode, batch norm uses (and keeps) its running statistics (a judge trains in fit_judges)
+            if (net.fixed or name in program.spec.judges) and name in self.nets:
+                self.nets[name].eval()
         # what the generated steps call: `nets`, or DDP wrappers of them (distributed.py), as
         # `accelerated` wraps them; samples, evaluation and checkpoints use `nets`
         self.step_nets: dict[str, torch.nn.Module] = self.accelerated(self.nets)
@@ -67,7 +97,9 @@ class Trainer:
         for player in program.graph.players:
             params = unique_parameters([self.nets[name] for name in player.networks])
             self.parameters[player.name] = params
-            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params)
+            self.optimizers[player.name] = make_optimizer(program.spec.optim.get(player.name), params, _network_groups(self.nets, player.networks))
+        # each parameter group's rate as the spec sets it (a network of its own may have another)
+        self.spec_rates = {name: [group["lr"] for group in optimizer.param_groups] for name, optimizer in self.optimizers.items()}
         # compiled for these modules (Note [Decisions from the real modules] in program.py)
         self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
@@ -78,8 +110,11 @@ class Trainer:
     def step(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One iteration of the schedule; returns each player's loss and live terms."""
         batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
-        # one draw of each random variable per iteration, shared by every player's step
-        batch = self.program.draw(batch)
+        # one draw of each random variable per iteration, shared by every player's step, and the
+        # scheduled term weights of this iteration (a pure function of it: exact on resume)
+        batch = self.program.weigh(self.program.draw(batch), self.iteration)
+        weights = {name: float(inputs[name]) if name in inputs else value  # logged as `weight/G/ds`
+                   for name, value in self.program.weights(self.iteration).items()}
         if self.acceleration.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer read
         # the generated iteration runs every player's step in schedule order, keeping network
@@ -90,7 +125,7 @@ class Trainer:
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
         values = torch.stack([value.float() for value in stats.values()]).tolist()
-        return {**dict(zip(stats, values)), **rates}
+        return {**dict(zip(stats, values)), **rates, **weights}
 
     def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
         """`nets` (or DDP wrappers of them) as the generated steps call them: compiled, autocast
@@ -101,7 +136,8 @@ class Trainer:
         """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...
         for its `steps`, with its own optimizer; returns each judge's last loss.
 
-        Judges never enter `step`: fit them once before training, and they only evaluate.
+        Judges never enter `step`'s updates: fit them once before training; then they evaluate,
+        and a loss may read them, held fixed (in eval mode).
         """
         last: dict[str, float] = {}
         for judge in self.program.graph.judges:
@@ -111,11 +147,13 @@ class Trainer:
             scheduler = make_scheduler(settings.optim.schedule, optimizer)
             step = self.program.judge_function(judge.name)
             stats: dict[str, torch.Tensor] = {}
+            self.nets[judge.name].train()
             for index in range(1, settings.steps + 1):
                 inputs = {name: value.to(self.device, non_blocking=True) for name, value in batch(index).items()}
                 stats = step(self.nets, self.program.draw(inputs), {judge.name: optimizer}, {judge.name: parameters}, {})
                 if scheduler is not None:
                     scheduler.step()
+            self.nets[judge.name].eval()
             last[judge.name] = float(stats[judge.name])
         return last
 
@@ -174,8 +212,8 @@ class Trainer:
         for name, scheduler in self.schedulers.items():
             if name in saved:
                 scheduler.load_state_dict(saved[name])
-            # the spec's rate at this iteration: the saved one, unless the spec changed on resume
-            sync_scheduler(scheduler, self.program.spec.optim[name].settings.lr, self.iteration)
+            # the spec's rates at this iteration: the saved ones, unless the spec changed on resume
+            sync_scheduler(scheduler, self.spec_rates[name], self.iteration)
         for name, average_state in state.get("ema", {}).items():
             if name in self.ema:
                 self.ema[name].load_state_dict(average_state)

@@ -2,13 +2,22 @@
 
     RUN/spec.yaml             the resolved spec the run trained (written at the start of each run);
                               `--spec` names one for a run folder without it
-    RUN/checkpoints/step_N/   the weights; the latest complete checkpoint unless `--checkpoint`
+    RUN/checkpoints/step_N/   the weights; the latest complete checkpoint unless `--checkpoint` names
+                              another: `best` (train.keep_best's), `latest`, a step number, or a folder
 
 The program is compiled from the spec, its networks built and the checkpoint's tensors loaded.
-Images are read as training reads a folder (`data/image_folder.py`: EXIF-upright, resized so the
-shorter side is the spec's `train.image_size`, centre-cropped, mapped to [-1, 1]), run through the
-network in batches, in eval mode and without autograd, and written as PNGs under the output
-folder with the input's relative path and a `.png` suffix (`a/b.jpg` -> `OUT/a/b.png`).
+Images are read EXIF-upright and mapped to [-1, 1] as training reads a folder
+(`data/image_folder.py`), run through the network in batches, in eval mode and without autograd,
+and written as PNGs under the output folder with the input's relative path and a `.png` suffix
+(`a/b.jpg` -> `OUT/a/b.png`).
+
+Sizes: by default every image keeps its own size. A fully convolutional generator accepts any size
+that is a multiple of what its down-sampling needs (2**depth for a U-Net); that multiple is found
+by trying sizes on meta tensors (`size_multiple`), each image is padded to it by reflection
+(replication where an image is too small to reflect) and the output cropped back to the input's
+pixels. `size` (`--size N`) resizes instead, as training does: shorter side N, centre-cropped.
+A generator that takes its training size only (a layer that fixes the spatial size) gets images
+resized to `train.image_size`, with a note saying so.
 
 Which network: one that maps a single image to an image of the same size (the shape check on
 meta tensors tells; a discriminator's patch map is smaller, a latent is not an image). By default
@@ -29,9 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from lossgraph.train.best import named_checkpoint
 from lossgraph.train.checkpoint import latest_checkpoint, load_checkpoint, stored_networks
-from lossgraph.data.image_folder import IMAGE_SUFFIXES, list_images, load_image
+from lossgraph.data.image_folder import IMAGE_SUFFIXES, as_tensor, list_images, load_image, open_image
 from lossgraph.train.ema import EMA_SUFFIX, ema_name, is_ema_name
 from lossgraph.language.errors import DataError, LossgraphError, did_you_mean
 from lossgraph.train.images import to_uint8
@@ -64,6 +76,71 @@ class Translation:
     checkpoint: Path
     written: list[Path] = field(default_factory=list)
     ema: bool = False  # the network's moving average was applied (`--ema`)
+    size: int | None = None  # the side images were resized to; None: each kept its own size
+    multiple: int | None = None  # what sides the network takes (padded to); None: its training size only
+    note: str = ""  # how images were sized, when not as asked
+
+
+# ----- sizes
+
+
+def fits(net: nn.Module, channels: int, height: int, width: int, device: torch.device | str) -> bool:
+    """Whether `net` maps one (channels, height, width) image to an image of the same height and width."""
+    try:
+        with torch.inference_mode():
+            out = net(torch.zeros(1, channels, height, width, device=device))
+    except Exception:  # any failure (a size mismatch in a skip, a fixed-size layer) means: not this size
+        return False
+    return isinstance(out, torch.Tensor) and out.dim() == 4 and tuple(out.shape[2:]) == (height, width)
+
+
+def size_multiple(net: nn.Module, channels: int, image_size: int) -> int | None:
+    """The least power of two m such that `net` takes images of any sides that are multiples of m
+    (tried at two unequal sides above the training size), or None: it takes `image_size` only.
+
+    Tried on a meta copy (shapes only, no arithmetic); a network that cannot run on meta tensors
+    is tried on zeros on the CPU instead.
+    """
+    probe, device = copy.deepcopy(net).to("meta"), "meta"
+    if not fits(probe, channels, image_size, image_size, device):
+        probe, device = copy.deepcopy(net).cpu(), "cpu"
+    multiple = 1
+    while multiple <= image_size:
+        if fits(probe, channels, image_size + multiple, image_size + 2 * multiple, device) and \
+                fits(probe, channels, image_size + 3 * multiple, image_size + multiple, device):
+            return multiple
+        multiple *= 2
+    return None
+
+
+def padded(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`images` (N, C, H, W) padded on all sides to sides that are multiples of `multiple`, by
+    reflection (replication where a side is too short to reflect); and where the input starts."""
+    height, width = images.shape[2:]
+    extra_h, extra_w = -height % multiple, -width % multiple
+    top, left = extra_h // 2, extra_w // 2
+    pads = (left, extra_w - left, top, extra_h - top)
+    if not any(pads):
+        return images, (0, 0)
+    reflectable = max(pads[:2]) < width and max(pads[2:]) < height
+    return F.pad(images, pads, mode="reflect" if reflectable else "replicate"), (top, left)
+
+
+def apply(net: nn.Module, images: torch.Tensor, multiple: int | None) -> torch.Tensor:
+    """`net` on `images`, padded to `multiple` and cropped back to the input's pixels."""
+    if multiple is None:
+        return net(images)
+    height, width = images.shape[2:]
+    inputs, (top, left) = padded(images, multiple)
+    out = net(inputs)
+    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[2:] != inputs.shape[2:]:
+        return out  # refused by the caller, with the network's name
+    return out[:, :, top:top + height, left:left + width]
+
+
+def read_image(path: Path, size: int | None, channels: int) -> torch.Tensor:
+    """An input image in [-1, 1]: resized and centre-cropped to `size`, or at its own size (None)."""
+    return load_image(path, size, channels) if size is not None else as_tensor(open_image(path), channels)
 
 
 def signatures(program: Any) -> dict[str, Signature]:
@@ -126,6 +203,8 @@ def choose_network(program: Any, wanted: str | None) -> Signature:
 
 
 def resolve_checkpoint(run: Path, checkpoint: str | os.PathLike | None) -> Path:
+    if isinstance(checkpoint, str) and (checkpoint in ("best", "latest") or checkpoint.isdigit()):
+        return named_checkpoint(run / "checkpoints", checkpoint)  # `best`, `latest`, a step: of this run
     if checkpoint is None:
         found = latest_checkpoint(run / "checkpoints")
         if found is None:
@@ -190,8 +269,11 @@ def output_names(root: Path, files: list[Path], output: Path) -> list[Path]:
 
 def translate(run: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike, network: str | None = None,
               checkpoint: str | os.PathLike | None = None, spec: str | os.PathLike | None = None,
-              batch_size: int = 16, device: str = "auto", ema: bool = False) -> Translation:
+              batch_size: int = 16, device: str = "auto", ema: bool = False, size: int | None = None) -> Translation:
     """Apply a run's trained network to the image(s) at `source`, writing PNGs under `output`.
+
+    `size`: resize every image so its shorter side is `size` and centre-crop it, as training reads
+    images; None keeps each image's own size (module docstring).
 
     `ema`: apply the network's moving average (the spec's `ema:`, stored as `<name>@ema`) instead
     of its trained weights; an error when the checkpoint holds none.
@@ -227,19 +309,44 @@ def translate(run: str | os.PathLike, source: str | os.PathLike, output: str | o
     if written_by is not None and written_by != program.name:
         raise LossgraphError(f"checkpoint {found} was written by spec '{written_by}', not '{program.name}'")
     net = (averaged[ema_name(signature.network)] if ema else nets[signature.network]).to(target_device).eval()
-    size = program.spec.train.image_size
-    result = Translation(signature.network, found, ema=ema)
+    result = sizing(Translation(signature.network, found, ema=ema), net, signature.channels,
+                    program.spec.train.image_size, size)
     with torch.inference_mode():
         for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            batch = torch.stack([load_image(path, size, signature.channels) for path in chunk]).to(target_device)
-            images = net(batch)
-            if not isinstance(images, torch.Tensor) or images.shape[0] != len(chunk):
-                raise LossgraphError(f"network {signature.network} did not return one image per input")
-            pixels = to_uint8(images)
-            for index, target in enumerate(targets[start:start + batch_size]):
-                _save(pixels[index], target, grey=images.shape[1] == 1)
-                result.written.append(target)
+            chunk = list(zip(files[start:start + batch_size], targets[start:start + batch_size]))
+            loaded = [read_image(path, result.size, signature.channels) for path, _ in chunk]
+            by_shape: dict[tuple, list[int]] = {}  # images of one size go through the network together
+            for index, image in enumerate(loaded):
+                by_shape.setdefault(tuple(image.shape), []).append(index)
+            for indices in by_shape.values():
+                batch = torch.stack([loaded[index] for index in indices]).to(target_device)
+                images = apply(net, batch, result.multiple)
+                if not isinstance(images, torch.Tensor) or images.shape[0] != len(indices):
+                    raise LossgraphError(f"network {signature.network} did not return one image per input")
+                if images.dim() != 4 or images.shape[2:] != batch.shape[2:]:
+                    raise LossgraphError(f"network {signature.network} returned {tuple(images.shape[1:])} for an "
+                                         f"input of {tuple(batch.shape[1:])}; translate needs an image of the same size")
+                pixels = to_uint8(images)
+                for row, index in enumerate(indices):
+                    _save(pixels[row], chunk[index][1], grey=images.shape[1] == 1)
+            result.written.extend(target for _, target in chunk)
+    return result
+
+
+def sizing(result: Translation, net: nn.Module, channels: int, image_size: int, size: int | None) -> Translation:
+    """`result` with the size images are read at and the multiple they are padded to (module docstring)."""
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise LossgraphError(f"--size must be a positive number of pixels, got {size!r}")
+    multiple = size_multiple(net, channels, image_size)
+    if multiple is None:
+        if size is not None and size != image_size:
+            raise LossgraphError(
+                f"network {result.network} takes {image_size}x{image_size} images only (it is not fully "
+                f"convolutional), so it cannot translate at --size {size}; leave out --size, or pass --size {image_size}")
+        result.note = (f"{result.network} takes {image_size}x{image_size} images only (not fully convolutional): "
+                       f"inputs resized to {image_size}x{image_size}") if size is None else ""
+        size = image_size
+    result.size, result.multiple = size, multiple
     return result
 
 
@@ -253,4 +360,4 @@ def _save(pixels: torch.Tensor, path: Path, grey: bool) -> None:
     picture.save(path, format="PNG")
 
 
-__all__ = ["Signature", "Translation", "choose_network", "signatures", "translate"]
+__all__ = ["Signature", "Translation", "choose_network", "signatures", "size_multiple", "translate"]

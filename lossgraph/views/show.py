@@ -122,17 +122,15 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
         if node.op is Ops.CONST:
             value = node.arg
             done[node] = sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 1e15 else sp.Float(value, 6)
-        elif node.op in (Ops.DATA, Ops.RANDOM):
+        elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
             done[node] = sp.Symbol(str(node.arg))
         elif node.op in (Ops.APPLY, Ops.FROZEN):
             done[node] = sp.Function(node.arg)(*args)
         elif node.op is Ops.HEAD:
             inner = node.args[0]
             done[node] = sp.Function(f"{inner.arg}.{node.arg[0]}")(*[done[a] for a in inner.args])
-        elif node.op is Ops.GRADIENT_PENALTY:
-            network, head = node.arg[0], node.arg[1]
-            shown = network_name(graph, network, head) if graph is not None else network
-            done[node] = sp.Function(row.spelling)(sp.Symbol(shown), *args)
+        elif node.op is Ops.LEAF:  # grad's variable reads as the value it was cut from: grad(D(x), x)
+            done[node] = args[0]
         elif row.infix or _is_notation(node.op):
             with sp.evaluate(False):
                 done[node] = row.sympy(sp, *args)
@@ -182,12 +180,27 @@ def _inherited(spec, path: tuple) -> bool:
     return file != spec.source.file and not file.startswith("<")
 
 
+def _draw_names(graph: Graph) -> dict[Expr, str]:
+    """A random draw written inside a formula (gp's `interpolate(real, fake)`) is one value however
+    often the formula reads it (grad's variable and the point it is taken at): it gets a name,
+    `mix` (`mix1`, `mix2`, ... for several), defined under `where`."""
+    draws = [node for node in graph.nodes() if node.op is Ops.INTERPOLATE]
+    taken = set(graph.names.values())
+    names: dict[Expr, str] = {}
+    for index, node in enumerate(draws, 1):
+        name = "mix" if len(draws) == 1 else f"mix{index}"
+        while name in taken:
+            name += "_"
+        names[node] = name
+    return names
+
+
 def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=None) -> str:
     """The objective as math. The first line is `heading(spec)` when `spec` is given, else the
     graph's name and `paper`."""
     unicode_printer, latex_printer = _printers()
     printer = latex_printer if latex else unicode_printer
-    names = dict(graph.names)
+    names = dict(graph.names) | _draw_names(graph)
     named: set[str] = set()
 
     def show(expr: Expr, top: Expr | None = None) -> str:
@@ -199,10 +212,12 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
         body.append(f"{player.name} {verb} over {', '.join(player.networks)}:")
         for term in player.terms:
             shown = show(term.expr, top=term.expr)
-            if term.weight != 1:
+            if term.weight != 1 or term.schedule is not None:
                 grouped = f"({shown})" if term.expr.op in (Ops.ADD, Ops.SUB) else shown
                 times = r"\cdot" if latex else "·"
-                shown = f"{number_text(term.weight)} {times} {grouped}"
+                # a scheduled weight: its schedule, in words, as the factor
+                weight = f"[{term.schedule.describe()}]" if term.schedule is not None else number_text(term.weight)
+                shown = f"{weight} {times} {grouped}"
             body.append(f"  {term.name} = {shown}")
         body.append("")
 
@@ -211,7 +226,7 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
     pending = True
     while pending:
         pending = False
-        for node, name in graph.names.items():
+        for node, name in names.items():
             if name in named and name not in defined:
                 defined[name] = show(node, top=node)
                 pending = True
@@ -219,6 +234,6 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
     lines = [title, ""]
     if defined:
         lines.append("where")
-        lines += [f"  {name} = {defined[name]}" for name in graph.names.values() if name in defined]
+        lines += [f"  {name} = {defined[name]}" for name in names.values() if name in defined]
         lines.append("")
     return "\n".join(lines + body).rstrip() + "\n"

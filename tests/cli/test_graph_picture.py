@@ -209,7 +209,8 @@ def test_cyclegan_svg_matches_golden(tmp_path, accept):
 
 def test_a_derived_spec_names_its_parent_and_heads_by_name(tmp_path):
     _, root = _svg(tmp_path, "stargan-wgan-gp")
-    assert "gp(D.src, x, fake)" in _nodes(root)  # the head by name, never an index
+    nodes = _nodes(root)
+    assert "grad(D.src(mix), mix)" in nodes and "mix" in nodes  # the head by name, never an index; the draw by its name
     texts = [text.text for text in root.iter(f"{SVG}text")]
     assert "a variant of stargan (paper: StarGAN: Unified Generative Adversarial Networks for Multi-Domain " \
            "Image-to-Image Translation (arXiv 1711.09020))" in texts

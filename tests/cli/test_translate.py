@@ -14,7 +14,8 @@ from lossgraph.data import open_dataset
 from lossgraph.data.folders import load_image
 from lossgraph.train.images import to_uint8
 from lossgraph.train.run import RunOptions, train
-from lossgraph.train.translate import choose_network, signatures
+from lossgraph.train.translate import Translation, choose_network, signatures, size_multiple, sizing
+from lossgraph.language.errors import LossgraphError
 from tests.conftest import ROOT
 
 IMAGE_SIZE = 16
@@ -89,14 +90,16 @@ def test_translate_writes_one_png_per_input_with_the_same_names(run, images, tmp
     assert "translated 3 images with G_XY" in capsys.readouterr().out
     written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     assert written == ["grey.png", "more/square.png", "wide.png"]
+    sizes = {"grey.png": (24, 24), "more/square.png": (20, 20), "wide.png": (40, 30)}  # each input's own size
     for name in written:
         with Image.open(out / name) as image:
-            assert image.format == "PNG" and image.size == (IMAGE_SIZE, IMAGE_SIZE) and image.mode == "RGB"
+            assert image.format == "PNG" and image.size == sizes[name] and image.mode == "RGB"
 
 
-def test_output_is_the_networks_output_on_the_prepared_image(run, images, tmp_path):
+def test_output_at_size_is_the_networks_output_on_the_prepared_image(run, images, tmp_path):
     out = tmp_path / "translated"
-    assert main(["translate", str(run), "--input", str(images / "wide.jpg"), "--output", str(out), "--device", "cpu"]) == 0
+    assert main(["translate", str(run), "--input", str(images / "wide.jpg"), "--output", str(out), "--device", "cpu",
+                 "--size", str(IMAGE_SIZE)]) == 0
     program = lossgraph.compile(run / "spec.yaml")
     nets = program.build_networks(seed=0)
     load_checkpoint(latest_checkpoint(run / "checkpoints"), nets)
@@ -186,3 +189,116 @@ def test_a_run_without_checkpoints_is_a_clear_error(run, images, tmp_path, capsy
     shutil.copy(run / "spec.yaml", fresh / "spec.yaml")
     assert main(["translate", str(fresh), "--input", str(images), "--output", str(tmp_path / "out")]) == 2
     assert "holds no complete checkpoint" in capsys.readouterr().err
+
+
+# ----- full resolution
+
+TINY_PIX2PIX = """\
+name: tiny-pix2pix
+data: {x: image, y: image}
+dataset: {builtin: shapes, pairing: paired, size: 16, test_size: 4}
+networks:
+  G: {arch: unet, width: 4, depth: 3}
+  D: {arch: patchgan, output: probability, width: 4}
+let:
+  fake: G(x)
+players:
+  D:
+    networks: [D]
+    maximize:
+      adv: E[log(D(x, y))] + E[log(1 - D(x, fake))]
+  G:
+    networks: [G]
+    minimize:
+      l1: E[l1(y - fake)]
+train: {steps: 1, batch_size: 2, image_size: 32}
+"""
+
+
+@pytest.fixture(scope="module")
+def unet_run(tmp_path_factory):
+    """A run folder of a U-Net trained at 32x32 (depth 3: sides must be multiples of 8), weights as built."""
+    folder = tmp_path_factory.mktemp("unet")
+    (folder / "spec.yaml").write_text(TINY_PIX2PIX)
+    program = lossgraph.compile(folder / "spec.yaml")
+    nets = program.build_networks(seed=3)
+    save_checkpoint(folder / "checkpoints", 1, nets, {}, {"spec": program.name})
+    return folder, nets["G"].eval()
+
+
+def _noise(path, width, height, seed=0):
+    pixels = numpy.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=numpy.uint8)
+    Image.fromarray(pixels).save(path)
+    return torch.from_numpy(pixels.astype(numpy.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def _translated(unet_run, tmp_path, name, *arguments):
+    out = tmp_path / "out"
+    assert main(["translate", str(unet_run[0]), "--input", str(tmp_path / name), "--output", str(out),
+                 "--device", "cpu", *arguments]) == 0
+    return _pixels(out / name.replace(".jpg", ".png"))
+
+
+def test_the_multiple_a_generator_needs_is_found_by_trying(unet_run, run):
+    assert size_multiple(unet_run[1], 3, 32) == 8  # three stride-2 levels
+    program = lossgraph.compile(run / "spec.yaml")
+    assert size_multiple(program.build_networks(seed=0)["G_XY"], 3, IMAGE_SIZE) == 4  # two down-samplings
+
+
+def test_a_96x96_input_to_a_32_trained_unet_comes_back_96x96(unet_run, tmp_path):
+    image = _noise(tmp_path / "big.png", 96, 96)
+    got = _translated(unet_run, tmp_path, "big.png")
+    assert got.shape == (96, 96, 3)
+    with torch.no_grad():
+        expected = to_uint8(unet_run[1](image))[0].numpy()  # 96 is a multiple of 8: no padding
+    assert numpy.abs(got - expected).max() <= 1
+
+
+def test_an_odd_size_is_padded_by_reflection_and_cropped_back(unet_run, tmp_path):
+    image = _noise(tmp_path / "odd.png", 70, 50, seed=1)
+    got = _translated(unet_run, tmp_path, "odd.png")
+    assert got.shape == (50, 70, 3)
+    # 70 x 50 -> 72 x 56: one column each side, three rows each side, mirrored; then the middle back
+    padded = torch.nn.functional.pad(image, (1, 1, 3, 3), mode="reflect")
+    with torch.no_grad():
+        expected = to_uint8(unet_run[1](padded)[:, :, 3:53, 1:71])[0].numpy()
+    assert numpy.abs(got - expected).max() <= 1
+
+
+def test_an_image_too_small_to_reflect_is_replicated(unet_run, tmp_path):
+    image = _noise(tmp_path / "tiny.png", 5, 3, seed=2)
+    got = _translated(unet_run, tmp_path, "tiny.png")
+    assert got.shape == (3, 5, 3)
+    padded = torch.nn.functional.pad(image, (1, 2, 2, 3), mode="replicate")  # 5 x 3 -> 8 x 8
+    with torch.no_grad():
+        expected = to_uint8(unet_run[1](padded)[:, :, 2:5, 1:6])[0].numpy()
+    assert numpy.abs(got - expected).max() <= 1
+
+
+def test_size_resizes_as_training_reads_images(unet_run, tmp_path, capsys):
+    _noise(tmp_path / "wide.png", 70, 50, seed=4)
+    assert _translated(unet_run, tmp_path, "wide.png", "--size", "40").shape == (40, 40, 3)
+    assert "at 40x40" in capsys.readouterr().out
+    assert main(["translate", str(unet_run[0]), "--input", str(tmp_path / "wide.png"), "--output",
+                 str(tmp_path / "bad"), "--size", "0"]) == 2
+    assert "--size must be a positive number of pixels" in capsys.readouterr().err
+
+
+class FixedSize(torch.nn.Module):
+    """A generator with a dense layer: it takes 8x8 images only."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = torch.nn.Linear(3 * 8 * 8, 3 * 8 * 8)
+
+    def forward(self, x):
+        return self.dense(x.flatten(1)).view(-1, 3, 8, 8).tanh()
+
+
+def test_a_generator_of_one_size_gets_images_resized_with_a_note():
+    assert size_multiple(FixedSize(), 3, 8) is None
+    result = sizing(Translation("G", None), FixedSize(), 3, 8, None)
+    assert result.size == 8 and result.multiple is None and "takes 8x8 images only" in result.note
+    assert sizing(Translation("G", None), FixedSize(), 3, 8, 8).note == ""
+    with pytest.raises(LossgraphError, match="cannot translate at --size 16; leave out --size, or pass --size 8"):
+        sizing(Translation("G", None), FixedSize(), 3, 8, 16)

@@ -23,6 +23,7 @@ from lossgraph.compiler.domains import (
     ANY,
     DOMAIN_RULES,
     IMAGE,
+    LABEL,
     UNIT,
     Domain,
     Range,
@@ -88,8 +89,11 @@ UNARY = {
     Ops.L1: abs,
     Ops.L2SQ: lambda a: a * a,
     Ops.MEAN: lambda a: a,
+    Ops.NORM: abs,         # of one element; more elements only add
+    Ops.LEAF: lambda a: a,
 }
-BINARY = {Ops.ADD: lambda a, b: a + b, Ops.SUB: lambda a, b: a - b, Ops.MUL: lambda a, b: a * b, Ops.DIV: lambda a, b: a / b}
+BINARY = {Ops.ADD: lambda a, b: a + b, Ops.SUB: lambda a, b: a - b, Ops.MUL: lambda a, b: a * b, Ops.DIV: lambda a, b: a / b,
+          Ops.INTERPOLATE: lambda a, b: 0.37 * a + 0.63 * b}  # a point between the two
 
 
 def _inside(value: float, expected: Range) -> bool:
@@ -158,8 +162,15 @@ def test_a_subnormal_divisor(tiny):
 def test_every_op_with_a_lowering_has_a_rule():
     from lossgraph.compiler.ops import OPS
 
-    leaves = {Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN}
+    leaves = {Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT, Ops.APPLY, Ops.HEAD, Ops.FROZEN}
     assert {op for op in OPS if op not in leaves} <= set(DOMAIN_RULES)
+
+
+def test_pick_lies_where_its_outputs_do_and_a_gradient_anywhere():
+    label = Domain(LABEL, Range(0.0, 3.0, False, False), classes=4)
+    assert result_domain(Ops.PICK, [Domain(REAL, UNIT), label]).range == UNIT
+    assert result_domain(Ops.GRAD, [Domain(REAL, UNIT), Domain(REAL, UNIT)]).range == ANY
+    assert result_domain(Ops.NORM, [Domain(REAL, ANY)]).range.nonnegative
 
 
 def test_the_ranges_the_issue_names():
@@ -265,7 +276,7 @@ def test_a_raw_network_may_declare_its_outputs_range():
 def test_every_standard_macro_is_valid(name):
     """Each macro used the way its comment says: on a probability D for nsgan, raw otherwise."""
     macro = standard_library()[name]
-    arguments = {"D": "D_Y", "real": "y", "fake": "fake_y"}
+    arguments = {"D": "D_Y", "real": "y", "fake": "fake_y", "v": "y", "l": "D_Y(y)"}
     call = f"{name}({', '.join(arguments[param] for param in macro.params)})"
     output = "probability" if name.startswith("nsgan") else "raw"
     check("cyclegan", f"networks.D_Y.output={output}", f"players.G.minimize.adv={call}")

@@ -17,6 +17,7 @@ from lossgraph.language import schema
 from lossgraph.language.schema import (
     AdamSpec,
     JudgeSpec,
+    KeepBestSpec,
     LRScheduleSpec,
     NetworkSpec,
     OptimizerSpec,
@@ -26,6 +27,7 @@ from lossgraph.language.schema import (
     Spec,
     TermSpec,
     TrainSpec,
+    WeightSchedule,
     model_at,
 )
 
@@ -83,7 +85,8 @@ def _within(annotation, path: tuple) -> list[tuple[tuple, type[BaseModel]]]:
 def test_the_table_reaches_every_model_the_schema_nests():
     nested = _nested(Spec, ())
     assert {model for _, model in nested} == {
-        Spec, NetworkSpec, PlayerSpec, TermSpec, OptimizerSpec, AdamSpec, RMSpropSpec, SGDSpec, LRScheduleSpec, TrainSpec, JudgeSpec,
+        Spec, NetworkSpec, PlayerSpec, TermSpec, WeightSchedule, OptimizerSpec, AdamSpec, RMSpropSpec, SGDSpec, LRScheduleSpec, TrainSpec, JudgeSpec,
+        KeepBestSpec,
     }
     for path, model in nested:
         concrete = tuple("K" if part == "*" else part for part in path)

@@ -14,9 +14,10 @@ stargan-wgan-gp, a variant of stargan (paper: StarGAN: Unified Generative Advers
 
 where
   fake = G(x, c_t)
+  mix = interpolate(x, fake)
 
 D minimizes over D:
-  adv = (𝔼[D.src(fake)] - 𝔼[D.src(x)]) + 10*gp(D.src, x, fake)
+  adv = (𝔼[D.src(fake)] - 𝔼[D.src(x)]) + 10*𝔼[(norm(grad(D.src(mix), mix)) - 1)²]
   cls = 𝔼[ce(D.cls(x), c_s)]
 
 G minimizes over G:

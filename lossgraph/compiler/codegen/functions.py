@@ -2,7 +2,10 @@
 
 `losses(nets, inputs)` computes every player's objective and every term as written, each distinct
 network application once, shared across terms and players; `samples` the rows of the sample grid;
-`evaluate` the held-out metrics. None of them steps an optimizer.
+`evaluate` the held-out metrics of one batch. A spec with `fid`, `kid` or `diversity` metrics
+(compiler/distributions.py) also gets `distribution_images` and `diversity_images`: the image
+batches those metrics compare, which the run computes batch by batch over the whole held-out set.
+None of them steps an optimizer.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Mapping
 from lossgraph.compiler.codegen.lines import player_comment
 from lossgraph.compiler.codegen.names import term_names
 from lossgraph.compiler.codegen.writer import FunctionWriter, straight_line
+from lossgraph.compiler.distributions import FORMS
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 
@@ -51,3 +55,16 @@ def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int]) -> str:
     rows = [f'"{name}": {writer.named.get(expr) or writer.renderer.text(expr)}' for name, expr in graph.evaluate]
     return writer.function("evaluate(nets, inputs)", "Held-out metrics, as the spec's evaluate: section defines them.", rows,
                            decorator="@torch.no_grad()")
+
+
+def emit_distribution_images(graph: Graph, ranks: Mapping[Expr, int], kinds: tuple[str, ...], signature: str, doc: str) -> str | None:
+    """The images of the distribution metrics of `kinds`, keyed `<metric>/<role>` (`fid_XY/generated`,
+    `fid_XY/real`, `div/outputs`); None when the spec has no such metric."""
+    entries = [(f"{metric.name}/{role}", image, metric.name) for metric in graph.distributions if metric.kind in kinds
+               for role, image in zip(FORMS[metric.kind].arguments, metric.images)]
+    if not entries:
+        return None
+    writer = FunctionWriter(graph, ranks, [image for _, image, _ in entries])
+    straight_line(writer, [(image, None, f"evaluate.{name}") for _, image, name in entries])
+    rows = [f'"{key}": {writer.named.get(image) or writer.renderer.text(image)}' for key, image, _ in entries]
+    return writer.function(signature, doc, rows, decorator="@torch.no_grad()")

@@ -17,7 +17,7 @@ from lossgraph.compiler.codegen.names import describe, term_names
 from lossgraph.compiler.codegen.update import update_lines
 from lossgraph.compiler.codegen.writer import CALLS, LEAVES, FunctionWriter, needs_line, served
 from lossgraph.compiler.expr import Expr
-from lossgraph.compiler.graph import Graph, consumers
+from lossgraph.compiler.graph import Graph, consumers, differentiated
 from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 from lossgraph.compiler.phases import Phase
@@ -71,6 +71,7 @@ class _Phase:
         self.uses = consumers(self.order)
         self.term_values = {term.value: owner.terms[(phase.player, term.name)] for term in phase.live}
         self.pooled = {value: let for let, value in phase.pooled}
+        self.scoped = differentiated(phase.loss)  # what a grad differentiates: never read detached
         self.serves = served([term.value for term in phase.live] + [phase.loss])
         # calls whose graph outlives this step's backward (a later step differentiates them again):
         # computed here on leaves cut from their differentiated inputs
@@ -88,7 +89,7 @@ class _Phase:
         """Kept with autograd for a later step, but this step's gradient does not pass through it
         (a call returning a tuple has its heads detached instead)."""
         tuple_valued = node.op in (Ops.APPLY, Ops.FROZEN) and bool(self.graph.networks[node.arg].heads)
-        return node not in self.plan.grad_nodes and not tuple_valued
+        return node not in self.plan.grad_nodes and not tuple_valued and node not in self.scoped
 
     # -- the phase -------------------------------------------------------------------------------
 

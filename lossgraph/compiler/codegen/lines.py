@@ -63,7 +63,7 @@ def origin_comment(graph: Graph, node: Expr, prefer: str | None = None, fallback
 
 def _origins(graph: Graph, node: Expr) -> tuple[Origin, ...]:
     found = graph.origins.get(node) or ()
-    if not found and node.op is Ops.MUL and node.args[0].op is Ops.CONST:
+    if not found and node.op is Ops.MUL and node.args[0].op in (Ops.CONST, Ops.WEIGHT):
         found = graph.origins.get(node.args[1]) or ()  # a weighted term: its formula
     return tuple(found)
 

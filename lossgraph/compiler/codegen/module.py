@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import PurePath
 from typing import Mapping, Sequence
 
-from lossgraph.compiler.codegen.functions import emit_evaluate, emit_losses, emit_samples
+from lossgraph.compiler.codegen.functions import emit_distribution_images, emit_evaluate, emit_losses, emit_samples
 from lossgraph.compiler.codegen.iteration import emit_iteration
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph, Player
@@ -15,7 +15,7 @@ from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 from lossgraph.compiler.phases import Phase, plan_phases
 
-HELPERS = ((Ops.FROZEN, "frozen"), (Ops.GRADIENT_PENALTY, "gradient_penalty"))
+HELPERS = ((Ops.FROZEN, "frozen"), (Ops.INTERPOLATE, "interpolate"))
 
 
 def _header(graph: Graph, functions: Sequence[str], what: str) -> str:
@@ -33,11 +33,18 @@ def _header(graph: Graph, functions: Sequence[str], what: str) -> str:
 def emit_module(graph: Graph, phases: Sequence[Phase], plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int]) -> str:
     functions = [emit_losses(graph, ranks), emit_iteration(graph, phases, plans, ranks),
                  emit_samples(graph, ranks), emit_evaluate(graph, ranks)]
+    # only where the spec has fid, kid or diversity metrics: other modules are as they were
+    functions += filter(None, [
+        emit_distribution_images(graph, ranks, ("fid", "kid"), "distribution_images(nets, inputs)",
+                                 "Images the fid and kid metrics compare, by metric and role, for one held-out batch."),
+        emit_distribution_images(graph, ranks, ("diversity",), "diversity_images(nets, inputs)",
+                                 "Outputs the diversity metrics compare across draws of the random variables."),
+    ])
     return _header(graph, functions, graph.name)
 
 
 def emit_judge_module(graph: Graph, judge: Player, plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int]) -> str:
     """The module that fits judge `judge` on real batches: its `iteration` is the judge's step."""
-    alone = replace(graph, players=(judge,), judges=(), samples=(), evaluate=())
+    alone = replace(graph, players=(judge,), judges=(), samples=(), evaluate=(), distributions=())
     phases = plan_phases(alone, plans, [(judge.name, 1)])
     return _header(alone, [emit_iteration(alone, phases, plans, ranks)], f"{graph.name}, judge {judge.name}")

@@ -25,7 +25,7 @@ from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.ops import OPS, Ops
 
 GENERATED_NAMES = frozenset({"torch", "F", "nets", "inputs", "optimizers", "parameters", "pools",
-                             "frozen", "gradient_penalty", "batched", "parameter", "_"})
+                             "frozen", "interpolate", "batched", "parameter", "_"})
 MAX_NAME = 32
 DESCRIBE_DEPTH = 3  # how deep a description looks into a value before naming it by its op
 
@@ -89,6 +89,8 @@ def describe(node: Expr, graph: Graph, named: Mapping[Expr, str], depth: int = 0
     op = node.op
     if op in (Ops.DATA, Ops.RANDOM):
         return str(node.arg)
+    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds
+        return f"weight_{node.arg.rsplit('/', 1)[-1]}"
     if op in (Ops.APPLY, Ops.FROZEN):
         parts = [describe(arg, graph, named, depth + 1) for arg in node.args]
         joined = f"{node.arg}_{'_'.join(parts)}"
@@ -100,8 +102,12 @@ def describe(node: Expr, graph: Graph, named: Mapping[Expr, str], depth: int = 0
         return joined if len(joined) <= MAX_NAME else f"{call.arg}_{node.arg[0]}"
     if op is Ops.CONST:
         return "c"
-    if op is Ops.GRADIENT_PENALTY:
-        return f"gp_{node.arg[0]}"
+    if op is Ops.LEAF:  # grad's variable, as the cut leaves of phases.py are named
+        return f"{describe(node.args[0], graph, named, depth)}_in"
+    if op is Ops.GRAD:
+        return f"grad_{describe(node.args[0], graph, named, depth + 1)}"
+    if op is Ops.INTERPOLATE:
+        return "mix"
     if depth >= DESCRIBE_DEPTH:
         return _spelled(op)
     inner = [describe(arg, graph, named, depth + 1) for arg in node.args]

@@ -51,10 +51,6 @@ class Renderer:
         if op is Ops.FROZEN:
             network = self.networks[node.arg]
             return f"torch.func.functional_call({network}, frozen({network}), ({self._arguments(node.args)},))", ATOM
-        if op is Ops.GRADIENT_PENALTY:
-            name, head, _ = node.arg
-            extra = f", head={head}" if head is not None else ""
-            return f"gradient_penalty({self.networks[name]}, {self._arguments(node.args)}{extra})", ATOM
         row = OPS.get(op)
         if row is None or row.torch is None:
             raise CodegenError(op.name, self.graph.origin(node))

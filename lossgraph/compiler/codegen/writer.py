@@ -3,7 +3,8 @@
 `straight_line` writes a function with no steps (`losses`, `samples`, `evaluate`): every value
 computed once, in order. A value gets a line of its own where a reader needs one (Note
 [Generated names]): network calls and gradient penalties, the function's results, `let:`-bound
-values and values used more than once; anything else is inlined where it is used.
+values, values used more than once, and a grad with its variable and random draws; anything else
+is inlined where it is used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from lossgraph.compiler.graph import Graph, consumers
 from lossgraph.compiler.ops import Ops
 
 CALLS = (Ops.APPLY, Ops.FROZEN, Ops.HEAD)
-LEAVES = (Ops.CONST, Ops.DATA, Ops.RANDOM)
+LEAVES = (Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT)
+# a grad's variable is one tensor that its calls and the grad both read; a grad and a random draw
+# are steps a reader looks for
+OWN_LINE = (Ops.LEAF, Ops.GRAD, Ops.INTERPOLATE)
 
 
 class FunctionWriter:
@@ -40,9 +44,7 @@ class FunctionWriter:
             for node in root.walk():
                 if node.op in (Ops.APPLY, Ops.FROZEN):
                     networks.setdefault(node.arg, None)
-                elif node.op is Ops.GRADIENT_PENALTY:
-                    networks.setdefault(node.arg[0], None)
-                elif node.op in (Ops.DATA, Ops.RANDOM):
+                elif node.op in (Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
                     data.setdefault(node, None)
         lines = []
         for network in sorted(networks):
@@ -50,7 +52,8 @@ class FunctionWriter:
             lines.append(f'    {self.networks[network]} = nets["{network}"]')
         declared = list(self.graph.data)
         for node in sorted(data, key=lambda n: declared.index(n.arg) if n.arg in declared else len(declared)):
-            self.named[node] = self.names.claim(node.arg)
+            # a scheduled weight is an input too, read each step (Term.value)
+            self.named[node] = self.names.fresh(describe(node, self.graph, {})) if node.op is Ops.WEIGHT else self.names.claim(node.arg)
             lines.append(f'    {self.named[node]} = inputs["{node.arg}"]')
         return lines
 
@@ -83,7 +86,7 @@ def needs_line(node: Expr, graph: Graph, uses: Mapping[Expr, int], results: Iter
     """Whether `node` gets a line of its own (Note [Generated names])."""
     if node.op in LEAVES:
         return False
-    return (node.op in CALLS or node.op is Ops.GRADIENT_PENALTY or node in results
+    return (node.op in CALLS or node.op in OWN_LINE or node in results
             or node in graph.names or uses.get(node, 0) > 1)
 
 

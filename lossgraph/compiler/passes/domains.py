@@ -95,6 +95,9 @@ class _Analysis:
         graph = self.graph
         if node.op is Ops.CONST:
             return Domain(REAL, Range.point(node.arg))
+        if node.op is Ops.WEIGHT:  # every weight its schedule takes
+            low, high = graph.weights[node.arg].bounds
+            return Domain(REAL, Range(low, high, False, False))
         if node.op is Ops.DATA:
             kind = graph.data.get(node.arg) or graph.held_out.get(node.arg)
             return _declared(kind.kind, kind.size) if kind is not None else Domain(REAL, ANY)
@@ -122,7 +125,7 @@ class _Analysis:
     # -- every other op ------------------------------------------------------------------------
 
     def _domain(self, node: Expr) -> Domain:
-        if node.op in (Ops.CONST, Ops.DATA, Ops.RANDOM):
+        if node.op in (Ops.CONST, Ops.DATA, Ops.RANDOM, Ops.WEIGHT):
             return self._leaf(node)
         if node.op in (Ops.APPLY, Ops.FROZEN, Ops.HEAD):
             return self._network(node)
@@ -150,6 +153,9 @@ class _Analysis:
                 if op is Ops.CE:
                     return (f"ce(logits, c) takes a label as its target c, but {what}",
                             "declare the target as label(K) under data: or random:, or compare images with l1 or l2sq")
+                if op is Ops.PICK:
+                    return (f"pick(v, c) selects each sample's output by its label c, but {what}",
+                            "declare c as label(K) under data: or random:")
                 return (f"{spelling} compares labels, but {what}",
                         "accuracy is written E[argmax(C(x)) == c]")
             if expected == REAL and domain.kind == LABEL:

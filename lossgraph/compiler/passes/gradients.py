@@ -40,8 +40,9 @@ def analyse(graph: Graph) -> dict[str, PlayerPlan]:
     import networkx as nx
 
     dag = graph.to_networkx()
-    # stop_gradient cuts the path: no gradient flows into it from its argument
-    dag.remove_edges_from([(child, node) for node in list(dag) if isinstance(node, Expr) and node.op is Ops.STOP_GRADIENT for child in node.args])
+    # stop_gradient and grad's variable (a LEAF) cut the path: no gradient flows into them from their argument
+    dag.remove_edges_from([(child, node) for node in list(dag) if isinstance(node, Expr) and node.op in (Ops.STOP_GRADIENT, Ops.LEAF)
+                           for child in node.args])
     plans: dict[str, PlayerPlan] = {}
     for player in (*graph.players, *graph.judges):
         grad: set[Expr] = set()

@@ -11,18 +11,21 @@ plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
 from lossgraph.language.errors import FormulaError, Origin, Problem, Problems, SpecError, did_you_mean
 from lossgraph.compiler.expr import Expr, transform
+from lossgraph.compiler.distributions import FORMS, lower_evaluate, refuse_nested
 from lossgraph.compiler.formula import NetworkRef, Site, parse
+from lossgraph.compiler.passes.calls import freeze, share_variables
 from lossgraph.language.macros import Macro, parse_signature, standard_library
 from lossgraph.compiler.graph import Graph, Network, Player, Term
 from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 from lossgraph.language.spec import Spec
 
-RESERVED = frozenset({"E"} | set(BUILTINS))  # a formula's own; generated code's names are free (codegen renames)
+RESERVED = frozenset({"E"} | set(BUILTINS) | set(FORMS))  # a formula's own; generated code's names are free (codegen renames)
 
 
 def check_reserved(spec: Spec) -> None:
@@ -65,7 +68,7 @@ class SpecScope:
         self.origins = origins
         self.macros: dict[str, Macro] = {**standard_library(), **spec_macros(spec)}
         self.expanding: list[str] = []   # macros being expanded, to refuse recursion
-        self.penalties = 0               # gradient penalties so far: each draws its own mixing
+        self.draws = 0                   # random draws written in formulas so far (interpolate)
         self.lets: dict[str, Expr] = {}
         self.resolving: list[str] = []
         self.broken: set[str] = set()  # lets whose problem is already reported
@@ -123,19 +126,19 @@ class SpecScope:
         return Expr(Ops.HEAD, (call,), (head, heads.index(head)))
 
     def callables(self) -> list[str]:
-        return list(self.spec.networks) + list(self.macros) + ["gp"]
+        return list(self.spec.networks) + list(self.macros)
 
     # -- macros ---------------------------------------------------------------------------------
 
     def is_macro(self, name: str) -> bool:
-        return name in self.macros or name == "gp"
+        return name in self.macros or (name in FORMS and name not in self.spec.networks)
 
     def network_ref(self, name: str) -> NetworkRef | None:
         return NetworkRef(name) if name in self.spec.networks else None
 
     def expand(self, name: str, args: list, where: Site, span: tuple[int, int]) -> Expr:
-        if name == "gp" and name not in self.macros:
-            return self.gradient_penalty(args, where, span)
+        if name in FORMS and name not in self.macros:
+            raise where.error(refuse_nested(name), span)
         macro = self.macros[name]
         if len(args) != len(macro.params):
             raise where.error(f"macro {name}({', '.join(macro.params)}) takes {len(macro.params)} arguments, got {len(args)}", span)
@@ -154,18 +157,11 @@ class SpecScope:
         finally:
             self.expanding.pop()
 
-    def gradient_penalty(self, args: list, where: Site, span: tuple[int, int]) -> Expr:
-        if len(args) != 3 or not isinstance(args[0], NetworkRef) or any(isinstance(a, NetworkRef) for a in args[1:]):
-            raise where.error("gp takes a network and two values: gp(D, real, fake)", span)
-        ref, real, fake = args
-        heads = list(self.spec.networks[ref.name].heads or ())
-        if ref.head is not None and ref.head not in heads:
-            raise where.error(f"network '{ref.name}' has no head '{ref.head}'", span, did_you_mean(ref.head, heads))
-        if ref.head is None and heads:
-            raise where.error(f"network '{ref.name}' has heads {', '.join(heads)}: choose one", span, f"write gp({ref.name}.{heads[0]}, ...)")
-        self.penalties += 1
-        index = heads.index(ref.head) if ref.head else None
-        return Expr(Ops.GRADIENT_PENALTY, (real, fake), (ref.name, index, self.penalties))
+    def draw(self, name: str) -> str:
+        """A random draw written in a formula (`interpolate`): named by its order in the spec, so
+        each written draw is its own and the generated code is the same on every compile."""
+        self.draws += 1
+        return f"{name}{self.draws}"
 
     # -- lets -----------------------------------------------------------------------------------
 
@@ -251,22 +247,8 @@ class MacroScope:
     def expand(self, name: str, args: list, where: Site, span: tuple[int, int]) -> Expr:
         return self.parent.expand(name, args, where, span)
 
-
-def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]]) -> Expr:
-    """`expr` with every application of a `frozen` network made FROZEN: the term's gradient still
-    flows through that network to its inputs, but not into its parameters (BicycleGAN's latent
-    regression updates G, not E)."""
-
-    done: dict[Expr, Expr] = {}
-    for node in expr.walk():
-        args = tuple(done[child] for child in node.args)
-        new = node if args == node.args else node.replace(args=args)
-        if new.op is Ops.APPLY and new.arg in frozen:
-            new = Expr(Ops.FROZEN, new.args, new.arg)
-        if new is not node and node in origins:  # a node rebuilt above a frozen call: its origins too
-            origins.setdefault(new, list(origins[node]))
-        done[node] = new
-    return done[expr]
+    def draw(self, name: str) -> str:
+        return self.parent.draw(name)
 
 
 def spec_macros(spec: Spec) -> dict[str, Macro]:
@@ -335,7 +317,8 @@ def lower(spec: Spec) -> Graph:
             if expr is not None and term.updates is not None:
                 expr = freeze(expr, set(player.networks) - set(term.updates), origins)
             if expr is not None:
-                terms.append(Term(term_name, term.weight, expr, ".".join(str(p) for p in path[:4])))
+                scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
+                terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
         players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), player.clip, tuple(player.pool.items()),
                               spec.source.origin(("players", player_name, player.sense), at_key=True)))
 
@@ -349,6 +332,9 @@ def lower(spec: Spec) -> Graph:
     for player in (*players, *judges):
         for term in player.terms:
             _check_loss(term, scope.held_out, origins, spec, problems)
+    shared = share_variables([term.expr for player in (*players, *judges) for term in player.terms], origins)
+    players = [replace(player, terms=tuple(replace(term, expr=shared[term.expr]) for term in player.terms)) for player in players]
+    judges = [replace(judge, terms=tuple(replace(term, expr=shared[term.expr]) for term in judge.terms)) for judge in judges]
 
     random_like = {}
     for name, draw in spec.draws.items():
@@ -367,16 +353,23 @@ def lower(spec: Spec) -> Graph:
             continue
         random_like[name] = expr
 
+    def without_gradients(path: tuple, expr: Expr | None) -> Expr | None:
+        """Samples and metrics run without autograd, which a grad needs."""
+        found = next((node for node in expr.walk() if node.op is Ops.GRAD), None) if expr is not None else None
+        if found is None:
+            return expr
+        written = origins.get(found)
+        problems.add("grad needs autograd, which samples: and evaluate: run without", written[0] if written else spec.source.origin(path),
+                     "use grad in a player's term")
+        return None
+
     samples = []
     for index, text in enumerate(spec.samples):
-        expr = formula(("samples", index), text)
+        expr = without_gradients(("samples", index), formula(("samples", index), text))
         if expr is not None:
             samples.append((text.strip(), expr))
-    evaluate = []
-    for name, text in spec.evaluate.items():
-        expr = formula(("evaluate", name), text)
-        if expr is not None:
-            evaluate.append((name, expr))
+    # evaluate, distributions, features; grad is refused where autograd is off
+    evaluated = lower_evaluate(spec, scope, lambda path, text: without_gradients(path, formula(path, text)), problems)
     problems.raise_if_any(SpecError)
 
     networks = {
@@ -392,9 +385,10 @@ def lower(spec: Spec) -> Graph:
         random=MappingProxyType(spec.draws),
         random_like=MappingProxyType(random_like),
         samples=tuple(samples),
-        evaluate=tuple(evaluate),
+        **evaluated,
         judges=tuple(judges),
         held_out=MappingProxyType(scope.held_out),
+        weights=MappingProxyType({term.weight_input: term.schedule for player in players for term in player.terms if term.schedule}),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
         names=MappingProxyType({expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}),
     )

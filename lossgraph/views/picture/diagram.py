@@ -31,10 +31,10 @@ from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.ops import OPS, Ops
 from lossgraph.compiler.printing import formula_text
-from lossgraph.views.show import network_name
+from lossgraph.views.show import _draw_names
 from lossgraph.views.picture.style import MUTED_COLOUR, PLAIN_COLOUR, PLAYER_COLOURS, TEXT_COLOUR, short, tint
 
-_PICTURED = (Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN, Ops.GRADIENT_PENALTY)
+_PICTURED = (Ops.DATA, Ops.RANDOM, Ops.APPLY, Ops.HEAD, Ops.FROZEN, Ops.GRAD, Ops.INTERPOLATE)
 
 
 @dataclass
@@ -118,14 +118,12 @@ class _Text:
 
     def __init__(self, graph: Graph, pictured: Iterable[Expr]):
         self.graph = graph
-        self.names = {node: name for node, name in graph.names.items() if node in set(pictured)}
+        named = dict(graph.names) | _draw_names(graph)  # a draw inside a formula: one value, by name
+        self.names = {node: name for node, name in named.items() if node in set(pictured)}
 
     def _printable(self, node: Expr) -> Expr | None:
         if node.op is Ops.FROZEN:
             return Expr(Ops.APPLY, node.args, node.arg)
-        if node.op is Ops.GRADIENT_PENALTY:  # gp(D.src, real, fake): the head by name, as written
-            network = Expr(Ops.DATA, (), network_name(self.graph, node.arg[0], node.arg[1]))
-            return Expr(Ops.APPLY, (network, *node.args), OPS[Ops.GRADIENT_PENALTY].spelling)
         return None
 
     def formula(self, root: Expr, keep_root: bool = True) -> str:
@@ -226,18 +224,17 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
             node.title = f"random {expr.arg}"
         else:
             formula = text.formula(expr, keep_root=True)
-            name = graph.names.get(expr)
+            name = text.names.get(expr)
             if name is not None:
                 node = Node(expr, "value", name, [(name, "label"), (short(formula), "detail")])
                 node.title = f"{name} = {formula}"
+                node.dashed = expr.op is Ops.INTERPOLATE  # drawn at random, as the random variables
             else:
                 node = Node(expr, "value", formula, [(short(formula), "label")])
                 node.title = formula
             network = expr.arg if expr.op in (Ops.APPLY, Ops.FROZEN) else None
             if expr.op is Ops.HEAD:
                 network = expr.args[0].arg
-            elif expr.op is Ops.GRADIENT_PENALTY:
-                network = expr.arg[0]
             if network is not None and owner.get(network) in colours:
                 node.stroke = colours[owner[network]]
                 node.stroke_width = 2
@@ -260,13 +257,15 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
         plan = plans.get(player.name)
         for term in player.terms:
             weight = f" ×{term.weight:g}" if term.weight != 1.0 else ""
+            if term.schedule is not None:  # a weight that changes with the iteration
+                weight = f" ×w(i): {term.schedule.describe()}"
             formula = text.formula(term.expr, keep_root=False)
             node = Node(("term", player.name, term.name), "term", f"{player.name}/{term.name}",
                         [(term.name + weight, "label"), (short(formula), "detail")],
                         fill=tint(colour, 0.12), stroke=colour, stroke_width=1.6, radius=10)
             if weight:
                 loose = 0 < OPS[term.expr.op].infix < OPS[Ops.MUL].infix  # 10 * (a + b), not 10 * a + b
-                formula = f"{term.weight:g} * " + (f"({formula})" if loose else formula)
+                formula = ("w(i)" if term.schedule is not None else f"{term.weight:g}") + " * " + (f"({formula})" if loose else formula)
             node.title = f"{player.name}/{term.name} = {formula}"
             if plan is not None and term.name in plan.dead_terms:
                 node.lines.append((f"constant for {player.name}: not computed in its step", "note"))

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from lossgraph.compiler.runtime import gradient_penalty
+from lossgraph.compiler.runtime import interpolate
 
 
 def losses(nets, inputs):
@@ -12,14 +12,18 @@ def losses(nets, inputs):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+13 more)
     D_fake = D(fake)  # stargan.yaml:27 let.adv (+3 more)
     D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
     E_D_src_fake = D_src_fake.mean()  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake) (+1 more)
     D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+2 more)
     D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
-    gp_D = gradient_penalty(D, x, fake, head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
-    adv_D = E_D_src_fake - D_src_x.mean() + 10 * gp_D  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
+    mix = interpolate(x, fake)  # stdlib.yaml:17 macros.gp(D, real, fake) (+2 more)
+    mix_in = mix.detach().requires_grad_()  # stdlib.yaml:18 macros.gp_at(D, v)
+    D_mix_in = D(mix_in)  # stdlib.yaml:18 macros.gp_at(D, v)
+    D_src_mix_in = D_mix_in[0]  # stdlib.yaml:18 macros.gp_at(D, v)
+    grad_D_src_mix_in = torch.autograd.grad(D_src_mix_in.sum(), mix_in, create_graph=True)[0]  # stdlib.yaml:18 macros.gp_at(D, v)
+    adv_D = E_D_src_fake - D_src_x.mean() + 10 * ((grad_D_src_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
     D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
     cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
     adv_G = -E_D_src_fake  # stargan-wgan-gp.yaml:15 players.G.minimize.adv (+1 more)
@@ -48,14 +52,18 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     # D: minimize adv + cls over D, 5 times
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+13 more)
     for _ in range(5):
         D_fake = D(fake.detach())  # stargan.yaml:27 let.adv (+3 more)
         D_src_fake = D_fake[0]  # stargan.yaml:27 let.adv (+2 more)
         D_x = D(x)  # stargan.yaml:34 players.D.minimize.cls (+2 more)
         D_src_x = D_x[0]  # stargan.yaml:27 let.adv (+1 more)
-        gp_D = gradient_penalty(D, x, fake.detach(), head=0)  # stdlib.yaml:14 macros.wgan_gp_d(D, real, fake)
-        adv_D = D_src_fake.mean() - D_src_x.mean() + 10 * gp_D  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
+        mix = interpolate(x, fake)  # stdlib.yaml:17 macros.gp(D, real, fake) (+2 more)
+        mix_in = mix.detach().requires_grad_()  # stdlib.yaml:18 macros.gp_at(D, v)
+        D_mix_in = D(mix_in)  # stdlib.yaml:18 macros.gp_at(D, v)
+        D_src_mix_in = D_mix_in[0]  # stdlib.yaml:18 macros.gp_at(D, v)
+        grad_D_src_mix_in = torch.autograd.grad(D_src_mix_in.sum(), mix_in, create_graph=True)[0]  # stdlib.yaml:18 macros.gp_at(D, v)
+        adv_D = D_src_fake.mean() - D_src_x.mean() + 10 * ((grad_D_src_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # stargan-wgan-gp.yaml:12 players.D.minimize.adv (+1 more)
         D_cls_x = D_x[1]  # stargan.yaml:34 players.D.minimize.cls
         cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
         loss_D = adv_D + cls_D  # stargan-wgan-gp.yaml:11 players.D.minimize
@@ -92,7 +100,7 @@ def samples(nets, inputs):
     x = inputs["x"]
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+13 more)
     G_fake_c_s = G(fake, c_s)  # stargan.yaml:49 samples[2] (+1 more)
     return [
         ('x', x),
@@ -109,7 +117,7 @@ def evaluate(nets, inputs):
     x = inputs["x"]
     c_t = inputs["c_t"]
     y_t = inputs["y_t"]
-    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+12 more)
+    fake = G(x, c_t)  # stargan.yaml:26 let.fake (+13 more)
     C_fake = C(fake)  # stargan.yaml:57 evaluate.accuracy
     accuracy = (C_fake.argmax(dim=1) == c_t).float().mean()  # stargan.yaml:57 evaluate.accuracy
     C_x = C(x)  # stargan.yaml:58 evaluate.accuracy_identity (+1 more)
