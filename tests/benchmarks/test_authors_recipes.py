@@ -28,9 +28,9 @@ STEPS_PER_EPOCH = 400  # any: one iteration trains at the first epoch's rate
 
 def compiled(name: str, image_size: int, width: int, *overrides: str):
     widths = [f"networks.{network}.width={width}" for network in lossgraph.load(name).networks]
-    # the recipe's crop is its image size: crop at the test's size, from a load size as much larger
-    sizes = [f"train.image_size={image_size}", f"dataset.crop_size={image_size}", f"dataset.load_size={image_size * 286 // 256}"]
-    return lossgraph.compile(name, overrides=[*sizes, *widths, *overrides])
+    # the crop is the training size: both set to the size under test
+    size = [f"dataset.load_size={image_size}", f"dataset.crop_size={image_size}", f"train.image_size={image_size}"]
+    return lossgraph.compile(name, overrides=[*size, *widths, *overrides])
 
 
 def released_cyclegan(nets, image_size, width):

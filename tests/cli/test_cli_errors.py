@@ -101,7 +101,7 @@ def test_missing_file_exits_2_without_traceback(runs):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error: no spec file 'no-such-spec.yaml' and no built-in spec of that name" in result.stderr
-    assert "'cyclegan', 'cyclegan-authors', 'discogan'" in result.stderr
+    assert "'cyclegan', 'cyclegan-authors', 'discogan'" in result.stderr  # the built-in specs, in order
 
 
 def test_misspelled_builtin_name_gets_a_hint(tmp_path, monkeypatch, capsys):

@@ -518,7 +518,7 @@ def test_unknown_builtin_name_did_you_mean():
 def test_missing_file_lists_builtins(tmp_path):
     with pytest.raises(lossgraph.SpecError) as info:
         lossgraph.load(tmp_path / "nothing-like-it.yaml")
-    assert "no spec file" in str(info.value) and "'cyclegan', 'discogan'" in str(info.value)
+    assert "no spec file" in str(info.value) and "'cyclegan', 'cyclegan-authors', 'discogan'" in str(info.value)
 
 
 def test_folder_is_not_a_spec(tmp_path):

@@ -26,7 +26,7 @@ from lossgraph.train.device import to_device
 from lossgraph.train.metrics import distances
 from lossgraph.train.metrics.features import FeatureNetwork, open_features
 
-CHANGING = (Ops.APPLY, Ops.FROZEN, Ops.HEAD, Ops.GRADIENT_PENALTY, Ops.RANDOM)
+CHANGING = (Ops.APPLY, Ops.FROZEN, Ops.HEAD, Ops.RANDOM)
 
 
 def _fixed(image: Any) -> bool:
