@@ -1,4 +1,4 @@
-"""The `lossgraph` command: run, check, show, emit, graph, plot, translate.
+"""The `lossgraph` command: run, check, show, emit, graph, plot, translate, export.
 
 A user mistake (a bad spec, a missing dataset folder) prints its located message and exits with
 status 2; it never shows a Python traceback. `python -m lossgraph` is the same command.
@@ -102,7 +102,16 @@ def _parser() -> argparse.ArgumentParser:
                                 "image's size, padded to what the network's down-sampling needs and cropped back)")
     translate.add_argument("--batch-size", type=int, default=16)
     translate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    for command in (run, check, show, emit, graph, plot, translate):
+    export = commands.add_parser("export", help="write a trained generator as an ONNX model or a torch.export program")
+    export.add_argument("run", help="a run folder (holds spec.yaml and checkpoints/)")
+    export.add_argument("-o", "--output", required=True, help="the file: .onnx (ONNX) or .pt2 (torch.export), by suffix")
+    export.add_argument("--network", help="the generator to export (default: the first that maps one image to an image)")
+    export.add_argument("--checkpoint", metavar="best|latest|STEP|PATH",
+                        help="the run's best (train.keep_best), latest (the default) or step STEP, or a checkpoint folder")
+    export.add_argument("--ema", action="store_true", help="export the network's moving average (the spec's ema:)")
+    export.add_argument("--size", type=int, help="a fixed side N (default: any side the network keeps, when fully convolutional)")
+    export.add_argument("--spec", help="the spec the run was trained from, for a run folder without spec.yaml")
+    for command in (run, check, show, emit, graph, plot, translate, export):
         command.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                              help="import MODULE first (the current directory is searched first), a module that "
                                   "registers your own networks with lossgraph.register_arch; repeatable")
@@ -291,7 +300,24 @@ def _translate(args) -> int:
 
 
 _COMMANDS = {"run": _run, "check": _check, "show": _show, "emit": _emit}
-_COMMANDS.update({"graph": _graph, "plot": _plot, "translate": _translate})
+def _export(args) -> int:
+    from lossgraph.train.export import export
+
+    result = export(args.run, args.output, network=args.network, checkpoint=args.checkpoint, spec=args.spec,
+                    ema=args.ema, size=args.size)
+    meta = result.metadata
+    sides = (f"H and W multiples of {meta['size_multiple']} from {meta['min_size']}" if result.dynamic
+             else f"{meta['size']}x{meta['size']} only")
+    print(f"wrote {result.path}: {meta['network']} from {result.checkpoint}; images (N, {meta['channels']}, H, W) "
+          f"in [-1, 1], {sides}")
+    for note in result.notes:
+        print(f"  {note}")
+    if result.checked_with is not None:
+        print(f"  checked with {result.checked_with}: largest difference from the PyTorch network {result.difference:.2g}")
+    return 0
+
+
+_COMMANDS.update({"graph": _graph, "plot": _plot, "translate": _translate, "export": _export})
 
 
 if __name__ == "__main__":

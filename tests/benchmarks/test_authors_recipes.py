@@ -132,3 +132,28 @@ def test_one_cyclegan_iteration_at_256_is_the_released_one():
 @pytest.mark.slow
 def test_one_pix2pix_iteration_at_256_is_the_released_one():
     run_pix2pix(image_size=256, width=64, depth=8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cyclegan-authors", "pix2pix-authors"])
+def test_the_recipe_trains_at_256_on_the_cpu(name, tmp_path):
+    """A few steps of the spec as written: 286x286 scenes cut to random 256x256 crops and flipped,
+    batch 1, the epoch schedule's first rate, a checkpoint at the end."""
+    import csv
+
+    from lossgraph.data import open_dataset
+    from lossgraph.train.run import RunOptions, train
+
+    program = lossgraph.compile(name, overrides=["dataset.size=16", "dataset.test_size=2"])
+    spec = program.spec
+    assert spec.train.image_size == 256 and spec.dataset["load_size"] == 286
+    dataset = open_dataset(spec.dataset, spec.kinds, spec.train.image_size, seed=0)
+    assert dataset.batch(1, 1)["x"].shape == (1, 3, 256, 256)
+    summary = train(program, dataset, RunOptions(out_dir=tmp_path / "run", device="cpu", steps=2, progress=False,
+                                                 tensorboard=False, eval_count=2, sample_count=2))
+    assert summary.step == 2 and summary.checkpoint is not None
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        assert float(row["lr/G"]) == float(row["lr/D"]) == 2e-4  # epoch 1 of 200 (16 steps an epoch)
+        assert all(torch.isfinite(torch.tensor(float(row[key]))) for key in ("G", "D"))

@@ -248,3 +248,15 @@ def test_a_dataset_without_a_length_cannot_count_epochs():
     program = compile_tiny(EPOCHS)
     with pytest.raises(lossgraph.LossgraphError, match="has no length to make an epoch of"):
         plan_run(program, RunOptions(device="cpu"), dataset=object())
+
+
+def test_the_command_line_counts_the_specs_epochs(tmp_path, capsys):
+    from lossgraph.cli import main
+
+    out = tmp_path / "run"
+    arguments = ["run", str(TINY), "train.steps=null", "train.epochs=2", "--batch-size", "32", "--out", str(out),
+                 "--no-progress", "--no-tensorboard"]
+    assert main(arguments) == 0
+    assert "tiny: 4 steps" in capsys.readouterr().out  # 64 items at batch 32: 2 steps an epoch
+    assert main([*arguments[:-4], "--steps", "1", "--out", str(tmp_path / "one"), "--no-progress", "--no-tensorboard"]) == 0
+    assert "tiny: 1 steps" in capsys.readouterr().out
