@@ -8,10 +8,11 @@ Note [Boolean masks on the CPU]
     of its input, `x > 0`, and AOTAutograd's partitioner saves that mask, one byte an element,
     from the forward for the backward: a compiled PatchGAN's step was 1.27 times eager and a
     U-Net's 1.08. For a slope s >= 0, `y > 0` is the same mask (y = x where x > 0, else s * x
-    <= 0; a NaN compares false either way), and the output y is saved anyway when a convolution
-    reads it, so this pass makes the backward compare the output: the partitioner then saves y
-    alone and computes the mask inside the backward's fused kernel. Each gradient is the same
-    float computation as before. On CUDA masks are cheap; the pass runs on CPU graphs only.
+    <= 0; a NaN compares false either way), so this pass makes the backward compare the output,
+    in the backward (the partitioner's tag `must_be_in_backward`): the partitioner saves y, which
+    a convolution reading it saves anyway, or else saves y as eager's autograd saves the input,
+    four bytes an element, and never a mask. Each gradient is the same float computation as
+    before. On CUDA masks are cheap; the pass runs on CPU graphs only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass
 
 aten = torch.ops.aten
+SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 class MasksFromOutputs(CustomGraphPass):
@@ -44,6 +46,8 @@ class MasksFromOutputs(CustomGraphPass):
             with graph.inserting_after(outputs[0]):
                 mask = graph.call_function(aten.gt.Scalar, (outputs[0], 0))
             mask.meta.update(node.meta)  # the same shape and dtype
+            # computed in the backward, from y: the partitioner may save y but never the mask itself
+            mask.meta["partitioner_tag"] = "must_be_in_backward"
             for reader in readers:
                 reader.replace_input_with(node, mask)
             if not node.users:
@@ -53,8 +57,9 @@ class MasksFromOutputs(CustomGraphPass):
             graph.lint()
 
     def uuid(self) -> Any:
-        # inductor caches compiled graphs by their passes' uuid: this file's text, so an edit recompiles
-        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        # inductor caches compiled graphs by their passes' uuid: this file's text as imported, so
+        # an edit recompiles
+        return SOURCE_HASH
 
 
 # one instance for every compile: torch.compile reuses a compiled graph only under an equal backend,

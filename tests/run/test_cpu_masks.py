@@ -33,6 +33,7 @@ def test_backward_mask_reads_the_output(shared_test):
     MasksFromOutputs()(graph)
     mask = nodes["grad"].args[0]
     assert mask.target is aten.gt.Scalar and mask.args == (nodes["y"], 0)
+    assert mask.meta["partitioner_tag"] == "must_be_in_backward"  # never saved: computed from y in the backward
     assert nodes["y"].args[0] is nodes["test"] and nodes["test"].args[0] is nodes["x"]  # the forward as it was
     # the rewritten graph still computes a LeakyReLU and its gradient
     module = fx.GraphModule(torch.nn.Module(), graph)
@@ -69,8 +70,11 @@ def saved_dtypes(module: nn.Module, x: torch.Tensor) -> list[torch.dtype]:
 
 def network() -> nn.Module:
     torch.manual_seed(0)  # the same weights each call
+    # a LeakyReLU whose output a convolution saves anyway, one after a norm, one that only a
+    # pooling reads (its output saved for the mask alone), and a ReLU
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.LeakyReLU(0.2), nn.Conv2d(8, 4, 3), nn.InstanceNorm2d(4),
-                         nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3))
+                         nn.LeakyReLU(0.2), nn.Conv2d(4, 4, 3), nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
 
 
 def test_compiled_on_the_cpu_saves_no_boolean_and_matches_eager():
