@@ -1,68 +1,97 @@
-"""Side by side: lossgraph's generated training step against the hand-written one, per method.
+"""Side by side: lossgraph's generated training step against the hand-written one, per method,
+eager and compiled.
 
-    python -m benchmarks.bench [--methods cyclegan,discogan] [--batch-size N] [--image-size S]
-                               [--iters N] [--warmup N] [--device cpu|cuda] [--threads N] [--seed S]
+    python -m benchmarks.bench [--methods cyclegan,discogan] [--scale small|realistic]
+                               [--batch-size N] [--image-size S] [--iters N] [--warmup N]
+                               [--device cpu|cuda] [--threads N] [--clock wall|thread] [--seed S]
+                               [--compile | --no-compile] [--precision fp32|bf16] [--cuda-graphs | --no-cuda-graphs]
 
-For each method both sides get identical networks (`program.build_networks(seed)`, built twice)
-and the same batch (`program.example_inputs(batch_size, seed)`, random variables included), so
-every iteration does the same work on each side. After warm-up the two steps alternate in one
-process, the order swapping every iteration, and the median of each side's step times is
-reported. Then, outside the timed loop, one iteration each is measured for:
+For each method up to four steps run, each on identical networks (`program.build_networks(seed)`,
+built anew for each) and the same batch (`program.example_inputs(batch_size, seed)`, random
+variables included), so every iteration does the same work on each:
 
-- network forwards: a forward hook on every network in `nets` (the top-level modules), so a
-  call of a network counts once, whatever it calls inside;
-- FLOPs: `torch.utils.flop_counter.FlopCounterMode` around the iteration (forward, backward and
-  forwards without autograd alike; the optimizer's elementwise updates count no FLOPs);
-- peak memory. CUDA: `torch.cuda.max_memory_allocated()` over the iteration (everything live,
-  weights and optimizer state included). CPU: the CPU allocator's allocation and free events
-  recorded by `torch.profiler` (`profile_memory=True`), summed in time order: the peak of bytes
-  allocated during the iteration and still live, over what was live when it began.
+- lossgraph: `program.trainer(nets, **accelerate.EAGER)`, the generated iteration, eager fp32;
+- hand-written: the method's baseline (`baselines/`, or `authors.py` at the realistic scale), eager fp32;
+- lossgraph compiled: the trainer with the compiled settings (`--compile`, `--precision`,
+  `--cuda-graphs`; by default compiled, and on CUDA bf16 with CUDA graphs);
+- hand-written compiled: the baseline on the same networks wrapped by the same call
+  (`Acceleration.wrap`: `accelerate.compiled` per network, `torch.compile(net, dynamic=False)`
+  with lossgraph's CPU pass, the autocast and CUDA graphs the settings ask for).
+
+`--no-compile` (with fp32) leaves out the compiled pair. Each step first runs `--warmup`
+iterations on its own (the compiled ones compile there: compile time is the warm-up's wall time
+beyond as many of its fastest step, with inductor's on-disk caches off so that it is a first
+compile, and torch.compile's one-off start paid before the first method);
+then the steps alternate in one process, the order rotating every iteration, and the median of
+each one's times is reported. Outside the timed loop: peak memory of one iteration of each, and
+network forwards and FLOPs of the eager steps (measure.py says how). Compiled graphs and graph
+breaks are TorchDynamo's counts during each compiled step's warm-up, and any graph compiled during
+the timed loop (a recompile) is reported.
 
 Spec-to-program time is the median of several `lossgraph.compile(path)` calls (no torch.compile),
-after one that warms the caches. The tables are markdown, to paste into the README.
+after one that warms the caches. The tables are markdown (report.py), to paste into the README.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Mapping
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+import torch._functorch.config
+import torch._inductor.config
 
 import lossgraph
-from lossgraph.train import accelerate
 from lossgraph.cli import add_acceleration_arguments
+from lossgraph.train import accelerate
 
+from . import report
+from .authors import AUTHORS, STEPS_PER_EPOCH
 from .baselines import BASELINES
+from .measure import Step, count_flops, count_forwards, dynamo_counts, peak_memory, synchronize, timed
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 COMPILE_REPEATS = 5
-
-Step = Callable[[Mapping[str, torch.Tensor]], Mapping[str, float]]
+SCALES = {
+    # scale: (the hand-written steps by method, default timed iterations, default warm-up)
+    "small": (BASELINES, 20, 3),
+    "realistic": (AUTHORS, 3, 1),
+}
 
 
 @dataclass
 class Side:
-    """The measurements of one implementation (lossgraph or hand-written) of one method."""
+    """One implementation of one method: its step, its networks and what was measured of it."""
 
+    name: str
+    step: Step
+    nets: Mapping[str, torch.nn.Module]
+    counted: bool = True  # forwards and FLOPs counted (eager steps; compiled graphs hide calls)
     times: list[float] = field(default_factory=list)
+    warmup_times: list[float] = field(default_factory=list)
     forwards: dict[str, int] = field(default_factory=dict)
     flops: int = 0
     peak_bytes: int = 0
+    graphs: int = 0        # graphs TorchDynamo compiled during the warm-up
+    breaks: int = 0        # graph breaks during the warm-up
+    recompiled: int = 0    # graphs compiled during the timed loop
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def compile_seconds(self) -> float:
+        """The warm-up's wall time beyond as many of its fastest step (the median step with one
+        warm-up step): torch.compile's first compiles."""
+        steady = min(self.warmup_times) if len(self.warmup_times) > 1 else self.median
+        return max(0.0, sum(self.warmup_times) - len(self.warmup_times) * steady)
 
 
 @dataclass
@@ -70,219 +99,106 @@ class Result:
     method: str
     batch_size: int
     image_size: int
-    compile_seconds: float
-    acceleration: str
-    lossgraph: Side
-    baseline: Side
+    spec_seconds: float
+    compiled_as: str | None  # the compiled pair's settings in words, None when not run
+    sides: dict[str, Side]
 
 
-# -- measurements -------------------------------------------------------------------------------
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(step: Step, inputs: Mapping[str, torch.Tensor], device: torch.device) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    step(inputs)
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def count_forwards(nets: Mapping[str, torch.nn.Module], step: Step, inputs: Mapping[str, torch.Tensor]) -> dict[str, int]:
-    counts = dict.fromkeys(nets, 0)
-
-    def hook(name: str):
-        def count(module, args, output):
-            counts[name] += 1
-
-        return count
-
-    handles = [net.register_forward_hook(hook(name)) for name, net in nets.items()]
-    try:
-        step(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return counts
-
-
-def count_flops(step: Step, inputs: Mapping[str, torch.Tensor]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        step(inputs)
-    return counter.get_total_flops()
-
-
-def peak_memory(step: Step, inputs: Mapping[str, torch.Tensor], device: torch.device) -> int:
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        step(inputs)
-        synchronize(device)
-        return torch.cuda.max_memory_allocated(device)
-    from torch.profiler import ProfilerActivity, profile
-
-    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        step(inputs)
-    events = [
-        event
-        for event in profiler.profiler.kineto_results.events()
-        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
-    ]
-    events.sort(key=lambda event: event.start_ns())
-    live = peak = 0
-    for event in events:
-        live += event.nbytes()  # negative for a free
-        peak = max(peak, live)
-    return peak
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """The profiler's native start/stop lines and allocator warnings go to file descriptor 2
-    directly; send them to /dev/null for the block (Python exceptions still propagate)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def time_compile(path: Path, repeats: int = COMPILE_REPEATS) -> float:
-    lossgraph.compile(str(path))  # warms the import and macro caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        lossgraph.compile(str(path))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def compile_with_image_size(path: Path, image_size: int | None):
-    spec = lossgraph.load(str(path))
+def load_program(method: str, image_size: int | None):
+    spec = lossgraph.load(str(SPECS / f"{method}.yaml"))
     if image_size is not None and image_size != spec.train.image_size:
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"image_size": image_size})})
     return lossgraph.compile(spec)
 
 
-def benchmark(method: str, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
-              device: torch.device, seed: int, acceleration: Mapping[str, object] | None = None) -> Result:
-    path = SPECS / f"{method}.yaml"
-    program = compile_with_image_size(path, image_size)
+def time_spec_compile(method: str, repeats: int = COMPILE_REPEATS) -> float:
+    path = str(SPECS / f"{method}.yaml")
+    lossgraph.compile(path)  # warms the import and macro caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        lossgraph.compile(path)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compiled_settings(device: torch.device, given: Mapping[str, object]) -> accelerate.Acceleration:
+    """The compiled pair's settings: compiled unless `--no-compile`, the rest the device's default."""
+    return accelerate.Acceleration.for_device(device, **{"compile": True, **given})
+
+
+def make_sides(method: str, program, baseline, *, batch_size: int, device: torch.device, seed: int,
+               acceleration: accelerate.Acceleration) -> list[Side]:
+    extra = {"steps_per_epoch": STEPS_PER_EPOCH} if method in AUTHORS else {}
+    trainer = program.trainer(program.build_networks(seed=seed), device=device, **accelerate.EAGER, **extra)
+    hand = baseline(program.build_networks(seed=seed), device=device)
+    sides = [Side("lossgraph", trainer.step, trainer.nets), Side("hand-written", hand.step, hand.nets)]
+    if not acceleration.active:
+        return sides
+    settings = {"compile": acceleration.compile, "precision": acceleration.precision, "cuda_graphs": acceleration.cuda_graphs}
+    trainer = program.trainer(program.build_networks(seed=seed), device=device, **settings, **extra)
+    nets = program.build_networks(seed=seed)
+    hand = baseline(acceleration.wrap({name: net.to(device) for name, net in nets.items()}, device), device=device)
+
+    def hand_step(inputs: Mapping[str, torch.Tensor], step=hand.step):
+        if acceleration.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # as the trainer does: last step's outputs are read
+        return step(inputs)
+
+    return sides + [Side("lossgraph compiled", trainer.step, trainer.nets, counted=False),
+                    Side("hand-written compiled", hand_step, nets, counted=False)]
+
+
+def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
+              device: torch.device, seed: int, acceleration: accelerate.Acceleration, clock: str = "wall") -> Result:
+    torch._dynamo.reset()  # each method's compiles from scratch, clear of the recompile limit
+    program = load_program(method, image_size)
     batch_size = batch_size or program.spec.train.batch_size
-    image_size = program.spec.train.image_size
-
-    lossgraph_nets = program.build_networks(seed=seed)
-    baseline_nets = program.build_networks(seed=seed)
-    trainer = program.trainer(lossgraph_nets, device=device, **(acceleration or {}))
-    baseline = BASELINES[method](baseline_nets, device=device)
     inputs = {name: value.to(device) for name, value in program.example_inputs(batch_size=batch_size, seed=seed).items()}
-    sides = {"lossgraph": (Side(), trainer.step, trainer.nets), "baseline": (Side(), baseline.step, baseline.nets)}
+    sides = make_sides(method, program, baseline, batch_size=batch_size, device=device, seed=seed, acceleration=acceleration)
 
-    for _ in range(warmup):
-        for _, step, _ in sides.values():
-            step(inputs)
+    for side in sides:
+        graphs, breaks = dynamo_counts()
+        side.warmup_times = [timed(side.step, inputs, device) for _ in range(warmup)]  # wall: compiles run in workers too
+        after = dynamo_counts()
+        side.graphs, side.breaks = after[0] - graphs, after[1] - breaks
 
-    order = list(sides.values())
+    before = dynamo_counts()[0]
     gc.collect()
-    gc.disable()  # as timeit does: a collection in one side's step would land on that side
+    gc.disable()  # as timeit does: a collection in one step would land on that step
     try:
         for iteration in range(iters):
-            for side, step, _ in order if iteration % 2 == 0 else order[::-1]:
-                side.times.append(timed(step, inputs, device))
+            start = iteration % len(sides)
+            for side in sides[start:] + sides[:start]:
+                side.times.append(timed(side.step, inputs, device, clock))
     finally:
         gc.enable()
+    recompiled = dynamo_counts()[0] - before
+    for side in sides:
+        side.recompiled = recompiled if not side.counted else 0
 
     # after the timed loop, so that hooks, dispatch modes and the profiler cannot touch it
-    for side, step, nets in sides.values():
-        side.peak_bytes = peak_memory(step, inputs, device)
-    if trainer.acceleration.active:
-        # compiled and graphed networks hide their calls and kernels from hooks and the FLOP
-        # counter; the generated iteration is the same code eager, so count on an eager trainer
-        eager = program.trainer(program.build_networks(seed=seed), device=device, **accelerate.EAGER)
-        sides["lossgraph"] = (sides["lossgraph"][0], eager.step, eager.nets)
-    for side, step, nets in sides.values():
-        side.forwards = count_forwards(nets, step, inputs)
-        side.flops = count_flops(step, inputs)
-    return Result(method, batch_size, image_size, time_compile(path), trainer.acceleration.describe(),
-                  sides["lossgraph"][0], sides["baseline"][0])
+    for side in sides:
+        side.peak_bytes = peak_memory(side.step, inputs, device)
+    for side in sides:
+        if side.counted:
+            side.forwards = count_forwards(side.nets, side.step, inputs)
+            side.flops = count_flops(side.step, inputs)
+    compiled_as = acceleration.describe() if acceleration.active else None
+    return Result(method, batch_size, program.spec.train.image_size, time_spec_compile(method), compiled_as,
+                  {side.name: side for side in sides})
 
 
-# -- report -------------------------------------------------------------------------------------
-
-
-def machine(device: torch.device) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    parts = [f"CPU: {model} ({os.cpu_count()} cores), torch threads: {torch.get_num_threads()}",
-             f"torch {torch.__version__}", f"Python {platform.python_version()}"]
-    if device.type == "cuda":
-        parts.insert(1, f"GPU: {torch.cuda.get_device_name(device)}")
-    return "; ".join(parts)
-
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "n/a"
-
-
-def forwards_by_network(forwards: Mapping[str, int], called: set[str]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in forwards.items() if name in called)
-
-
-def method_table(result: Result, device: torch.device) -> str:
-    lg, hw = result.lossgraph, result.baseline
-    # a network no step calls (a judge that only evaluates) is left out of the by-network row
-    called = {name for side in (lg, hw) for name, count in side.forwards.items() if count}
-    memory = "peak memory (max allocated)" if device.type == "cuda" else "peak memory (allocated in step)"
-    rows = [
-        ("median step time", f"{lg.median * 1e3:.1f} ms", f"{hw.median * 1e3:.1f} ms", ratio(lg.median, hw.median)),
-        ("network forwards / iteration", str(sum(lg.forwards.values())), str(sum(hw.forwards.values())),
-         ratio(sum(lg.forwards.values()), sum(hw.forwards.values()))),
-        ("forwards by network", forwards_by_network(lg.forwards, called), forwards_by_network(hw.forwards, called), ""),
-        ("GFLOP / iteration (fwd + bwd)", f"{lg.flops / 1e9:.3f}", f"{hw.flops / 1e9:.3f}", ratio(lg.flops, hw.flops)),
-        (memory, f"{lg.peak_bytes / 2**20:.1f} MiB", f"{hw.peak_bytes / 2**20:.1f} MiB", ratio(lg.peak_bytes, hw.peak_bytes)),
-    ]
-    lines = [
-        f"### {result.method} (batch {result.batch_size}, {result.image_size}x{result.image_size}, "
-        f"{len(lg.times)} timed iterations; lossgraph {result.acceleration}, hand-written eager fp32)",
-        "",
-        "| | lossgraph | hand-written | lossgraph / hand-written |",
-        "|---|---|---|---|",
-        *(f"| {name} | {a} | {b} | {r} |" for name, a, b, r in rows),
-        "",
-        f"spec -> program (`lossgraph.compile`, median of {COMPILE_REPEATS}): {result.compile_seconds * 1e3:.1f} ms",
-    ]
-    return "\n".join(lines)
-
-
-def summary_table(results: list[Result]) -> str:
-    lines = [
-        "| method | batch | lossgraph step | hand-written step | time ratio | forwards (lg / hw) | GFLOP (lg / hw) "
-        "| peak MiB (lg / hw) | compile |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for result in results:
-        lg, hw = result.lossgraph, result.baseline
-        lines.append(
-            f"| {result.method} | {result.batch_size} | {lg.median * 1e3:.1f} ms | {hw.median * 1e3:.1f} ms "
-            f"| {ratio(lg.median, hw.median)} | {sum(lg.forwards.values())} / {sum(hw.forwards.values())} "
-            f"| {lg.flops / 1e9:.3f} / {hw.flops / 1e9:.3f} | {lg.peak_bytes / 2**20:.1f} / {hw.peak_bytes / 2**20:.1f} "
-            f"| {result.compile_seconds * 1e3:.0f} ms |"
-        )
-    return "\n".join(lines)
+def warm_compiler(device: torch.device) -> float:
+    """Seconds to compile and run a small network's forward and backward: what the first compile
+    in a process pays once (imports, the compile workers, headers), so that no method's first
+    compiled step is charged for it."""
+    start = time.perf_counter()
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(4, 1, 3)).to(device)
+    accelerate.compiled(net, device.type)(torch.randn(2, 3, 8, 8, device=device)).sum().backward()
+    synchronize(device)
+    torch._dynamo.reset()
+    return time.perf_counter() - start
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -290,26 +206,38 @@ def summary_table(results: list[Result]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default=",".join(BASELINES), help="comma-separated (default: all nine)")
+    parser.add_argument("--scale", default="small", choices=list(SCALES),
+                        help="small: the nine shipped specs at their own sizes (default); realistic: the authors' "
+                             "recipes (cyclegan-authors, pix2pix-authors) at 256x256, batch 1")
+    parser.add_argument("--methods", default=None, help="comma-separated (default: every method of the scale)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the spec's train.batch_size")
     parser.add_argument("--image-size", type=int, default=None, help="default: the spec's train.image_size")
-    parser.add_argument("--iters", type=int, default=20, help="timed iterations per side (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations per side first (default 3)")
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations per step (default 20; realistic 3)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations per step first (default 3; realistic 1)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "thread"],
+                        help="thread: step times in this thread's CPU time, which other processes' load leaves out; "
+                             "needs --threads 1 on the CPU (default: wall)")
     parser.add_argument("--seed", type=int, default=0)
-    add_acceleration_arguments(parser, "lossgraph's ")
+    add_acceleration_arguments(parser, "the compiled pair's ")
     args = parser.parse_args(argv)
-    args.methods = [name.strip() for name in args.methods.split(",") if name.strip()]
-    unknown = [name for name in args.methods if name not in BASELINES]
+    baselines, iters, warmup = SCALES[args.scale]
+    args.baselines = baselines
+    args.iters = iters if args.iters is None else args.iters
+    args.warmup = warmup if args.warmup is None else args.warmup
+    args.methods = [name.strip() for name in (args.methods or ",".join(baselines)).split(",") if name.strip()]
+    unknown = [name for name in args.methods if name not in baselines]
     if unknown:
-        parser.error(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}")
-    if args.iters < 1:
-        parser.error("--iters must be at least 1")
+        parser.error(f"unknown method(s) {', '.join(unknown)} at the {args.scale} scale; known: {', '.join(baselines)}")
+    if args.iters < 1 or args.warmup < 1:
+        parser.error("--iters and --warmup must be at least 1")
+    if args.clock == "thread" and (args.device != "cpu" or args.threads != 1):
+        parser.error("--clock thread counts one thread's work: it needs --device cpu and --threads 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
     try:
-        accelerate.Acceleration.for_device(torch.device(args.device), **accelerate.given(args))
+        args.acceleration = compiled_settings(torch.device(args.device), accelerate.given(args))
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -320,21 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"lossgraph {lossgraph.__version__} against hand-written eager steps")
-    print(machine(device))
+    print(f"lossgraph {lossgraph.__version__} against hand-written steps, eager and compiled")
+    print(report.machine(device) + ("; step times in thread CPU time" if args.clock == "thread" else ""))
     results = []
-    for method in args.methods:
-        result = benchmark(method, batch_size=args.batch_size, image_size=args.image_size, iters=args.iters,
-                           warmup=args.warmup, device=device, seed=args.seed, acceleration=accelerate.given(args))
-        results.append(result)
-        print()
-        print(method_table(result, device))
-        sys.stdout.flush()
+    # compile times as a first run sees them: nothing read back from inductor's on-disk caches
+    with torch._inductor.config.patch(fx_graph_cache=False), torch._functorch.config.patch(enable_autograd_cache=False):
+        if args.acceleration.compile:
+            print(f"torch.compile's one-off start (imports, compile workers), on a small network: {warm_compiler(device):.1f} s")
+        for method in args.methods:
+            result = benchmark(method, args.baselines[method], batch_size=args.batch_size, image_size=args.image_size,
+                               iters=args.iters, warmup=args.warmup, device=device, seed=args.seed,
+                               acceleration=args.acceleration, clock=args.clock)
+            results.append(result)
+            print()
+            print(report.method_table(result, device, COMPILE_REPEATS))
+            sys.stdout.flush()
     if len(results) > 1:
         print()
         print("### summary")
         print()
-        print(summary_table(results))
+        print(report.summary_table(results))
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from lossgraph.train.accelerate import Acceleration, double_backward_networks, reset_cuda_graphs
+from lossgraph.train.accelerate import Acceleration, reset_cuda_graphs, uncompiled_networks
 from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
 from lossgraph.language.errors import LossgraphError
@@ -136,7 +136,7 @@ class Trainer:
     def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
         """`nets` (or DDP wrappers of them) as the generated steps call them: compiled, autocast
         or as they are, per `self.acceleration`."""
-        return self.acceleration.wrap(nets, self.device, eager=double_backward_networks(self.program.graph))
+        return self.acceleration.wrap(nets, self.device, eager=uncompiled_networks(self.program, self.device))
 
     def fit_judges(self, batch: Callable[[int], Mapping[str, torch.Tensor]]) -> dict[str, float]:
         """Fit every judge (the spec's `judges:`) on real batches `batch(1)`, `batch(2)`, ...

@@ -109,21 +109,64 @@ def test_history_pool_of_size_zero_passes_through():
     assert torch.equal(HistoryPool(0).query(images), images)
 
 
-def test_bench_runs_end_to_end_and_prints_the_table(capsys):
+def run_bench(*arguments: str) -> int:
     threads = torch.get_num_threads()
     try:
-        code = bench.main(["--methods", "pix2pix", "--iters", "2", "--warmup", "1", "--batch-size", "2", "--threads", "1"])
+        return bench.main(["--iters", "2", "--warmup", "1", "--batch-size", "2", "--threads", "1", *arguments])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_bench_runs_end_to_end_and_prints_the_table(capsys):
+    code = run_bench("--methods", "pix2pix", "--no-compile")
     out = capsys.readouterr().out
     assert code == 0
-    assert "### pix2pix (batch 2, 32x32, 2 timed iterations; lossgraph fp32, eager, hand-written eager fp32)" in out
-    assert "| | lossgraph | hand-written | lossgraph / hand-written |" in out
-    for row in ("median step time", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
+    assert "### pix2pix (batch 2, 32x32, 2 timed iterations; eager pair: fp32)" in out
+    assert "| | lossgraph | hand-written |" in out
+    for row in ("median step time", "/ hand-written eager", "network forwards / iteration", "GFLOP / iteration", "peak memory"):
         assert f"| {row}" in out, row
     assert "| forwards by network | D 2, G 1 | D 3, G 1 |" in out  # G(x) once; D(x, G(x)) serves both steps
+    assert "compile" not in out.split("spec -> program")[0].split("GFLOP")[1]  # no compiled pair, no compile row
     assert "spec -> program" in out
     assert f"torch {torch.__version__}" in out
+
+
+@pytest.mark.slow
+def test_bench_compiled_pair(capsys):
+    # the compiled pair: both steps on networks compiled by the same call, each compiled once, no graph breaks
+    code = run_bench("--methods", "pix2pix,cyclegan")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "compiled pair: fp32, torch.compile" in out
+    assert "| | lossgraph | hand-written | lossgraph compiled | hand-written compiled |" in out
+    assert "| network forwards / iteration | 3 | 4 | as eager | as eager |" in out
+    assert "lossgraph compiled / lossgraph eager:" in out
+    assert "graphs compiled during the timed loop" not in out  # nothing recompiled once warm
+    breaks = [line for line in out.splitlines() if line.startswith("| graphs compiled / graph breaks")]
+    assert len(breaks) == 2
+    for line in breaks:
+        compiled_cells = [cell.strip() for cell in line.strip().strip("|").split("|")][-2:]
+        assert all(cell.endswith("/ 0") for cell in compiled_cells), line
+    assert "### summary" in out and "| lg compiled | hw compiled |" in out
+
+
+def test_bench_realistic_scale_knows_the_authors_recipes():
+    args = bench.parse_args(["--scale", "realistic", "--no-compile"])
+    assert args.methods == ["cyclegan-authors", "pix2pix-authors"]
+    assert (args.iters, args.warmup) == (3, 1)
+    assert not args.acceleration.active
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--scale", "realistic", "--methods", "pix2pix"])
+
+
+@pytest.mark.slow
+def test_bench_realistic_scale_runs(capsys):
+    # the authors' CycleGAN at a small size (pix2pix's U-Net 256 needs 256x256)
+    code = run_bench("--scale", "realistic", "--methods", "cyclegan-authors", "--image-size", "32", "--no-compile")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "### cyclegan-authors (batch 2, 32x32" in out
+    assert "| network forwards / iteration | 10 | 10 |" in out
 
 
 def test_bench_rejects_an_unknown_method(capsys):

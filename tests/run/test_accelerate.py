@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import lossgraph
-from lossgraph.train.accelerate import Acceleration, Accelerated, double_backward_networks
+from lossgraph.train.accelerate import (Acceleration, Accelerated, compiled, double_backward_networks,
+                                       twice_differentiated_networks, uncompiled_networks)
 from lossgraph.language.errors import LossgraphError
 from lossgraph.train.options import RunOptions, plan_run
 from tests.conftest import TRAINABLE_SPECS, train_steps
@@ -52,6 +53,39 @@ def test_gradient_penalty_networks_stay_eager():
     trainer = program.trainer(program.build_networks(seed=0), device="cpu", compile=True, precision="fp32")
     assert trainer.step_nets["D"].call is trainer.nets["D"]        # not compiled
     assert trainer.step_nets["G"].call is not trainer.nets["G"]    # compiled (lazily, on first call)
+
+
+@pytest.mark.parametrize("name, twice", [("pix2pix", {"D"}), ("discogan", {"D_X", "D_Y"}), ("cyclegan", set()),
+                                         ("stargan-wgan-gp", set())])
+def test_networks_a_compiled_cpu_step_leaves_eager(name, twice):
+    # Note [Graphs differentiated twice on the CPU]: D's calls on the fakes, which G's and D's
+    # backward both differentiate in a generator-first schedule, run eager on the CPU only
+    program = lossgraph.compile(name)
+    assert twice_differentiated_networks(program.phases) == twice
+    penalty = double_backward_networks(program.graph)
+    assert uncompiled_networks(program, torch.device("cpu")) == twice | penalty
+    assert uncompiled_networks(program, torch.device("cuda")) == penalty
+
+
+def test_pix2pix_compiled_on_the_cpu_compiles_the_generator_alone():
+    program = lossgraph.compile("pix2pix")
+    trainer = program.trainer(program.build_networks(seed=0), device="cpu", compile=True)
+    assert trainer.step_nets["D"].call is trainer.nets["D"]
+    assert trainer.step_nets["G"].call is not trainer.nets["G"]
+
+
+def test_networks_of_one_shape_share_a_compiled_graph():
+    # one backend for every compile (cpu_masks.MASKS_FROM_OUTPUTS): a second network of the same
+    # shape reuses the graph instead of compiling again, and counting towards dynamo's recompile limit
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    x = torch.randn(2, 3, 8, 8)
+    for _ in range(3):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(4, 1, 3))
+        compiled(net, "cpu")(x).sum().backward()
+    assert counters["stats"]["unique_graphs"] == 1
 
 
 @pytest.mark.parametrize("spec", TRAINABLE_SPECS, ids=lambda p: p.stem)

@@ -1,0 +1,119 @@
+"""What the benchmark measures of one training step, each its own function.
+
+- step time: wall clock around one call, the device synchronised before and after, or this
+  thread's CPU time (`--clock thread`, one thread on the CPU: robust to other processes' load);
+- network forwards: a forward hook on every network in `nets` (the top-level modules), so a call of
+  a network counts once, whatever it calls inside, a batched call too;
+- FLOPs: `torch.utils.flop_counter.FlopCounterMode` around the iteration (forward, backward and
+  forwards without autograd alike; the optimizer's elementwise updates count no FLOPs);
+- peak memory. CUDA: `torch.cuda.max_memory_allocated()` over the iteration (everything live,
+  weights and optimizer state included). CPU: the CPU allocator's allocation and free events
+  recorded by `torch.profiler` (`profile_memory=True`), summed in time order: the peak of bytes
+  allocated during the iteration and still live, over what was live when it began;
+- compiled graphs: TorchDynamo's count of graphs it compiled and of graph breaks, read before
+  and after a block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Callable, Iterator, Mapping
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+Step = Callable[[Mapping[str, torch.Tensor]], object]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def timed(step: Step, inputs: Mapping[str, torch.Tensor], device: torch.device, clock: str = "wall") -> float:
+    """Seconds one step takes by `clock`: "wall", or "thread", the CPU time of this thread, which on
+    a shared machine leaves out the time other processes hold the cores. The thread clock counts
+    all of a step's work only when torch runs it on this thread alone: on the CPU with one thread
+    (`torch.set_num_threads(1)`; the CPU autograd engine runs on the thread calling backward)."""
+    read = CLOCKS[clock]
+    synchronize(device)
+    start = read()
+    step(inputs)
+    synchronize(device)
+    return read() - start
+
+
+def count_forwards(nets: Mapping[str, torch.nn.Module], step: Step, inputs: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    counts = dict.fromkeys(nets, 0)
+
+    def hook(name: str):
+        def count(module, args, output):
+            counts[name] += 1
+
+        return count
+
+    handles = [net.register_forward_hook(hook(name)) for name, net in nets.items()]
+    try:
+        step(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def count_flops(step: Step, inputs: Mapping[str, torch.Tensor]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step(inputs)
+    return counter.get_total_flops()
+
+
+def peak_memory(step: Step, inputs: Mapping[str, torch.Tensor], device: torch.device) -> int:
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step(inputs)
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device)
+    from torch.profiler import ProfilerActivity, profile
+
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step(inputs)
+    events = [
+        event
+        for event in profiler.profiler.kineto_results.events()
+        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
+    ]
+    events.sort(key=lambda event: event.start_ns())
+    live = peak = 0
+    for event in events:
+        live += event.nbytes()  # negative for a free
+        peak = max(peak, live)
+    return peak
+
+
+def dynamo_counts() -> tuple[int, int]:
+    """(graphs TorchDynamo compiled, graph breaks) in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """The profiler's native start/stop lines and allocator warnings go to file descriptor 2
+    directly; send them to /dev/null for the block (Python exceptions still propagate)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
