@@ -14,7 +14,9 @@ same code on every path. Each network is wrapped once (`Accelerated`), so:
   compiled, since compiled backward graphs cannot be differentiated again; it still runs in bf16.
   On the CPU a network whose graph two steps differentiate is not compiled either (Note [Graphs
   differentiated twice on the CPU]), and compiled graphs run a pass that keeps boolean masks out
-  of the saved tensors (Note [Boolean masks on the CPU] in cpu_masks.py).
+  of the saved tensors (Note [Boolean masks on the CPU] in cpu_masks.py). On the CPU a network
+  runs compiled only where its first call measures that faster (Note [Compiled only where faster
+  on the CPU] in measured.py).
 - **CUDA graphs** (`mode="reduce-overhead"`): kernel launches replayed from a recording, which is
   what matters at batch 1. The trainer marks each iteration's start
   (`torch.compiler.cudagraph_mark_step_begin`), since outputs of one graph feed the next.
@@ -42,6 +44,8 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from lossgraph.train.measured import Measured
 
 PRECISIONS = ("fp32", "bf16")
 SETTINGS = ("compile", "precision", "cuda_graphs")
@@ -116,7 +120,19 @@ class Accelerated(nn.Module):
         self.device_type = device_type
         self.dtype = dtype
         # not a submodule: the compiled wrapper holds `net` itself, whose parameters are ours
-        object.__setattr__(self, "call", compiled(net, device_type, mode) if compile else net)
+        call = compiled(net, device_type, mode) if compile else net
+        if compile and device_type == "cpu":
+            # compiled only where its first call measures it faster (Note in measured.py)
+            call = Measured(net, call, on_choice=lambda chosen: object.__setattr__(self, "call", chosen))
+        object.__setattr__(self, "call", call)
+        object.__setattr__(self, "chooser", call if isinstance(call, Measured) else None)
+
+    @property
+    def runs_compiled(self) -> bool | None:
+        """Whether calls run the compiled graph; None on the CPU before the first call chose."""
+        if isinstance(self.call, Measured):
+            return None
+        return self.call is not self.net
 
     def forward(self, *args: Any) -> Any:
         if self.dtype is None:
