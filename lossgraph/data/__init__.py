@@ -36,6 +36,9 @@ Exactly one source key, then options:
                          outlined, slate, meadow, rose; K: the first K). Without it there must be
                          exactly two image variables, drawn flat (the first) and outlined (the
                          second). An image with several styles draws each sample in one of them.
+                         An entry naming another image variable ({x_ref: 4, x_ref2: x_ref}, unpaired)
+                         draws each sample on a scene of its own in the style that image's sample
+                         has: a second image of a domain (StarGAN v2's second reference)
     labels: {LABEL: SOURCE, ...}
                          where each label variable of the spec comes from; every label variable
                          needs one. A label reads the same item as the image it names.

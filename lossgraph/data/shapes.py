@@ -64,10 +64,34 @@ def resolve_styles(images: tuple[str, ...], styles: Any) -> dict[str, tuple[str,
         if image not in styles:
             raise DataError(
                 f"dataset.styles: no styles for image variable '{image}'; give every image its "
-                f"styles (one of {quoted(STYLES)}, a list of them, or a count K)"
+                f"styles (one of {quoted(STYLES)}, a list of them, a count K, or another image "
+                f"variable whose style it takes)"
             )
-        resolved[image] = style_names(styles[image], f"dataset.styles.{image}")
-    return resolved
+        if image not in style_links(images, styles):
+            resolved[image] = style_names(styles[image], f"dataset.styles.{image}")
+    for image, other in style_links(images, styles).items():
+        resolved[image] = resolved[other]
+    return {image: resolved[image] for image in images}
+
+
+def style_links(images: tuple[str, ...], styles: Mapping[str, Any] | None) -> dict[str, str]:
+    """{image: other} for each `styles:` entry naming another image variable: the image is drawn,
+    sample by sample, in the style `other` is drawn in, on scenes of its own (StarGAN v2's second
+    reference of the first reference's domain)."""
+    if not isinstance(styles, Mapping):
+        return {}
+    links = {image: value for image, value in styles.items()
+             if isinstance(value, str) and value in images and value not in STYLES}
+    for image, other in links.items():
+        key = f"dataset.styles.{image}"
+        if other == image:
+            raise DataError(f"{key}: an image cannot take its own style; give it styles (a count K or a list)")
+        if other in links:
+            raise DataError(
+                f"{key}: '{other}' takes its style from '{links[other]}' in turn; name '{links[other]}', "
+                f"the image whose styles are listed"
+            )
+    return links
 
 
 def style_names(value: Any, key: str) -> tuple[str, ...]:
@@ -141,13 +165,21 @@ class ShapesDataset(Dataset):
         self.size = size
         self.test_size = test_size
         self.image_styles = resolve_styles(self.images, styles)
+        self.links = style_links(self.images, styles)
+        if pairing == "paired" and self.links:
+            image, other = next(iter(self.links.items()))
+            raise DataError(
+                f"dataset.styles.{image}: paired data draws '{image}' on the scenes of '{other}', so in "
+                f"'{other}''s style it would repeat '{other}' exactly; use pairing: unpaired"
+            )
         if pairing == "paired":
             self.image_streams = {image: "pairs" for image in self.images}
         else:
             self.image_streams = {image: stream_name(position) for position, image in enumerate(self.images)}
         self.repeats: dict[str, int] = {}
         for image, stream in self.image_streams.items():
-            self.repeats[stream] = math.lcm(self.repeats.get(stream, 1), len(self.image_styles[image]))
+            own = 1 if image in self.links else len(self.image_styles[image])  # a linked image's style is given
+            self.repeats[stream] = math.lcm(self.repeats.get(stream, 1), own)
         self.held_out_repeat = math.lcm(*(len(names) for names in self.image_styles.values()))
         self.bind(labels, held_out)
         # Every held-out scene is drawn in every image variable's style, so held-out samples pair up.
@@ -253,7 +285,12 @@ class ShapesDataset(Dataset):
             stream = self.image_streams[image]
             scenes, style_of[image] = self.train_scenes(image, indices[image])
             scenes = by_stream.setdefault(stream, scenes)
+            if image in self.links:
+                continue
             loaded[image] = self.draw(image, scenes, style_of[image])
+        for image, other in self.links.items():  # in the style its linked image drew, sample by sample
+            style_of[image] = style_of[other]
+            loaded[image] = self.draw(image, by_stream[self.image_streams[image]], style_of[image])
         for name, source in self.sources.items():
             scenes = by_stream[self.image_streams[source.image]]
             self._values({name: source}, scenes, style_of, loaded, torch.zeros(0, dtype=torch.long))
@@ -269,7 +306,12 @@ class ShapesDataset(Dataset):
             style_of = {
                 image: (samples % self.held_out_repeat) % len(names) for image, names in self.image_styles.items()
             }
-            cache = {image: self.draw(image, scenes, style_of[image]) for image in self.images}
+            cache = {image: self.draw(image, scenes, style_of[image]) for image in self.images if image not in self.links}
+            for image, other in self.links.items():
+                # the next test scene, so that a linked image is never its partner's copy
+                style_of[image] = style_of[other]
+                others = self.scenes("test", scene_index + 1)
+                cache[image] = self.draw(image, others, style_of[image])
             self._values({**self.sources, **self.extras}, scenes, style_of, cache, scene_index)
             self._held_out_cache = cache
         # Clones, so that a caller writing into its batch cannot change later calls.
