@@ -21,12 +21,15 @@ map to the finer level's side, so the network is fully convolutional.
 
 Where this follows the official code (csjliang/LPTN, `LPTN_paper_arch.py` and `LPTN_arch.py`;
 facts only, written here): the layer sequence and channel counts (the code's 16 are `width // 4`,
-its 64 `width`), LeakyReLU's default slope 0.01, a bias on every convolution, the one instance
-norm (no affine parameters) in the low-band CNN, zero padding in the CNNs, and nearest-neighbour
-resizing of the mask and of the low bands fed to the mask CNN. `mask: paper` is the code's
-`LPTNPaper` (`train_FiveK_paper.yml`), `mask: released` its default `LPTN`. At the code's size
-(`levels: 3, width: 64, low_blocks: 5, high_blocks: 3`) the paper design has 616,215 parameters
-for RGB and the released one 617,567 (tests/nets/test_lptn.py counts them layer by layer).
+its 64 `width`), LeakyReLU's default slope 0.01, the one instance norm (no affine parameters) in
+the low-band CNN, zero padding in the CNNs, and nearest-neighbour resizing of the mask and of the
+low bands fed to the mask CNN. `mask: paper` is the code's `LPTNPaper` (`train_FiveK_paper.yml`),
+`mask: released` its default `LPTN`. Every convolution has a bias but the one before the instance
+norm, which cancels it (nets/norms.py): in the code that bias gets only rounding noise as its
+gradient, which Adam turns into full-size steps. At the code's size (`levels: 3, width: 64,
+low_blocks: 5, high_blocks: 3`) the paper design has 616,199 parameters for RGB and the released
+one 617,551, the code's counts less those 16 biases (tests/nets/test_lptn.py counts them layer
+by layer).
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class LPTN(nn.Module):
         self.mask_kind = mask
         self.pyramid = LaplacianPyramid(levels)
         self.low = nn.Sequential(
-            nn.Conv2d(channels, thin, 3, padding=1), nn.InstanceNorm2d(thin), nn.LeakyReLU(),
+            nn.Conv2d(channels, thin, 3, padding=1, bias=False), nn.InstanceNorm2d(thin), nn.LeakyReLU(),
             nn.Conv2d(thin, width, 3, padding=1), nn.LeakyReLU(),
             *(_Residual(width) for _ in range(low_blocks)),
             nn.Conv2d(width, thin, 3, padding=1), nn.LeakyReLU(),
