@@ -1,4 +1,4 @@
-"""LPTN (arXiv 2105.09188), written by hand from METHODS.md: the baseline for specs/lptn.yaml.
+"""LPTN (arXiv 2105.09188), written by hand from docs/methods.md: the baseline for specs/lptn.yaml.
 
 The official code's objective: D a critic with raw output, lambda_gp = 100, lambda_pix = 1000:
 - D minimizes E[D(fake)] - E[D(y)] + 100 * E[(||grad D(a y + (1 - a) fake)||_2 - 1)^2], a ~ U(0, 1)

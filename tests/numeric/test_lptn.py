@@ -1,4 +1,4 @@
-"""specs/lptn.yaml's losses equal METHODS.md's LPTN objective, written out here independently.
+"""specs/lptn.yaml's losses equal the LPTN objective of docs/methods.md, written out here independently.
 
 The reference is the objective as docs/methods.md gives it (the official code's): with
 fake = G(x), D (a critic, raw output) minimizes E[D(fake)] - E[D(y)] + 100 gp(D, y, fake), G
@@ -37,7 +37,7 @@ def program():
 
 
 def lptn_reference(n, v, drawn_as=None):
-    """METHODS.md's LPTN objective, by hand. Call right after torch.manual_seed(SEED); `drawn_as`:
+    """The LPTN objective of docs/methods.md, by hand. Call right after torch.manual_seed(SEED); `drawn_as`:
     the dtype the compiled losses drew the mixing weights in, if not the inputs' own."""
     G, D, x, y = n["G"], n["D"], v["x"], v["y"]
     alpha = torch.rand((len(y), 1, 1, 1), dtype=drawn_as or y.dtype).to(y.dtype)  # a ~ U(0, 1) per sample

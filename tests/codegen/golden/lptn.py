@@ -11,20 +11,20 @@ def losses(nets, inputs):
     G = nets["G"]
     x = inputs["x"]
     y = inputs["y"]
-    fake = G(x)  # lptn.yaml:34 let.fake (+7 more)
-    D_fake = D(fake)  # lptn.yaml:40 players.D.minimize.adv (+1 more)
-    E_D_fake = D_fake.mean()  # lptn.yaml:40 players.D.minimize.adv (+1 more)
-    D_y = D(y)  # lptn.yaml:40 players.D.minimize.adv
-    adv_D = E_D_fake - D_y.mean()  # lptn.yaml:40 players.D.minimize.adv
+    fake = G(x)  # lptn.yaml:36 let.fake (+7 more)
+    D_fake = D(fake)  # lptn.yaml:42 players.D.minimize.adv (+1 more)
+    E_D_fake = D_fake.mean()  # lptn.yaml:42 players.D.minimize.adv (+1 more)
+    D_y = D(y)  # lptn.yaml:42 players.D.minimize.adv
+    adv_D = E_D_fake - D_y.mean()  # lptn.yaml:42 players.D.minimize.adv
     mix = interpolate(y, fake)  # stdlib.yaml:17 macros.gp(D, real, fake) (+2 more)
     mix_in = mix.detach().requires_grad_()  # stdlib.yaml:18 macros.gp_at(D, v)
     D_mix_in = D(mix_in)  # stdlib.yaml:18 macros.gp_at(D, v)
     grad_D_mix_in = torch.autograd.grad(D_mix_in.sum(), mix_in, create_graph=True)[0]  # stdlib.yaml:18 macros.gp_at(D, v)
-    gp = 100 * ((grad_D_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # lptn.yaml:41 players.D.minimize.gp.expr (+2 more)
-    adv_G = -E_D_fake  # lptn.yaml:45 players.G.minimize.adv
-    pix = 1000 * ((fake - x) ** 2).mean()  # lptn.yaml:46 players.G.minimize.pix.expr
-    loss_D = adv_D + gp  # lptn.yaml:39 players.D.minimize
-    loss_G = adv_G + pix  # lptn.yaml:44 players.G.minimize
+    gp = 100 * ((grad_D_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # lptn.yaml:43 players.D.minimize.gp.expr (+2 more)
+    adv_G = -E_D_fake  # lptn.yaml:47 players.G.minimize.adv
+    pix = 1000 * ((fake - x) ** 2).mean()  # lptn.yaml:48 players.G.minimize.pix.expr
+    loss_D = adv_D + gp  # lptn.yaml:41 players.D.minimize
+    loss_G = adv_G + pix  # lptn.yaml:46 players.G.minimize
     return {
         "D": loss_D,
         "D/adv": adv_D,
@@ -42,23 +42,23 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x = inputs["x"]
     y = inputs["y"]
     # D: minimize adv + gp over D
-    fake = G(x)  # lptn.yaml:34 let.fake (+7 more)
-    D_fake, D_y = batched(D, (fake.detach(),), (y,))  # lptn.yaml:40 players.D.minimize.adv (+1 more)
-    adv_D = D_fake.mean() - D_y.mean()  # lptn.yaml:40 players.D.minimize.adv
+    fake = G(x)  # lptn.yaml:36 let.fake (+7 more)
+    D_fake, D_y = batched(D, (fake.detach(),), (y,))  # lptn.yaml:42 players.D.minimize.adv (+1 more)
+    adv_D = D_fake.mean() - D_y.mean()  # lptn.yaml:42 players.D.minimize.adv
     mix = interpolate(y, fake)  # stdlib.yaml:17 macros.gp(D, real, fake) (+2 more)
     mix_in = mix.detach().requires_grad_()  # stdlib.yaml:18 macros.gp_at(D, v)
     D_mix_in = D(mix_in)  # stdlib.yaml:18 macros.gp_at(D, v)
     grad_D_mix_in = torch.autograd.grad(D_mix_in.sum(), mix_in, create_graph=True)[0]  # stdlib.yaml:18 macros.gp_at(D, v)
-    gp = 100 * ((grad_D_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # lptn.yaml:41 players.D.minimize.gp.expr (+2 more)
-    loss_D = adv_D + gp  # lptn.yaml:39 players.D.minimize
+    gp = 100 * ((grad_D_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # lptn.yaml:43 players.D.minimize.gp.expr (+2 more)
+    loss_D = adv_D + gp  # lptn.yaml:41 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + pix over G
-    D_fake = D(fake)  # lptn.yaml:45 players.G.minimize.adv (+1 more)
-    adv_G = -D_fake.mean()  # lptn.yaml:45 players.G.minimize.adv
-    pix = 1000 * ((fake - x) ** 2).mean()  # lptn.yaml:46 players.G.minimize.pix.expr
-    loss_G = adv_G + pix  # lptn.yaml:44 players.G.minimize
+    D_fake = D(fake)  # lptn.yaml:47 players.G.minimize.adv (+1 more)
+    adv_G = -D_fake.mean()  # lptn.yaml:47 players.G.minimize.adv
+    pix = 1000 * ((fake - x) ** 2).mean()  # lptn.yaml:48 players.G.minimize.pix.expr
+    loss_G = adv_G + pix  # lptn.yaml:46 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
@@ -78,7 +78,7 @@ def samples(nets, inputs):
     G = nets["G"]
     x = inputs["x"]
     y = inputs["y"]
-    fake = G(x)  # lptn.yaml:34 let.fake (+7 more)
+    fake = G(x)  # lptn.yaml:36 let.fake (+7 more)
     return [
         ('x', x),
         ('fake', fake),
@@ -92,9 +92,9 @@ def evaluate(nets, inputs):
     G = nets["G"]
     x = inputs["x"]
     y = inputs["y"]
-    fake = G(x)  # lptn.yaml:34 let.fake (+7 more)
-    error = (fake - y).abs().mean()  # lptn.yaml:58 evaluate.error
-    identity = (x - y).abs().mean()  # lptn.yaml:59 evaluate.identity
+    fake = G(x)  # lptn.yaml:36 let.fake (+7 more)
+    error = (fake - y).abs().mean()  # lptn.yaml:60 evaluate.error
+    identity = (x - y).abs().mean()  # lptn.yaml:61 evaluate.identity
     return {
         "error": error,
         "identity": identity,
