@@ -31,6 +31,7 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .encoder import Encoder
 from .init import init_weights
 from .inputs import Combine, CombineVectors, combine, combine_vectors
+from .lptn import LPTN
 from .patchgan import PatchGAN
 from .registry import (
     ARCHS,
@@ -102,6 +103,7 @@ ARCHS.update(
         _arch("stargan_discriminator", "discriminator", StarGANDiscriminator),
         _arch("unit_encoder", "encoder", UNITEncoder),
         _arch("unit_decoder", "generator", UNITDecoder, TANH),
+        _arch("lptn", "generator", LPTN),  # tanh'd low band plus masked high bands: unbounded
     )
 )
 
