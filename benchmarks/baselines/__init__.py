@@ -18,6 +18,7 @@ from .cogan import CoGAN
 from .cyclegan import CycleGAN
 from .discogan import DiscoGAN
 from .dualgan import DualGAN
+from .munit import MUNIT
 from .pix2pix import Pix2Pix
 from .pixelda import PixelDA
 from .stargan import StarGAN
@@ -25,7 +26,7 @@ from .unit import UNIT
 
 BASELINES = {
     baseline.name: baseline
-    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN)
+    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN, MUNIT)
 }
 
-__all__ = ["BASELINES", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "Pix2Pix", "PixelDA", "StarGAN", "UNIT"]
+__all__ = ["BASELINES", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "MUNIT", "Pix2Pix", "PixelDA", "StarGAN", "UNIT"]
