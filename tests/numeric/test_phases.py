@@ -12,7 +12,7 @@ from lossgraph.compiler.interpret import interpret
 from lossgraph.compiler.phases import plan_phases
 from tests.conftest import count_forwards
 
-SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
+SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp", "munit"]
 D_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps[0][0] == "D"]
 G_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps == [("G", 1), ("D", 1)]]
 
@@ -82,7 +82,7 @@ def naive_forwards(program) -> int:
 
 def test_both_orders_are_shipped():
     assert set(G_FIRST) == {"pix2pix", "bicyclegan", "pixelda", "discogan", "unit"}  # cogan: [{G: 3}, D]
-    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp"}
+    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp", "munit"}
 
 
 @pytest.mark.parametrize("name", [name for name in SPECS if name != "stargan-wgan-gp"])
