@@ -21,16 +21,16 @@ def losses(nets, inputs):
     s2 = inputs["s2"]
     D1_x1 = D1(x1)  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D1_full_x1 = D1_x1[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
-    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+5 more)
-    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+11 more)
+    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+6 more)
+    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+12 more)
     D1_x21 = D1(x21)  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D1_full_x21 = D1_x21[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D1_half_x1 = D1_x1[1]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D1_half_x21 = D1_x21[1]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D2_x2 = D2(x2)  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D2_full_x2 = D2_x2[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
-    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+5 more)
-    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+11 more)
+    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+6 more)
+    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+12 more)
     D2_x12 = D2(x12)  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D2_full_x12 = D2_x12[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D2_half_x2 = D2_x2[1]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
@@ -76,15 +76,15 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     s1 = inputs["s1"]
     s2 = inputs["s2"]
     # D: minimize adv over D1, D2
-    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+5 more)
-    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+11 more)
+    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+6 more)
+    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+12 more)
     D1_x1, D1_x21 = batched(D1, (x1,), (x21.detach(),))  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D1_full_x1 = D1_x1[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D1_full_x21 = D1_x21[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
     D1_half_x1 = D1_x1[1]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D1_half_x21 = D1_x21[1]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
-    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+5 more)
-    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+11 more)
+    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+6 more)
+    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+12 more)
     D2_x2, D2_x12 = batched(D2, (x2,), (x12.detach(),))  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D2_full_x2 = D2_x2[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake)
     D2_full_x12 = D2_x12[0]  # stdlib.yaml:8 macros.lsgan_d(D, real, fake) (+1 more)
@@ -140,12 +140,12 @@ def samples(nets, inputs):
     x2 = inputs["x2"]
     s2 = inputs["s2"]
     s1 = inputs["s1"]
-    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+5 more)
-    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+11 more)
-    G2_c1_s1 = G2(c1, s1)  # munit.yaml:70 samples[2]
-    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+5 more)
-    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+11 more)
-    G1_c2_s2 = G1(c2, s2)  # munit.yaml:70 samples[5]
+    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+6 more)
+    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+12 more)
+    G2_c1_s1 = G2(c1, s1)  # munit.yaml:70 samples[2] (+1 more)
+    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+6 more)
+    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+12 more)
+    G1_c2_s2 = G1(c2, s2)  # munit.yaml:70 samples[5] (+1 more)
     return [
         ('x1', x1),
         ('x12', x12),
@@ -172,8 +172,8 @@ def evaluate(nets, inputs):
     domain = inputs["domain"]
     s2 = inputs["s2"]
     s1 = inputs["s1"]
-    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+5 more)
-    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+11 more)
+    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+6 more)
+    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+12 more)
     C_x12 = C(x12)  # munit.yaml:80 evaluate.accuracy_12
     C_x2 = C(x2)  # munit.yaml:80 evaluate.accuracy_12 (+2 more)
     argmax_C_x2 = C_x2.argmax(dim=1)  # munit.yaml:80 evaluate.accuracy_12 (+2 more)
@@ -181,27 +181,33 @@ def evaluate(nets, inputs):
     C_x1 = C(x1)  # munit.yaml:81 evaluate.accuracy_identity_12 (+2 more)
     argmax_C_x1 = C_x1.argmax(dim=1)  # munit.yaml:81 evaluate.accuracy_identity_12 (+2 more)
     accuracy_identity_12 = (argmax_C_x1 == argmax_C_x2).float().mean()  # munit.yaml:81 evaluate.accuracy_identity_12
-    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+5 more)
-    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+11 more)
+    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+6 more)
+    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+12 more)
     C_x21 = C(x21)  # munit.yaml:82 evaluate.accuracy_21
     accuracy_21 = (C_x21.argmax(dim=1) == argmax_C_x1).float().mean()  # munit.yaml:82 evaluate.accuracy_21
     accuracy_identity_21 = (argmax_C_x2 == argmax_C_x1).float().mean()  # munit.yaml:83 evaluate.accuracy_identity_21
     C_x_mixed = C(x_mixed)  # munit.yaml:84 evaluate.judge_accuracy (+1 more)
     judge_accuracy = (C_x_mixed.argmax(dim=1) == domain).float().mean()  # munit.yaml:84 evaluate.judge_accuracy
-    Es2_x2 = Es2(x2)  # munit.yaml:89 evaluate.error_guided_12 (+1 more)
-    G2_c1_Es2_x2 = G2(c1, Es2_x2)  # munit.yaml:89 evaluate.error_guided_12
-    error_guided_12 = (G2_c1_Es2_x2 - x2).abs().mean()  # munit.yaml:89 evaluate.error_guided_12
-    error_identity_12 = (x1 - x2).abs().mean()  # munit.yaml:90 evaluate.error_identity_12
-    Es1_x1 = Es1(x1)  # munit.yaml:91 evaluate.error_guided_21 (+1 more)
-    G1_c2_Es1_x1 = G1(c2, Es1_x1)  # munit.yaml:91 evaluate.error_guided_21
-    error_guided_21 = (G1_c2_Es1_x1 - x1).abs().mean()  # munit.yaml:91 evaluate.error_guided_21
-    error_identity_21 = (x2 - x1).abs().mean()  # munit.yaml:92 evaluate.error_identity_21
+    G2_c1_s1 = G2(c1, s1)  # munit.yaml:89 evaluate.spread_12 (+1 more)
+    spread_12 = (x12 - G2_c1_s1).abs().mean()  # munit.yaml:89 evaluate.spread_12
+    G1_c2_s2 = G1(c2, s2)  # munit.yaml:90 evaluate.spread_21 (+1 more)
+    spread_21 = (x21 - G1_c2_s2).abs().mean()  # munit.yaml:90 evaluate.spread_21
+    Es2_x2 = Es2(x2)  # munit.yaml:93 evaluate.error_guided_12 (+1 more)
+    G2_c1_Es2_x2 = G2(c1, Es2_x2)  # munit.yaml:93 evaluate.error_guided_12
+    error_guided_12 = (G2_c1_Es2_x2 - x2).abs().mean()  # munit.yaml:93 evaluate.error_guided_12
+    error_identity_12 = (x1 - x2).abs().mean()  # munit.yaml:94 evaluate.error_identity_12
+    Es1_x1 = Es1(x1)  # munit.yaml:95 evaluate.error_guided_21 (+1 more)
+    G1_c2_Es1_x1 = G1(c2, Es1_x1)  # munit.yaml:95 evaluate.error_guided_21
+    error_guided_21 = (G1_c2_Es1_x1 - x1).abs().mean()  # munit.yaml:95 evaluate.error_guided_21
+    error_identity_21 = (x2 - x1).abs().mean()  # munit.yaml:96 evaluate.error_identity_21
     return {
         "accuracy_12": accuracy_12,
         "accuracy_identity_12": accuracy_identity_12,
         "accuracy_21": accuracy_21,
         "accuracy_identity_21": accuracy_identity_21,
         "judge_accuracy": judge_accuracy,
+        "spread_12": spread_12,
+        "spread_21": spread_21,
         "error_guided_12": error_guided_12,
         "error_identity_12": error_identity_12,
         "error_guided_21": error_guided_21,
@@ -220,10 +226,10 @@ def diversity_images(nets, inputs):
     x2 = inputs["x2"]
     s2 = inputs["s2"]
     s1 = inputs["s1"]
-    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+5 more)
-    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+11 more)
-    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+5 more)
-    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+11 more)
+    c1 = Ec1(x1)  # munit.yaml:42 let.c1 (+6 more)
+    x12 = G2(c1, s2)  # munit.yaml:44 let.x12 (+12 more)
+    c2 = Ec2(x2)  # munit.yaml:43 let.c2 (+6 more)
+    x21 = G1(c2, s1)  # munit.yaml:45 let.x21 (+12 more)
     return {
         "diversity_12/outputs": x12,
         "diversity_21/outputs": x21,
