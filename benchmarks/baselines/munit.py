@@ -1,4 +1,4 @@
-"""MUNIT (arXiv 1804.04732), written by hand from METHODS.md: the baseline for specs/munit.yaml.
+"""MUNIT (arXiv 1804.04732), written by hand from docs/methods.md: the baseline for specs/munit.yaml.
 
 Content encoders Ec1, Ec2, style encoders Es1, Es2, AdaIN decoders G1, G2, and multi-scale
 least-squares discriminators D1, D2 whose heads (one logit map per scale) are summed over.

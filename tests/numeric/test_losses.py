@@ -176,7 +176,7 @@ def stargan_reference(n, v, log_d=naive_log_d, log_one_minus_d=naive_log_one_min
 
 
 def munit_reference(n, v, **_):
-    """METHODS.md's MUNIT: least squares summed over D's heads (full, half), nothing detached."""
+    """docs/methods.md's MUNIT: least squares summed over D's heads (full, half), nothing detached."""
     E = torch.mean
     x1, x2, s1, s2 = v["x1"], v["x2"], v["s1"], v["s2"]
     c1, c2 = n["Ec1"](x1), n["Ec2"](x2)
