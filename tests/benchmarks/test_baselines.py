@@ -22,7 +22,7 @@ def method(request):
 
 
 def test_every_shipped_method_has_a_baseline():
-    variants = {"stargan-wgan-gp", "cogan-ns"}  # a few lines over a method's spec: the nine are benchmarked
+    variants = {"stargan-wgan-gp", "cogan-ns"}  # a few lines over a method's spec: the others are benchmarked
     variants |= {"cyclegan-authors", "pix2pix-authors"}  # against the released step: test_authors_recipes.py
     shipped = {path.stem for path in bench.SPECS.glob("*.yaml")} - {"stdlib"} - variants
     assert set(BASELINES) == shipped
@@ -87,6 +87,7 @@ def test_hyperparameters_are_the_specs(method):
         assert group["lr"] == settings.settings.lr, f"{name} {player}"
         if settings.kind == "adam":
             assert tuple(group["betas"]) == tuple(settings.settings.betas), f"{name} {player}"
+        assert group["weight_decay"] == settings.settings.weight_decay, f"{name} {player}"  # MUNIT's 1e-4
         # a parameter shared by two networks (CoGAN, UNIT) is stepped once
         assert len({id(p) for p in group["params"]}) == len(group["params"]), f"{name} {player}"
         networks = program.graph.player(player).networks

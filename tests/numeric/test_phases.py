@@ -12,7 +12,8 @@ from lossgraph.compiler.interpret import interpret
 from lossgraph.compiler.phases import plan_phases
 from tests.conftest import count_forwards
 
-SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp", "lptn"]
+SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp", "lptn",
+         "munit"]
 PENALISED = {"stargan-wgan-gp", "lptn"}  # a gradient penalty: its random mixes are drawn in another order by the interpreter
 D_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps[0][0] == "D"]
 G_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps == [("G", 1), ("D", 1)]]
@@ -83,7 +84,7 @@ def naive_forwards(program) -> int:
 
 def test_both_orders_are_shipped():
     assert set(G_FIRST) == {"pix2pix", "bicyclegan", "pixelda", "discogan", "unit"}  # cogan: [{G: 3}, D]
-    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp", "lptn"}
+    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp", "lptn", "munit"}
 
 
 @pytest.mark.parametrize("name", [name for name in SPECS if name not in PENALISED])
