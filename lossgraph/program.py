@@ -8,6 +8,7 @@ and debuggers show the generated lines. See docs/architecture.md, "Public API", 
 from __future__ import annotations
 
 import contextlib
+import functools
 import linecache
 import weakref
 from collections import OrderedDict
@@ -140,7 +141,7 @@ class Program:
         with torch.enable_grad() if self.takes_gradients else contextlib.nullcontext():
             return self.generated(nets)["losses"](nets, self.weigh(self.draw(inputs), iteration))
 
-    @property
+    @functools.cached_property
     def takes_gradients(self) -> bool:
         """Whether a loss holds a gradient (`grad`, `gp`), which autograd must compute."""
         return any(node.op is Ops.GRAD for player in self.graph.players for node in player.loss.walk())

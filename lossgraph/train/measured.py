@@ -45,7 +45,6 @@ class Measured:
         return chosen(*args)
 
     def choose(self, args: tuple[Any, ...]) -> Callable[..., Any]:
-        self.timings = {"eager": 0.0, "compiled": 0.0}
         with preserved(self.net):
             trial = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
             backward = torch.is_grad_enabled()
