@@ -46,9 +46,9 @@ def test_cyclegan_on_unpaired_photographs_beats_doing_nothing(tmp_path):
         assert error < 0.8 * baseline, (direction, error, baseline)
 
 
-# dualgan and unit do not end below doing nothing yet on held-out error (README, "On photographs"):
-# they learn a recolouring that matches the target domain but not the ground truth
-NOT_YET = {"dualgan", "unit"}
+# unit does not end below doing nothing yet on held-out error (README, "On photographs"): it
+# learns a recolouring that matches the target domain but not the ground truth
+NOT_YET = {"unit"}
 PHOTO_SPECS = [pytest.param(path, marks=pytest.mark.xfail(reason="README: not below doing nothing yet", strict=True))
                if path.stem in NOT_YET else path
                for path in sorted((HERE.parent.parent / "specs" / "photos").glob("*.yaml"))]
