@@ -113,7 +113,7 @@ def test_an_iteration_steps_the_critic_on_the_fake_as_data_then_the_generator():
     counts = count_forwards(nets)
     stats = program.trainer(nets).step(program.example_inputs(batch_size=2))
     assert counts == {"G": 1, "D": 3}
-    assert set(stats) == {"D", "D/adv", "D/gp", "G", "G/adv", "G/pix"}
+    assert set(stats) == {"D", "D/adv", "D/gp", "G", "G/adv", "G/pix", "lr/D", "lr/G"}  # lr/: the code's halvings
     assert "D_fake, D_y = batched(D, (fake.detach(),), (y,))" in program.code
 
 
@@ -123,4 +123,7 @@ def test_the_spec_is_the_codes_objective_and_optimizers():
     for player in ("D", "G"):
         assert spec.optim[player].kind == "adam"
         assert spec.optim[player].settings.lr == 1e-4 and tuple(spec.optim[player].settings.betas) == (0.9, 0.99)
+        # halved at 50k, 100k and 200k: iteration 50001 is the first at half the rate
+        schedule = spec.optim[player].schedule
+        assert [schedule.factor(n) for n in (1, 50000, 50001, 100001, 200000, 200001)] == [1, 1, 0.5, 0.25, 0.25, 0.125]
     assert "2105.09188" in spec.paper
