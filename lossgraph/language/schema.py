@@ -174,10 +174,9 @@ class LRScheduleSpec(_Model):
     `lr / (decay + 1)` and every later step at 0. `{constant_epochs: 100, decay_epochs: 100}`: the
     same rule over epochs (the released code's n_epochs / n_epochs_decay), the rate moving once an
     epoch; a run knows its steps per epoch from the dataset (train/epochs.py).
-    `{every: 100000, gamma: 0.5}`: step n at `lr * gamma ** ((n - 1) // every)` (MUNIT's halving
-    every 100k iterations; torch's StepLR); `{milestones: [50000, 100000], gamma: 0.5}`: step n at
-    `lr * gamma ** k`, k the milestones below n (LPTN's halvings; torch's MultiStepLR). One form or
-    another: `language/schedules.py` refuses a mix, at its place.
+    `{every: N, gamma: g}`: step n at `lr * g ** ((n - 1) // N)` (torch's StepLR), `{milestones:
+    [...], gamma: g}` at `lr * g ** k`, k the milestones below n (MultiStepLR). One form only:
+    `language/schedules.py` refuses a mix, at its place.
     """
 
     constant: int | None = Field(default=None, ge=0)
@@ -192,14 +191,10 @@ class LRScheduleSpec(_Model):
     def in_epochs(self) -> bool:
         return self.decay_epochs is not None
 
-    @property
-    def stepwise(self) -> bool:
-        return self.every is not None or self.milestones is not None
-
     def factor(self, step: int, steps_per_epoch: int | None = None) -> float:
         """The learning rate of 1-based `step` as a fraction of the optimizer's `lr`; an epoch
         schedule needs `steps_per_epoch` (step n is in epoch (n - 1) // steps_per_epoch + 1)."""
-        if self.stepwise:
+        if self.every is not None or self.milestones is not None:
             done = step - 1  # iterations finished before this one, as torch's step schedulers count
             drops = done // self.every if self.every is not None else sum(1 for m in self.milestones if m <= done)
             return self.gamma ** drops
