@@ -25,6 +25,7 @@ from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.class_counts import check_classes, label_classes
 from lossgraph.compiler.interpret import evaluate_node
+from lossgraph.compiler.op_shapes import shape_problem
 from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.printing import formula_text
 from lossgraph.language.kinds import Draw, Kind
@@ -216,6 +217,10 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
                 shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else "a number"
                 fail(node, f"pick(v, c) needs v with one output per class in dimension 1, shape (N, K, ...); "
                            f"{formula_text(node.args[0], graph.names)} has shape {shape}")
+                continue
+            problem = shape_problem(node.op, args)
+            if problem is not None:
+                fail(node, problem)
                 continue
             if node.op is Ops.GRAD:
                 # the gradient has the shape of its variable; the dry run shares calls by shape, so

@@ -22,10 +22,10 @@ from typing import Mapping
 
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
-from lossgraph.compiler.ops import OPS, Ops
+from lossgraph.compiler.ops import HELPER_OPS, OPS, Ops
 
 GENERATED_NAMES = frozenset({"torch", "F", "nets", "inputs", "optimizers", "parameters", "pools",
-                             "frozen", "interpolate", "batched", "parameter", "_"})
+                             "frozen", "batched", "parameter", "_"}) | frozenset(HELPER_OPS.values())
 MAX_NAME = 32
 DESCRIBE_DEPTH = 3  # how deep a description looks into a value before naming it by its op
 

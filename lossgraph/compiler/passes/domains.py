@@ -180,6 +180,12 @@ class _Analysis:
             elif op is Ops.POW:
                 power = formula_text(node.args[1])
                 message = f"a power ^{power} needs {need.name} base, but {shown} can be {can_be}"
+            elif op is Ops.NCE:
+                return (f"nce(q, k, Q, tau) divides by its temperature tau, which must be positive, but {shown} can be {can_be}",
+                        "write a positive temperature, e.g. 0.07")
+            elif op is Ops.MI:
+                return (f"mi(p, p2) takes class probabilities, but {shown} can be {can_be}",
+                        "apply softmax to logits, e.g. mi(softmax(C(x)), softmax(C(x2)))")
             else:
                 message = f"{_spelling(op)} needs {need.name} argument, but {shown} can be {can_be}"
             return message, self._fix(node, arg, domain.range, need)

@@ -19,10 +19,11 @@ from lossgraph.compiler.expr import Expr, transform
 from lossgraph.compiler.distributions import FORMS, lower_evaluate, refuse_nested
 from lossgraph.compiler.formula import NetworkRef, Site, parse
 from lossgraph.compiler.passes.calls import freeze, share_variables
+from lossgraph.compiler.passes.losses import check_loss
 from lossgraph.language.macros import Macro, parse_signature, standard_library
 from lossgraph.compiler.graph import Graph, Network, Player, Term
 from lossgraph.language.kinds import SOURCE_CALL, Kind
-from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
+from lossgraph.compiler.ops import BUILTINS, Ops
 from lossgraph.language.spec import Spec
 
 RESERVED = frozenset({"E"} | set(BUILTINS) | set(FORMS))  # a formula's own; generated code's names are free (codegen renames)
@@ -261,23 +262,6 @@ def spec_macros(spec: Spec) -> dict[str, Macro]:
     return macros
 
 
-def _check_loss(term: Term, held_out: dict, origins: dict[Expr, list[Origin]], spec: Spec, problems: Problems) -> None:
-    """A loss is differentiated and trained on: no argmax or ==, no evaluation-only data."""
-    for node in term.expr.walk():
-        if node.op in NOT_DIFFERENTIABLE:
-            message = f"{OPS[node.op].spelling} has no gradient, so term '{term.name}' cannot use it"
-            hint = "use it in evaluate:, e.g. accuracy: E[argmax(C(x)) == c]"
-        elif node.op is Ops.DATA and node.arg in held_out:
-            message = f"'{node.arg}' is held-out data (dataset.held_out), which training batches do not have"
-            hint = "use it in evaluate: or samples:"
-        else:
-            continue
-        found = origins.get(node)
-        origin = found[0] if found else spec.source.origin(tuple(term.key.split(".")))
-        problems.add(message, origin, hint)
-        return
-
-
 class _Unresolved(Exception):
     """A let used before it was parsed (Note [Flat let resolution])."""
 
@@ -332,7 +316,7 @@ def lower(spec: Spec) -> Graph:
 
     for player in (*players, *judges):
         for term in player.terms:
-            _check_loss(term, scope.held_out, origins, spec, problems)
+            check_loss(term, scope.held_out, origins, spec, problems)
     shared = share_variables([term.expr for player in (*players, *judges) for term in player.terms], origins)
     players = [replace(player, terms=tuple(replace(term, expr=shared[term.expr]) for term in player.terms)) for player in players]
     judges = [replace(judge, terms=tuple(replace(term, expr=shared[term.expr]) for term in judge.terms)) for judge in judges]
