@@ -42,6 +42,7 @@ class Program:
         # what can still make each term non-finite in float32: a run that stops names it
         self.hazards: dict[str, list[str]] = hazards(self.graph, ranges)
         shapes = infer_shapes(spec, self.graph)
+        _check_average_inputs(spec, shapes.networks)
         self.ranks: dict[Expr, int] = shapes.ranks
         self.network_configs: dict[str, NetConfig] = shapes.networks
         self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
@@ -93,6 +94,10 @@ class Program:
                 load_weights(self.spec, name, nets[name])
             if net.fixed and name in nets:
                 nets[name].requires_grad_(False)  # no gradient is ever taken for its parameters
+        for name, net in self.spec.networks.items():
+            if net.average is not None and name in nets:  # starts as its source (averages.py)
+                nets[name].load_state_dict(nets[net.average.of].state_dict())
+                nets[name].requires_grad_(False)
         return nets
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -323,3 +328,23 @@ def compile_spec(spec: Spec | str | Path) -> Program:
     if isinstance(spec, Program):
         return spec
     return Program(load(spec))
+
+
+def _check_average_inputs(spec: Spec, configs: Mapping[str, NetConfig]) -> None:
+    """A moving average is its source's module: the spec must apply both to inputs of the same
+    channels, or the average could not hold the source's weights."""
+    from lossgraph.language.errors import Problem, SpecError
+
+    problems = []
+    for name, net in spec.networks.items():
+        if net.average is None or name not in configs or net.average.of not in configs:
+            continue
+        mine, theirs = configs[name], configs[net.average.of]
+        if (mine.in_channels, mine.out_channels) != (theirs.in_channels, theirs.out_channels):
+            problems.append(Problem(
+                f"network '{name}' is the moving average of '{net.average.of}', so it is applied to what "
+                f"{net.average.of} is applied to, but it takes {mine.in_channels} input channels and "
+                f"{net.average.of} {theirs.in_channels}", spec.source.origin(("networks", name, "average"), at_key=True),
+                f"apply {name} to values shaped as {net.average.of}'s inputs"))
+    if problems:
+        raise SpecError(problems)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import keyword
 import unicodedata
 
+from lossgraph.language.averages import check_averages
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.kinds import DATA_KINDS, DRAW_KINDS, parse_data_kind, parse_draw
 from lossgraph.language.macros import parse_signature
@@ -188,6 +189,7 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
         elif name in spec.players:
             problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
+    check_averages(spec, source, problems, owner)
     for name, net in spec.networks.items():
         if net.fixed and name in owner:
             problems.add(f"network '{name}' is fixed, but player '{owner[name]}' updates it", source.origin(("networks", name, "fixed")),

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from lossgraph.language.averages import AverageSpec, fill_averages
 from lossgraph.language.dataset_options import imply_image_size
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
@@ -39,6 +40,7 @@ class NetworkSpec(BaseModel):
     out_channels: int | None = Field(default=None, gt=0)
     weights: str | None = None  # a state dict (.pt, read with torch.load(weights_only=True), or .safetensors) to start from
     fixed: bool = False         # never updated: a network a loss reads (a perceptual network), owned by no player
+    average: AverageSpec | None = None  # a moving average of another network, read by losses (averages.py)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -289,6 +291,11 @@ class Spec(_Model):
 
     @model_validator(mode="before")
     @classmethod
+    def _averages_take_their_sources_arch(cls, data: Any) -> Any:
+        return fill_averages(data)
+
+    @model_validator(mode="before")
+    @classmethod
     def _steps_take_their_players_networks(cls, data: Any) -> Any:
         """A player written `step_of: D` without `networks:` has D's. A `step_of` that names no
         player of its own gets a stand-in, so that names.py reports the `step_of` itself."""
@@ -357,6 +364,7 @@ class Spec(_Model):
 MODELS_BY_PATH = {
     (): Spec,
     ("networks", "*"): NetworkSpec,
+    ("networks", "*", "average"): AverageSpec,
     ("players", "*"): PlayerSpec,
     ("players", "*", "minimize", "*"): TermSpec,
     ("players", "*", "maximize", "*"): TermSpec,

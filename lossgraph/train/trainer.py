@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from lossgraph.train.accelerate import Acceleration, reset_cuda_graphs, uncompiled_networks
-from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
+from lossgraph.train.ema import EMA, LossAverage, averaging_hook, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
 from lossgraph.language.errors import LossgraphError
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
@@ -127,6 +127,8 @@ class Trainer:
         # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
         # reuse this iteration's batch
         stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
+            average.update(self.iteration)
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
@@ -202,6 +204,10 @@ class Trainer:
                 except ValueError as error:
                     raise LossgraphError(f"optim.{name}.schedule: {error}") from None
         self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
+        # networks a loss reads that average another (`average:`), updated after each iteration
+        self.loss_averages: dict[str, LossAverage] = {
+            name: LossAverage(self.nets[name], self.nets[net.average.of], net.average.decay, net.average.start, net.average.buffers_every)
+            for name, net in spec.networks.items() if net.average is not None and name in self.nets}
         for player in self.program.graph.players:
             if player.optimizer != player.name:
                 continue  # its optimizer's hook, registered once for the player it is a step of
