@@ -113,6 +113,8 @@ class Program:
                 inputs[name] = torch.randint(kind.size, (batch_size,), generator=generator)
             else:
                 inputs[name] = torch.randn(batch_size, kind.size, generator=generator)
+        for name, (size, _) in self.graph.queues.items():  # a queue's rows, as the trainer would hold them
+            inputs[name] = torch.randn(size, *self.like_shapes[name], generator=generator)
         return self.draw(inputs, generator)
 
     def draw(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

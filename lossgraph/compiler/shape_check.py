@@ -59,7 +59,7 @@ class Shapes:
     ranks: dict[Expr, int]
     shapes: dict[Expr, tuple[int, ...]]
     networks: dict[str, NetConfig]
-    like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value
+    like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value, and each queue's row shape
     mixing: frozenset[str] = frozenset()  # networks with a layer that mixes the samples of a batch
     fingerprints: Mapping[str, tuple] = field(default_factory=dict)  # each network's `fingerprint`
 
@@ -198,12 +198,20 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             del values[node]
 
     # draws shaped like a value come first: other formulas read them
-    like_roots = list(graph.random_like.values())
+    # and the queues' push formulas, whose rows give each queue's shape
+    like_roots = list(graph.random_like.values()) + [push for _, push in graph.queues.values()]
     for root in like_roots + [None] + graph.roots():
         if root is None:
             for name, expr in graph.random_like.items():
                 if expr in values:
                     inputs[name] = torch.empty(values[expr].shape, device="meta")
+            for name, (size, push) in graph.queues.items():
+                rows = values.get(push)
+                if isinstance(rows, torch.Tensor) and rows.dim() >= 2:
+                    inputs[name] = torch.empty((size, *rows.shape[1:]), device="meta")
+                elif push in values:
+                    fail(push, f"queue '{name}' holds one row per sample, so its push formula gives a batch of "
+                               f"values, shape (N, ...); it gives {_shape_text(rows)}", key="")
             continue
         for node in root.walk():
             if node in values:
@@ -288,6 +296,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
+    like |= {name: tuple(values[push].shape[1:]) for name, (_, push) in graph.queues.items()}  # a queue's rows
     real = modules if given is None else {name: given[name] for name in modules}
     mixing = frozenset(name for name, module in real.items() if architectures.mixes_batch(module))
     prints = {name: fingerprint(module) for name, module in real.items()}
@@ -373,3 +382,7 @@ def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:
         if key and (origin.key == key or origin.key.startswith(key + ".")):
             return origin
     return graph.origin(node)
+
+
+def _shape_text(value: Any) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "a number"

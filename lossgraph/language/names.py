@@ -106,6 +106,8 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(str(error), source.origin(("macros", key), at_key=True), "e.g. nsgan_d(D, real, fake): E[log(D(real))] + E[log(1 - D(fake))]")
     for name in spec.let:
         claim(name, ("let", name), "let")
+    for name in spec.queues:
+        claim(name, ("queues", name), "queue")
     kind_checks = (
         ("data", parse_data_kind, DATA_KINDS, "e.g. image, label(10), vector(8)"),
         ("random", parse_draw, DRAW_KINDS, "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from lossgraph.language.averages import AverageSpec, fill_averages
 from lossgraph.language.dataset_options import imply_image_size
+from lossgraph.language.queues import QueueSpec
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
 from lossgraph.language.source import Source
@@ -279,6 +280,7 @@ class Spec(_Model):
     evaluate: dict[str, str] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
     ema: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)  # network -> decay of its weights' moving average
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)  # queues of past values a loss reads (queues.py)
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -365,6 +367,7 @@ MODELS_BY_PATH = {
     (): Spec,
     ("networks", "*"): NetworkSpec,
     ("networks", "*", "average"): AverageSpec,
+    ("queues", "*"): QueueSpec,
     ("players", "*"): PlayerSpec,
     ("players", "*", "minimize", "*"): TermSpec,
     ("players", "*", "maximize", "*"): TermSpec,

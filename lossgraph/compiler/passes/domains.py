@@ -71,7 +71,7 @@ def hazards(graph: Graph, output_ranges: OutputRanges | None = None) -> dict[str
 
 
 def _roots(graph: Graph) -> list[Expr]:
-    return [*graph.roots(), *graph.random_like.values()]
+    return [*graph.roots(), *graph.random_like.values(), *(push for _, push in graph.queues.values())]
 
 
 class _Analysis:
