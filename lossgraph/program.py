@@ -29,6 +29,7 @@ from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
 from lossgraph.compiler.phases import Batchable, Phase, plan_phases
 from lossgraph.compiler.shape_check import NetConfig, fingerprint, infer_shapes
 from lossgraph.data.seeds import derive_seed
+from lossgraph.data.views import augmented_view
 from lossgraph.language.spec import Spec, load
 
 MAX_BOUND = 16  # sets of modules whose generated code a program keeps (Program.generated)
@@ -128,7 +129,9 @@ class Program:
         for name in missing:
             draw = self.graph.random[name]
             shape = (batch, *self.like_shapes[name]) if draw.like is not None else (batch, draw.size)
-            if draw.dist == "label":
+            if draw.dist == "augmented":  # a second view of each image (data/views.py)
+                out[name] = augmented_view(out[draw.of], generator)
+            elif draw.dist == "label":
                 out[name] = torch.randint(draw.size, (batch,), device=device, generator=generator)
             elif draw.dist == "normal":
                 out[name] = torch.randn(shape, device=device, generator=generator)

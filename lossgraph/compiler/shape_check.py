@@ -76,7 +76,8 @@ def empty_input(kind: Kind | Draw, batch: int, image_size: int, device: str = "m
 def meta_inputs(spec: Spec, batch: int = META_BATCH) -> dict[str, torch.Tensor]:
     size = spec.train.image_size
     inputs = {name: empty_input(kind, batch, size) for name, kind in spec.kinds.items()}
-    inputs.update({name: empty_input(draw, batch, size) for name, draw in spec.draws.items() if draw.like is None})
+    inputs.update({name: empty_input(spec.kinds[draw.of] if draw.of else draw, batch, size)  # a view: its image's shape
+                   for name, draw in spec.draws.items() if draw.like is None})
     return inputs
 
 

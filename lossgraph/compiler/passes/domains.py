@@ -106,6 +106,8 @@ class _Analysis:
             return Domain(LABEL, Range(0.0, float(draw.size - 1), False, False), classes=draw.size)
         if draw.dist == "uniform":
             return Domain(REAL, Range(draw.low, draw.high, False, True))
+        if draw.dist == "augmented":  # a view of an image: an image itself
+            return _declared("image", 0)
         return Domain(REAL, ANY)
 
     def _network(self, node: Expr) -> Domain:
