@@ -60,6 +60,7 @@ class Program:
         self._judges = {name: _load_module(code, f"<lossgraph:{spec.name}:judge {name}>", self)
                         for name, code in self.judge_code.items()}
         self._bound: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
+        self._idle: dict[frozenset[str], Any] = {}  # iterations without idle steps (idle_iteration)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -178,6 +179,24 @@ class Program:
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)` of judge `judge`'s
         module: one optimizer step of that judge on a real batch (`Trainer.fit_judges` runs it)."""
         return self._judges[judge]["iteration"]
+
+    def idle_steps(self, iteration: int) -> frozenset[str]:
+        """The players (steps) that skip their step at `iteration` (from 0): those whose every term
+        has a scheduled weight of 0 there (a warm-up). Their optimizer would still move the
+        parameters on a zero gradient (Adam's momentum, weight decay), so the step is not taken."""
+        return frozenset(player.name for player in self.graph.players if player.terms and all(
+            term.schedule is not None and term.schedule.at(iteration) == 0 for term in player.terms))
+
+    def idle_iteration(self, idle: frozenset[str]):
+        """The generated `iteration` of the schedule without the steps of `idle` (`idle_steps`):
+        planned and generated once per set of idle steps, as the full schedule is."""
+        found = self._idle.get(idle)
+        if found is None:
+            steps = [(name, count) for name, count in self.spec.schedule_steps if name not in idle]
+            phases = plan_phases(self.graph, self.plans, steps, self.batchable)
+            code = emit_module(self.graph, phases, self.plans, self.ranks)
+            found = self._idle[idle] = _load_module(code, f"<lossgraph:{self.spec.name}:without {','.join(sorted(idle))}>", self)["iteration"]
+        return found
 
     def iteration_function(self, nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the

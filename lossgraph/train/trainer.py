@@ -131,7 +131,10 @@ class Trainer:
         # the generated iteration runs every player's step in schedule order, keeping network
         # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
         # reuse this iteration's batch
-        stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        # a step whose terms all weigh 0 this iteration (a warm-up) is not taken (program.idle_steps)
+        idle = self.program.idle_steps(self.iteration)
+        iterate = self.program.idle_iteration(idle) if idle else self.iterate
+        stats = iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
         if self.queues:  # this iteration's rows, before the averages move
             self.queues.push(self.nets, batch)
         for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
@@ -139,7 +142,7 @@ class Trainer:
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
-        values = torch.stack([value.float() for value in stats.values()]).tolist()
+        values = torch.stack([value.float() for value in stats.values()]).tolist() if stats else []
         return {**dict(zip(stats, values)), **rates, **weights}
 
     def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:

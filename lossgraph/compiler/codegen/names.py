@@ -89,8 +89,10 @@ def describe(node: Expr, graph: Graph, named: Mapping[Expr, str], depth: int = 0
     op = node.op
     if op in (Ops.DATA, Ops.RANDOM):
         return str(node.arg)
-    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds
-        return f"weight_{node.arg.rsplit('/', 1)[-1]}"
+    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds (weight_G_ds where two players have a term ds)
+        _, player, term = node.arg.split("/", 2)
+        shared = sum(key.rsplit("/", 1)[-1] == term for key in graph.weights) > 1
+        return f"weight_{player}_{term}" if shared else f"weight_{term}"
     if op in (Ops.APPLY, Ops.FROZEN):
         parts = [describe(arg, graph, named, depth + 1) for arg in node.args]
         joined = f"{node.arg}_{'_'.join(parts)}"
