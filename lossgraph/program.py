@@ -29,6 +29,7 @@ from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
 from lossgraph.compiler.phases import Batchable, Phase, plan_phases
 from lossgraph.compiler.shape_check import NetConfig, fingerprint, infer_shapes
 from lossgraph.data.seeds import derive_seed
+from lossgraph.data.views import augmented_view
 from lossgraph.language.spec import Spec, load
 
 MAX_BOUND = 16  # sets of modules whose generated code a program keeps (Program.generated)
@@ -42,6 +43,7 @@ class Program:
         # what can still make each term non-finite in float32: a run that stops names it
         self.hazards: dict[str, list[str]] = hazards(self.graph, ranges)
         shapes = infer_shapes(spec, self.graph)
+        _check_average_inputs(spec, shapes.networks)
         self.ranks: dict[Expr, int] = shapes.ranks
         self.network_configs: dict[str, NetConfig] = shapes.networks
         self.like_shapes: dict[str, tuple[int, ...]] = shapes.like
@@ -58,6 +60,7 @@ class Program:
         self._judges = {name: _load_module(code, f"<lossgraph:{spec.name}:judge {name}>", self)
                         for name, code in self.judge_code.items()}
         self._bound: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
+        self._idle: dict[frozenset[str], Any] = {}  # iterations without idle steps (idle_iteration)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -93,6 +96,10 @@ class Program:
                 load_weights(self.spec, name, nets[name])
             if net.fixed and name in nets:
                 nets[name].requires_grad_(False)  # no gradient is ever taken for its parameters
+        for name, net in self.spec.networks.items():
+            if net.average is not None and name in nets:  # starts as its source (averages.py)
+                nets[name].load_state_dict(nets[net.average.of].state_dict())
+                nets[name].requires_grad_(False)
         return nets
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -108,6 +115,8 @@ class Program:
                 inputs[name] = torch.randint(kind.size, (batch_size,), generator=generator)
             else:
                 inputs[name] = torch.randn(batch_size, kind.size, generator=generator)
+        for name, (size, _) in self.graph.queues.items():  # a queue's rows, as the trainer would hold them
+            inputs[name] = torch.randn(size, *self.like_shapes[name], generator=generator)
         return self.draw(inputs, generator)
 
     def draw(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -121,7 +130,9 @@ class Program:
         for name in missing:
             draw = self.graph.random[name]
             shape = (batch, *self.like_shapes[name]) if draw.like is not None else (batch, draw.size)
-            if draw.dist == "label":
+            if draw.dist == "augmented":  # a second view of each image (data/views.py)
+                out[name] = augmented_view(out[draw.of], generator)
+            elif draw.dist == "label":
                 out[name] = torch.randint(draw.size, (batch,), device=device, generator=generator)
             elif draw.dist == "normal":
                 out[name] = torch.randn(shape, device=device, generator=generator)
@@ -168,6 +179,24 @@ class Program:
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)` of judge `judge`'s
         module: one optimizer step of that judge on a real batch (`Trainer.fit_judges` runs it)."""
         return self._judges[judge]["iteration"]
+
+    def idle_steps(self, iteration: int) -> frozenset[str]:
+        """The players (steps) that skip their step at `iteration` (from 0): those whose every term
+        has a scheduled weight of 0 there (a warm-up). Their optimizer would still move the
+        parameters on a zero gradient (Adam's momentum, weight decay), so the step is not taken."""
+        return frozenset(player.name for player in self.graph.players if player.terms and all(
+            term.schedule is not None and term.schedule.at(iteration) == 0 for term in player.terms))
+
+    def idle_iteration(self, idle: frozenset[str]):
+        """The generated `iteration` of the schedule without the steps of `idle` (`idle_steps`):
+        planned and generated once per set of idle steps, as the full schedule is."""
+        found = self._idle.get(idle)
+        if found is None:
+            steps = [(name, count) for name, count in self.spec.schedule_steps if name not in idle]
+            phases = plan_phases(self.graph, self.plans, steps, self.batchable)
+            code = emit_module(self.graph, phases, self.plans, self.ranks)
+            found = self._idle[idle] = _load_module(code, f"<lossgraph:{self.spec.name}:without {','.join(sorted(idle))}>", self)["iteration"]
+        return found
 
     def iteration_function(self, nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the
@@ -323,3 +352,23 @@ def compile_spec(spec: Spec | str | Path) -> Program:
     if isinstance(spec, Program):
         return spec
     return Program(load(spec))
+
+
+def _check_average_inputs(spec: Spec, configs: Mapping[str, NetConfig]) -> None:
+    """A moving average is its source's module: the spec must apply both to inputs of the same
+    channels, or the average could not hold the source's weights."""
+    from lossgraph.language.errors import Problem, SpecError
+
+    problems = []
+    for name, net in spec.networks.items():
+        if net.average is None or name not in configs or net.average.of not in configs:
+            continue
+        mine, theirs = configs[name], configs[net.average.of]
+        if (mine.in_channels, mine.out_channels) != (theirs.in_channels, theirs.out_channels):
+            problems.append(Problem(
+                f"network '{name}' is the moving average of '{net.average.of}', so it is applied to what "
+                f"{net.average.of} is applied to, but it takes {mine.in_channels} input channels and "
+                f"{net.average.of} {theirs.in_channels}", spec.source.origin(("networks", name, "average"), at_key=True),
+                f"apply {name} to values shaped as {net.average.of}'s inputs"))
+    if problems:
+        raise SpecError(problems)

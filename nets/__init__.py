@@ -55,6 +55,7 @@ from .registry import (
 from .resnet import ResnetGenerator
 from .sharing import share, shareable_parts
 from .stargan import StarGANDiscriminator
+from .tunit import TUNITGuide
 from .unet import UNet
 from .unit import UNITDecoder, UNITEncoder
 
@@ -110,6 +111,7 @@ ARCHS.update(
         _arch("munit_style_encoder", "encoder", MUNITStyleEncoder),
         _arch("munit_decoder", "generator", MUNITDecoder, TANH),
         _arch("munit_discriminator", "discriminator", MUNITDiscriminator),
+        _arch("tunit_guide", "encoder", TUNITGuide),
     )
 )
 

@@ -23,7 +23,7 @@ from typing import Callable, Protocol
 
 from lossgraph.language.errors import FormulaError, Origin, Problem, did_you_mean
 from lossgraph.compiler.expr import Expr, const
-from lossgraph.compiler.ops import BUILTINS, OPS, Ops
+from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
 
 MAX_LENGTH = 4000
 MAX_DEPTH = 100  # brackets, calls and chained operators (a + b + c is 2 deep) all count
@@ -330,6 +330,9 @@ class _Builder:
         for old in out.walk():  # `out` rebuilt on the leaf; each rebuilt node keeps its origins
             if old is wrt:
                 done[old] = leaf
+                continue
+            if old.op in NOT_DIFFERENTIABLE:  # no gradient passes (a pseudo-label): it keeps reading v itself
+                done[old] = old
                 continue
             args = tuple(done[child] for child in old.args)
             new = old if args == old.args else old.replace(args=args)

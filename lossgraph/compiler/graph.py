@@ -123,6 +123,7 @@ class Graph:
     evaluate: tuple[tuple[str, Expr], ...]  # metric name -> scalar expression
     random: Mapping[str, Draw] = field(default_factory=dict)         # named random draws
     random_like: Mapping[str, Expr] = field(default_factory=dict)    # draws shaped like a value
+    queues: Mapping[str, tuple[int, Expr]] = field(default_factory=dict)  # queue -> (size, push formula); read as data
     origins: Mapping[Expr, tuple[Origin, ...]] = field(default_factory=dict)
     names: Mapping[Expr, str] = field(default_factory=dict)  # let-bound values: their let name
     judges: tuple[Player, ...] = ()         # networks fitted to real data before training (evaluation only)
@@ -194,6 +195,7 @@ class Graph:
             distributions=tuple(replace(metric, images=tuple(rebuild(image) for image in metric.images))
                                 for metric in self.distributions),
             random_like=MappingProxyType({name: rebuild(expr) for name, expr in self.random_like.items()}),
+            queues=MappingProxyType({name: (size, rebuild(expr)) for name, (size, expr) in self.queues.items()}),
             origins=MappingProxyType(origins),
             names=MappingProxyType(names),
         )

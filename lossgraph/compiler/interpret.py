@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from lossgraph.compiler import runtime
 from lossgraph.compiler.expr import Expr
-from lossgraph.compiler.ops import OPS, Ops
+from lossgraph.compiler.ops import HELPER_OPS, OPS, Ops
 
 
 @lru_cache(maxsize=None)
@@ -24,7 +24,7 @@ def _kernel(op: Ops, ranks: tuple[int, ...]) -> Callable[..., Any]:
     names = [f"a{i}" for i in range(len(ranks))]
     body = OPS[op].torch(names, ranks)
     # The body is lossgraph's own lowering of one op, never user text.
-    return eval(f"lambda {', '.join(names)}: {body}", {"torch": torch, "F": F, "interpolate": runtime.interpolate})  # noqa: S307
+    return eval(f"lambda {', '.join(names)}: {body}", {"torch": torch, "F": F} | {name: getattr(runtime, name) for name in HELPER_OPS.values()})  # noqa: S307
 
 
 def _rank(value: Any) -> int:

@@ -60,6 +60,10 @@ class Ops(enum.Enum):
     INTERPOLATE = enum.auto()
     # per-domain outputs: the output of each sample's class
     PICK = enum.auto()
+    # class probabilities, and the contrastive and clustering losses on them (TUNIT)
+    SOFTMAX = enum.auto()
+    NCE = enum.auto()
+    MI = enum.auto()
     # reductions
     MEAN = enum.auto()
     L1 = enum.auto()
@@ -91,6 +95,7 @@ class OpDef:
     fold: Callable[..., float] | None = None  # value on plain numbers, for constant folding
     differentiable: bool = True  # False: a loss may not use it (it belongs in evaluate:)
     infix_lowering: bool = False  # the lowering is the infix operator itself (`a + b`), binding as `infix` says
+    helper: str = ""            # the runtime.py function its lowering calls, imported by generated code
 
 
 def _call(template: str) -> Lowering:
@@ -152,8 +157,11 @@ ROWS = [
     OpDef(Ops.FROZEN, None, "", "a network applied with its parameters constant: gradient reaches its inputs only", None, None),
     OpDef(Ops.LEAF, 1, "", "the value cut from what computed it, as a variable to differentiate by (grad's second argument)", _call("{0}.detach().requires_grad_()"), lambda sp, a: a, atomic=True),
     OpDef(Ops.GRAD, 2, "grad", "the gradient of the sum of out over v, per sample the shape of v, differentiable again", _call("torch.autograd.grad({0}.sum(), {1}, create_graph=True)[0]"), _function("grad"), atomic=True),
-    OpDef(Ops.INTERPOLATE, 2, "interpolate", "a v + (1 - a) w with a ~ U(0, 1) drawn per sample", _call("interpolate({0}, {1})"), _function("interpolate"), pure=False),
+    OpDef(Ops.INTERPOLATE, 2, "interpolate", "a v + (1 - a) w with a ~ U(0, 1) drawn per sample", _call("interpolate({0}, {1})"), _function("interpolate"), pure=False, helper="interpolate"),
     OpDef(Ops.PICK, 2, "pick", "v[n, c[n], ...]: each sample's output for its label c (v has one output per class in dimension 1)", _pick, _function("pick"), atomic=True),
+    OpDef(Ops.SOFTMAX, 1, "softmax", "exp(v) / sum of exp(v) over dimension 1: class probabilities from logits", _call("F.softmax({0}, dim=1)"), _function("softmax"), atomic=True),
+    OpDef(Ops.NCE, 4, "nce", "per-sample InfoNCE ce([q.k, q.Q_1, ..., q.Q_M] / tau, 0) of query q, key k (detached) and negatives Q (M rows, constant)", _call("info_nce({0}, {1}, {2}, {3})"), _function("nce"), reduces="sample", helper="info_nce"),
+    OpDef(Ops.MI, 2, "mi", "mutual information of the batch's symmetric joint of paired class probabilities (IIC): one scalar", _call("mutual_information({0}, {1})"), _function("mi"), reduces="all", helper="mutual_information"),
     OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10, infix_lowering=True),
     OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10, infix_lowering=True),
     OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20, infix_lowering=True),
@@ -184,6 +192,9 @@ OPS: dict[Ops, OpDef] = {row.op: row for row in ROWS}
 
 # Builtins callable by name in a formula: spelling -> op.
 BUILTINS: dict[str, Ops] = {row.spelling: row.op for row in ROWS if row.spelling.isidentifier() and row.op is not Ops.MEAN}
+
+# Ops whose lowering calls a helper of runtime.py: the helper's name.
+HELPER_OPS: dict[Ops, str] = {row.op: row.helper for row in ROWS if row.helper}
 
 # Ops that consume randomness or have effects; CSE and interning must keep them apart.
 IMPURE = frozenset(row.op for row in ROWS if not row.pure)

@@ -29,3 +29,27 @@ def frozen(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The network's parameters, detached: `functional_call` with them passes gradient to the
     inputs only (a term that must not update this network)."""
     return {name: parameter.detach() for name, parameter in network.named_parameters()}
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, tau) -> torch.Tensor:
+    """InfoNCE per sample: the cross-entropy of [q·k, q·Q_1, ..., q·Q_M] / tau against class 0
+    (MoCo's loss, as TUNIT's code takes it: nothing normalised). The key and the negatives are
+    constants: no gradient reaches them. Values of more than one dimension per sample are flattened."""
+    query, key = query.flatten(1), key.detach().flatten(1)
+    negatives = negatives.detach().flatten(1)
+    logits = torch.cat([(query * key).sum(1, keepdim=True), query @ negatives.T], dim=1) / tau
+    return torch.nn.functional.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long), reduction="none")
+
+
+def mutual_information(p: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+    """IIC's mutual information of a batch of paired class probabilities (Ji et al., arXiv
+    1807.06653, as TUNIT's code computes it): the joint J = sum_n p_n p2_n^T made symmetric and
+    normalised, its marginals, each entry clamped below at 1e-10; one scalar for the batch."""
+    joint = p.unsqueeze(2) * p2.unsqueeze(1)
+    joint = joint.sum(0)
+    joint = (joint + joint.T) / 2
+    joint = joint / joint.sum()
+    rows = joint.sum(1, keepdim=True).clamp_min(1e-10)
+    columns = joint.sum(0, keepdim=True).clamp_min(1e-10)
+    joint = joint.clamp_min(1e-10)
+    return (joint * (joint.log() - rows.log() - columns.log())).sum()

@@ -25,6 +25,7 @@ from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
 from lossgraph.compiler.class_counts import check_classes, label_classes
 from lossgraph.compiler.interpret import evaluate_node
+from lossgraph.compiler.op_shapes import shape_problem
 from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.printing import formula_text
 from lossgraph.language.kinds import Draw, Kind
@@ -58,7 +59,7 @@ class Shapes:
     ranks: dict[Expr, int]
     shapes: dict[Expr, tuple[int, ...]]
     networks: dict[str, NetConfig]
-    like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value
+    like: dict[str, tuple[int, ...]]  # per-sample shape of each draw shaped like a value, and each queue's row shape
     mixing: frozenset[str] = frozenset()  # networks with a layer that mixes the samples of a batch
     fingerprints: Mapping[str, tuple] = field(default_factory=dict)  # each network's `fingerprint`
 
@@ -75,7 +76,8 @@ def empty_input(kind: Kind | Draw, batch: int, image_size: int, device: str = "m
 def meta_inputs(spec: Spec, batch: int = META_BATCH) -> dict[str, torch.Tensor]:
     size = spec.train.image_size
     inputs = {name: empty_input(kind, batch, size) for name, kind in spec.kinds.items()}
-    inputs.update({name: empty_input(draw, batch, size) for name, draw in spec.draws.items() if draw.like is None})
+    inputs.update({name: empty_input(spec.kinds[draw.of] if draw.of else draw, batch, size)  # a view: its image's shape
+                   for name, draw in spec.draws.items() if draw.like is None})
     return inputs
 
 
@@ -197,12 +199,20 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
             del values[node]
 
     # draws shaped like a value come first: other formulas read them
-    like_roots = list(graph.random_like.values())
+    # and the queues' push formulas, whose rows give each queue's shape
+    like_roots = list(graph.random_like.values()) + [push for _, push in graph.queues.values()]
     for root in like_roots + [None] + graph.roots():
         if root is None:
             for name, expr in graph.random_like.items():
                 if expr in values:
                     inputs[name] = torch.empty(values[expr].shape, device="meta")
+            for name, (size, push) in graph.queues.items():
+                rows = values.get(push)
+                if isinstance(rows, torch.Tensor) and rows.dim() >= 2:
+                    inputs[name] = torch.empty((size, *rows.shape[1:]), device="meta")
+                elif push in values:
+                    fail(push, f"queue '{name}' holds one row per sample, so its push formula gives a batch of "
+                               f"values, shape (N, ...); it gives {_shape_text(rows)}", key="")
             continue
         for node in root.walk():
             if node in values:
@@ -216,6 +226,10 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
                 shape = tuple(args[0].shape) if isinstance(args[0], torch.Tensor) else "a number"
                 fail(node, f"pick(v, c) needs v with one output per class in dimension 1, shape (N, K, ...); "
                            f"{formula_text(node.args[0], graph.names)} has shape {shape}")
+                continue
+            problem = shape_problem(node.op, args)
+            if problem is not None:
+                fail(node, problem)
                 continue
             if node.op is Ops.GRAD:
                 # the gradient has the shape of its variable; the dry run shares calls by shape, so
@@ -283,6 +297,7 @@ def infer_shapes(spec: Spec, graph: Graph, given: Mapping[str, torch.nn.Module] 
     ranks = {node: (v.dim() if isinstance(v, torch.Tensor) else 0) for node, v in values.items()}
     shapes = {node: tuple(v.shape) for node, v in values.items() if isinstance(v, torch.Tensor)}
     like = {name: tuple(values[expr].shape[1:]) for name, expr in graph.random_like.items()}
+    like |= {name: tuple(values[push].shape[1:]) for name, (_, push) in graph.queues.items()}  # a queue's rows
     real = modules if given is None else {name: given[name] for name in modules}
     mixing = frozenset(name for name, module in real.items() if architectures.mixes_batch(module))
     prints = {name: fingerprint(module) for name, module in real.items()}
@@ -368,3 +383,7 @@ def _origin_under(graph: Graph, node: Expr, key: str) -> Origin | None:
         if key and (origin.key == key or origin.key.startswith(key + ".")):
             return origin
     return graph.origin(node)
+
+
+def _shape_text(value: Any) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "a number"

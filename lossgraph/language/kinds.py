@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 DATA_KINDS = ("image", "label", "vector")
-DRAW_KINDS = ("normal", "uniform", "label", "normal_like", "uniform_like")
+DRAW_KINDS = ("normal", "uniform", "label", "normal_like", "uniform_like", "augmented")
 
 # A source of labels or held-out extras in a dataset config: FUNCTION(IMAGE) or FUNCTION(IMAGE, LABEL)
 SOURCE_CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*([^,()]*?)\s*(?:,\s*([^,()]*?)\s*)?\)\s*$")
@@ -44,6 +44,7 @@ class Draw:
     high: float = 1.0
     like: str | None = None   # formula text whose value's shape the draw takes
     like_offset: int = 0      # where that formula starts in the kind's text (for error columns)
+    of: str | None = None     # augmented(x): the image data variable it is a view of
 
 
 def _split(text: str, valid: tuple[str, ...]) -> tuple[str, str | None]:
@@ -69,6 +70,10 @@ def parse_data_kind(text: str) -> Kind:
     name, args = _split(text, DATA_KINDS)
     if name == "image":
         return Kind("image", _positive_int(args, "image channels") if args is not None else 3)
+    if name == "augmented":
+        if args is None or not args.strip().isidentifier():
+            raise ValueError("augmented takes the image data variable it is a view of: augmented(x)")
+        return Draw("augmented", of=args.strip())
     if name == "label":
         if args is None:
             raise ValueError("label needs its number of classes: label(K)")
@@ -87,6 +92,10 @@ def parse_draw(text: str) -> Draw:
             raise ValueError(f"{name} needs a formula: {name}(E.mu(y))")
         offset = text.index("(") + 1
         return Draw(name.removesuffix("_like"), like=args, like_offset=offset)
+    if name == "augmented":
+        if args is None or not args.strip().isidentifier():
+            raise ValueError("augmented takes the image data variable it is a view of: augmented(x)")
+        return Draw("augmented", of=args.strip())
     if name == "label":
         if args is None:
             raise ValueError("label needs its number of classes: label(K)")

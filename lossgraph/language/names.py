@@ -19,6 +19,7 @@ from __future__ import annotations
 import keyword
 import unicodedata
 
+from lossgraph.language.averages import check_averages
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.kinds import DATA_KINDS, DRAW_KINDS, parse_data_kind, parse_draw
 from lossgraph.language.macros import parse_signature
@@ -105,9 +106,11 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(str(error), source.origin(("macros", key), at_key=True), "e.g. nsgan_d(D, real, fake): E[log(D(real))] + E[log(1 - D(fake))]")
     for name in spec.let:
         claim(name, ("let", name), "let")
+    for name in spec.queues:
+        claim(name, ("queues", name), "queue")
     kind_checks = (
         ("data", parse_data_kind, DATA_KINDS, "e.g. image, label(10), vector(8)"),
-        ("random", parse_draw, DRAW_KINDS, "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y))"),
+        ("random", parse_draw, DRAW_KINDS, "e.g. normal(8), uniform(10), label(5), normal_like(E.mu(y)), augmented(x)"),
     )
     for section, parse_kind, valid, example in kind_checks:
         for name, kind in getattr(spec, section).items():
@@ -117,6 +120,21 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
                 word = kind.split("(")[0].strip() if isinstance(kind, str) else ""
                 hint = did_you_mean(word, valid) if word not in valid else example
                 problems.add(str(error), source.origin((section, name)), hint)
+    for name, kind in spec.random.items():  # augmented(x): a view of an image of the batch
+        try:
+            draw = parse_draw(kind) if isinstance(kind, str) and kind.strip().startswith("augmented(") else None
+        except ValueError:
+            continue  # reported above
+        try_kind = None
+        if draw is not None and draw.of in spec.data:
+            try:
+                try_kind = parse_data_kind(spec.data[draw.of])
+            except ValueError:
+                continue  # reported above
+        if draw is not None and (try_kind is None or try_kind.kind != "image"):
+            images = [n for n, k in spec.data.items() if isinstance(k, str) and k.strip().startswith("image")]
+            problems.add(f"augmented({draw.of}) is a view of an image of the batch, but '{draw.of}' is not an image data variable",
+                         source.origin(("random", name)), did_you_mean(draw.of, images) or "declare it under data: as image")
     owners = {net: player for player, p in spec.players.items() for net in p.networks}
     for name, net in spec.networks.items():
         for other in net.share or {}:
@@ -188,6 +206,7 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             problems.add(f"network '{name}' is updated by player '{owner[name]}', so it cannot be a judge", source.origin(path, at_key=True), "a judge is fitted before training and held fixed: give it a network of its own")
         elif name in spec.players:
             problems.add(f"judge '{name}' has the name of a player", source.origin(path, at_key=True), "rename the network")
+    check_averages(spec, source, problems, owner)
     for name, net in spec.networks.items():
         if net.fixed and name in owner:
             problems.add(f"network '{name}' is fixed, but player '{owner[name]}' updates it", source.origin(("networks", name, "fixed")),

@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from lossgraph.language.averages import AverageSpec, fill_averages
 from lossgraph.language.dataset_options import imply_image_size
+from lossgraph.language.queues import QueueSpec
 
 from lossgraph.language.kinds import Draw, Kind, parse_data_kind, parse_draw
 from lossgraph.language.source import Source
@@ -39,6 +41,7 @@ class NetworkSpec(BaseModel):
     out_channels: int | None = Field(default=None, gt=0)
     weights: str | None = None  # a state dict (.pt, read with torch.load(weights_only=True), or .safetensors) to start from
     fixed: bool = False         # never updated: a network a loss reads (a perceptual network), owned by no player
+    average: AverageSpec | None = None  # a moving average of another network, read by losses (averages.py)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -287,6 +290,7 @@ class Spec(_Model):
     evaluate: dict[str, str] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
     ema: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)  # network -> decay of its weights' moving average
+    queues: dict[str, QueueSpec] = Field(default_factory=dict)  # queues of past values a loss reads (queues.py)
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -296,6 +300,11 @@ class Spec(_Model):
     def _crop_size_is_image_size(cls, data: Any) -> Any:
         # dataset.crop_size is the training image size; dataset_options.py says why
         return imply_image_size(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _averages_take_their_sources_arch(cls, data: Any) -> Any:
+        return fill_averages(data)
 
     @model_validator(mode="before")
     @classmethod
@@ -367,6 +376,8 @@ class Spec(_Model):
 MODELS_BY_PATH = {
     (): Spec,
     ("networks", "*"): NetworkSpec,
+    ("networks", "*", "average"): AverageSpec,
+    ("queues", "*"): QueueSpec,
     ("players", "*"): PlayerSpec,
     ("players", "*", "minimize", "*"): TermSpec,
     ("players", "*", "maximize", "*"): TermSpec,

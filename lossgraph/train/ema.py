@@ -85,6 +85,36 @@ class EMA:
         self.module.load_state_dict(state)  # copies in place, so the update lists stay valid
 
 
+class LossAverage:
+    """A network a loss reads that is another's moving average (`average:` in its networks entry,
+    language/averages.py). After the steps of iteration i (from 0) the trainer calls `update(i)`:
+    while i < start the network copies its source; from start on its parameters move as
+    `avg <- decay * avg + (1 - decay) * source`. Its buffers (batch norm's statistics, integer
+    counters) are copied from the source after iterations 0, buffers_every, 2 * buffers_every, ...;
+    in between, its own forward passes in training mode update them as any batch norm does.
+    The update is a function of i and the weights alone, so the network itself is its whole
+    state: checkpoints save and restore it as the network it is."""
+
+    def __init__(self, module: nn.Module, source: nn.Module, decay: float, start: int = 0, buffers_every: int = 1):
+        self.module, self.source = module, source
+        self.decay, self.start, self.buffers_every = float(decay), int(start), int(buffers_every)
+        self._parameters = ([p.detach() for p in module.parameters()], [p.detach() for p in source.parameters()])
+        self._buffers = ([b for b in module.buffers()], [b for b in source.buffers()])
+        if [p.shape for p in self._parameters[0]] != [p.shape for p in self._parameters[1]]:
+            raise ValueError("a moving average has its source's parameters, shape for shape")
+
+    @torch.no_grad()
+    def update(self, iteration: int) -> None:
+        mine, theirs = self._parameters
+        if iteration < self.start:
+            torch._foreach_copy_(mine, theirs)
+        elif mine:
+            torch._foreach_lerp_(mine, theirs, 1.0 - self.decay)
+        if iteration < self.start or iteration % self.buffers_every == 0:
+            for target, source in zip(*self._buffers):
+                target.copy_(source)
+
+
 def averaging_hook(averages: list[EMA], clip: float | None = None):
     """An optimizer step post-hook that updates `averages` after each step.
 
@@ -135,4 +165,4 @@ def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float 
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
-__all__ = ["EMA", "EMA_SUFFIX", "averaging_hook", "ema_name", "is_ema_name", "make_scheduler", "sync_scheduler"]
+__all__ = ["EMA", "EMA_SUFFIX", "LossAverage", "averaging_hook", "ema_name", "is_ema_name", "make_scheduler", "sync_scheduler"]

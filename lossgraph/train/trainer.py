@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from lossgraph.train.accelerate import Acceleration, reset_cuda_graphs, uncompiled_networks
-from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
+from lossgraph.train.ema import EMA, LossAverage, averaging_hook, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
+from lossgraph.train.queues import Queues
 from lossgraph.language.errors import LossgraphError
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
 
@@ -110,6 +111,7 @@ class Trainer:
         self.iterate = program.iteration_function(self.nets)
         self.pools = {player.name: {name: ImagePool(size) for name, size in player.pool} for player in program.graph.players}
         self.schedule = program.spec.schedule_steps
+        self.queues = Queues(program.graph.queues)
         self.iteration = 0
         self._init_schedules_and_averages()
 
@@ -121,16 +123,26 @@ class Trainer:
         batch = self.program.weigh(self.program.draw(batch), self.iteration)
         weights = {name: float(inputs[name]) if name in inputs else value  # logged as `weight/G/ds`
                    for name, value in self.program.weights(self.iteration).items()}
+        if self.queues:  # read by the steps as inputs; started from the first batch (train/queues.py)
+            self.queues.fill(self.nets, batch)
+            batch = {**batch, **self.queues.values}
         if self.acceleration.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer read
         # the generated iteration runs every player's step in schedule order, keeping network
         # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
         # reuse this iteration's batch
-        stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        # a step whose terms all weigh 0 this iteration (a warm-up) is not taken (program.idle_steps)
+        idle = self.program.idle_steps(self.iteration)
+        iterate = self.program.idle_iteration(idle) if idle else self.iterate
+        stats = iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        if self.queues:  # this iteration's rows, before the averages move
+            self.queues.push(self.nets, batch)
+        for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
+            average.update(self.iteration)
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
-        values = torch.stack([value.float() for value in stats.values()]).tolist()
+        values = torch.stack([value.float() for value in stats.values()]).tolist() if stats else []
         return {**dict(zip(stats, values)), **rates, **weights}
 
     def accelerated(self, nets: Mapping[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
@@ -175,6 +187,8 @@ class Trainer:
             "pools": {player: {name: pool.state_dict() for name, pool in pools.items()} for player, pools in self.pools.items()},
             "schedulers": {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()},
         }
+        if self.queues:
+            state["queues"] = self.queues.state_dict()
         if averages:
             state["ema"] = {name: average.state_dict() for name, average in self.ema.items()}
         return state
@@ -184,6 +198,8 @@ class Trainer:
         for name, optimizer in self.optimizers.items():
             if name not in self.shared:  # a step of another player shares that player's optimizer
                 optimizer.load_state_dict(state["optimizers"][name])
+        if self.queues:
+            self.queues.load_state_dict(state.get("queues", {}), self.device)
         for player, pools in state.get("pools", {}).items():
             for name, pool_state in pools.items():
                 self.pools[player][name].load_state_dict(pool_state)
@@ -202,6 +218,10 @@ class Trainer:
                 except ValueError as error:
                     raise LossgraphError(f"optim.{name}.schedule: {error}") from None
         self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
+        # networks a loss reads that average another (`average:`), updated after each iteration
+        self.loss_averages: dict[str, LossAverage] = {
+            name: LossAverage(self.nets[name], self.nets[net.average.of], net.average.decay, net.average.start, net.average.buffers_every)
+            for name, net in spec.networks.items() if net.average is not None and name in self.nets}
         for player in self.program.graph.players:
             if player.optimizer != player.name:
                 continue  # its optimizer's hook, registered once for the player it is a step of

@@ -13,6 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 import lossgraph
+from lossgraph.language.averages import AverageSpec
+from lossgraph.language.queues import QueueSpec
 from lossgraph.language import schema
 from lossgraph.language.schema import (
     AdamSpec,
@@ -86,7 +88,7 @@ def test_the_table_reaches_every_model_the_schema_nests():
     nested = _nested(Spec, ())
     assert {model for _, model in nested} == {
         Spec, NetworkSpec, PlayerSpec, TermSpec, WeightSchedule, OptimizerSpec, AdamSpec, RMSpropSpec, SGDSpec, LRScheduleSpec, TrainSpec, JudgeSpec,
-        KeepBestSpec,
+        KeepBestSpec, AverageSpec, QueueSpec,
     }
     for path, model in nested:
         concrete = tuple("K" if part == "*" else part for part in path)

@@ -98,7 +98,7 @@ def test_generated_evaluate_reads_like_hand_written_code():
 
 
 @pytest.mark.parametrize(("d_term", "message"), [
-    ("E[log(D(x))] + E[argmax(D(fake))]", "argmax has no gradient, so term 'adv' cannot use it"),
+    ("E[log(D(x))] + E[argmax(D(fake))]", "argmax has no gradient, so term 'adv' can use it only as a label, never as a value"),
     ("E[log(D(x))] + E[D(fake) == 1]", "== has no gradient, so term 'adv' cannot use it"),
     ("E[log(D(x))] + E[l1(G(z) - G(z))] + E[c == k]", "'k' is held-out data (dataset.held_out)"),
 ])

@@ -11,11 +11,11 @@ from lossgraph.compiler.codegen.functions import emit_distribution_images, emit_
 from lossgraph.compiler.codegen.iteration import emit_iteration
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph, Player
-from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.ops import HELPER_OPS, Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 from lossgraph.compiler.phases import Phase, plan_phases
 
-HELPERS = ((Ops.FROZEN, "frozen"), (Ops.INTERPOLATE, "interpolate"))
+HELPERS = ((Ops.FROZEN, "frozen"),) + tuple(HELPER_OPS.items())
 
 
 def _header(graph: Graph, functions: Sequence[str], what: str) -> str:

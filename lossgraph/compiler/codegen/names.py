@@ -22,10 +22,10 @@ from typing import Mapping
 
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
-from lossgraph.compiler.ops import OPS, Ops
+from lossgraph.compiler.ops import HELPER_OPS, OPS, Ops
 
 GENERATED_NAMES = frozenset({"torch", "F", "nets", "inputs", "optimizers", "parameters", "pools",
-                             "frozen", "interpolate", "batched", "parameter", "_"})
+                             "frozen", "batched", "parameter", "_"}) | frozenset(HELPER_OPS.values())
 MAX_NAME = 32
 DESCRIBE_DEPTH = 3  # how deep a description looks into a value before naming it by its op
 
@@ -89,8 +89,10 @@ def describe(node: Expr, graph: Graph, named: Mapping[Expr, str], depth: int = 0
     op = node.op
     if op in (Ops.DATA, Ops.RANDOM):
         return str(node.arg)
-    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds
-        return f"weight_{node.arg.rsplit('/', 1)[-1]}"
+    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds (weight_G_ds where two players have a term ds)
+        _, player, term = node.arg.split("/", 2)
+        shared = sum(key.rsplit("/", 1)[-1] == term for key in graph.weights) > 1
+        return f"weight_{player}_{term}" if shared else f"weight_{term}"
     if op in (Ops.APPLY, Ops.FROZEN):
         parts = [describe(arg, graph, named, depth + 1) for arg in node.args]
         joined = f"{node.arg}_{'_'.join(parts)}"

@@ -71,7 +71,7 @@ def hazards(graph: Graph, output_ranges: OutputRanges | None = None) -> dict[str
 
 
 def _roots(graph: Graph) -> list[Expr]:
-    return [*graph.roots(), *graph.random_like.values()]
+    return [*graph.roots(), *graph.random_like.values(), *(push for _, push in graph.queues.values())]
 
 
 class _Analysis:
@@ -106,6 +106,8 @@ class _Analysis:
             return Domain(LABEL, Range(0.0, float(draw.size - 1), False, False), classes=draw.size)
         if draw.dist == "uniform":
             return Domain(REAL, Range(draw.low, draw.high, False, True))
+        if draw.dist == "augmented":  # a view of an image: an image itself
+            return _declared("image", 0)
         return Domain(REAL, ANY)
 
     def _network(self, node: Expr) -> Domain:
@@ -180,6 +182,12 @@ class _Analysis:
             elif op is Ops.POW:
                 power = formula_text(node.args[1])
                 message = f"a power ^{power} needs {need.name} base, but {shown} can be {can_be}"
+            elif op is Ops.NCE:
+                return (f"nce(q, k, Q, tau) divides by its temperature tau, which must be positive, but {shown} can be {can_be}",
+                        "write a positive temperature, e.g. 0.07")
+            elif op is Ops.MI:
+                return (f"mi(p, p2) takes class probabilities, but {shown} can be {can_be}",
+                        "apply softmax to logits, e.g. mi(softmax(C(x)), softmax(C(x2)))")
             else:
                 message = f"{_spelling(op)} needs {need.name} argument, but {shown} can be {can_be}"
             return message, self._fix(node, arg, domain.range, need)

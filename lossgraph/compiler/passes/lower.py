@@ -19,10 +19,11 @@ from lossgraph.compiler.expr import Expr, transform
 from lossgraph.compiler.distributions import FORMS, lower_evaluate, refuse_nested
 from lossgraph.compiler.formula import NetworkRef, Site, parse
 from lossgraph.compiler.passes.calls import freeze, share_variables
+from lossgraph.compiler.passes.losses import check_loss
 from lossgraph.language.macros import Macro, parse_signature, standard_library
 from lossgraph.compiler.graph import Graph, Network, Player, Term
 from lossgraph.language.kinds import SOURCE_CALL, Kind
-from lossgraph.compiler.ops import BUILTINS, NOT_DIFFERENTIABLE, OPS, Ops
+from lossgraph.compiler.ops import BUILTINS, Ops
 from lossgraph.language.spec import Spec
 
 RESERVED = frozenset({"E"} | set(BUILTINS) | set(FORMS))  # a formula's own; generated code's names are free (codegen renames)
@@ -91,11 +92,13 @@ class SpecScope:
             return self.let(name, where, span)
         if name in self.held_out:
             return Expr(Ops.DATA, (), name)  # evaluation-only: `check_losses` keeps it out of losses
+        if name in spec.queues:
+            return Expr(Ops.DATA, (), name)  # the trainer's queue, an input of the step (language/queues.py)
         if name in spec.networks:
             raise where.error(f"network '{name}' must be applied to its inputs", span, f"write {name}(...)")
         if name in BUILTINS:
             raise where.error(f"'{name}' is a function", span, f"write {name}(...)")
-        known = list(spec.data) + list(spec.random) + list(spec.let) + list(self.held_out)
+        known = list(spec.data) + list(spec.random) + list(spec.let) + list(self.held_out) + list(spec.queues)
         raise where.error(f"unknown name '{name}'", span, did_you_mean(name, known + list(spec.networks)))
 
     def call(self, name: str, head: str | None, args: list[Expr], where: Site, span: tuple[int, int]) -> Expr | None:
@@ -261,23 +264,6 @@ def spec_macros(spec: Spec) -> dict[str, Macro]:
     return macros
 
 
-def _check_loss(term: Term, held_out: dict, origins: dict[Expr, list[Origin]], spec: Spec, problems: Problems) -> None:
-    """A loss is differentiated and trained on: no argmax or ==, no evaluation-only data."""
-    for node in term.expr.walk():
-        if node.op in NOT_DIFFERENTIABLE:
-            message = f"{OPS[node.op].spelling} has no gradient, so term '{term.name}' cannot use it"
-            hint = "use it in evaluate:, e.g. accuracy: E[argmax(C(x)) == c]"
-        elif node.op is Ops.DATA and node.arg in held_out:
-            message = f"'{node.arg}' is held-out data (dataset.held_out), which training batches do not have"
-            hint = "use it in evaluate: or samples:"
-        else:
-            continue
-        found = origins.get(node)
-        origin = found[0] if found else spec.source.origin(tuple(term.key.split(".")))
-        problems.add(message, origin, hint)
-        return
-
-
 class _Unresolved(Exception):
     """A let used before it was parsed (Note [Flat let resolution])."""
 
@@ -332,7 +318,7 @@ def lower(spec: Spec) -> Graph:
 
     for player in (*players, *judges):
         for term in player.terms:
-            _check_loss(term, scope.held_out, origins, spec, problems)
+            check_loss(term, scope.held_out, origins, spec, problems)
     shared = share_variables([term.expr for player in (*players, *judges) for term in player.terms], origins)
     players = [replace(player, terms=tuple(replace(term, expr=shared[term.expr]) for term in player.terms)) for player in players]
     judges = [replace(judge, terms=tuple(replace(term, expr=shared[term.expr]) for term in judge.terms)) for judge in judges]
@@ -364,13 +350,30 @@ def lower(spec: Spec) -> Graph:
                      "use grad in a player's term")
         return None
 
+    def queue_read(expr: Expr | None, path: tuple, what: str, hint: str) -> Expr | None:
+        """A queue is filled by the trainer for the steps: samples, metrics and pushes do not see it."""
+        found = next((node for node in expr.walk() if node.op is Ops.DATA and node.arg in spec.queues), None) if expr is not None else None
+        if found is None:
+            return expr
+        # at the entry: the name's node is shared with the losses that read it, whose place it records first
+        problems.add(f"queue '{found.arg}' is read by losses only, not by {what}", spec.source.origin(path), hint)
+        return None
+
+    queues = {}
+    for name, queue in spec.queues.items():
+        path = ("queues", name, "push")
+        expr = queue_read(formula(path, queue.push), path, "a push formula", "push the values themselves, e.g. C_ema.style(x_tf)")
+        if expr is not None:
+            queues[name] = (queue.size, expr)
+
     samples = []
     for index, text in enumerate(spec.samples):
         expr = without_gradients(("samples", index), formula(("samples", index), text))
+        expr = queue_read(expr, ("samples", index), "samples:", "show what it is pushed from instead")
         if expr is not None:
             samples.append((text.strip(), expr))
     # evaluate, distributions, features; grad is refused where autograd is off
-    evaluated = lower_evaluate(spec, scope, lambda path, text: without_gradients(path, formula(path, text)), problems)
+    evaluated = lower_evaluate(spec, scope, lambda path, text: queue_read(without_gradients(path, formula(path, text)), path, "evaluate:", "evaluate what it is pushed from instead"), problems)
     problems.raise_if_any(SpecError)
 
     networks = {
@@ -385,6 +388,7 @@ def lower(spec: Spec) -> Graph:
         data=MappingProxyType(spec.kinds),
         random=MappingProxyType(spec.draws),
         random_like=MappingProxyType(random_like),
+        queues=MappingProxyType(queues),
         samples=tuple(samples),
         **evaluated,
         judges=tuple(judges),

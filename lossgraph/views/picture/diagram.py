@@ -104,6 +104,8 @@ def legend_rows(picture: Picture) -> list[tuple[str, str, str]]:
 def _draw_text(draw) -> str:
     if draw.like is not None:
         return f"{draw.dist}_like({draw.like})"
+    if draw.of is not None:
+        return f"augmented({draw.of})"
     if draw.dist == "uniform" and (draw.low, draw.high) != (-1.0, 1.0):
         return f"uniform({draw.size}, {draw.low:g}, {draw.high:g})"
     return f"{draw.dist}({draw.size})"
