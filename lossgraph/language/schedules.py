@@ -9,7 +9,8 @@ counts steps. Every problem is located at the key that breaks the rule, with the
 from __future__ import annotations
 
 from lossgraph.language.errors import Problems
-from lossgraph.language.schema import LRScheduleSpec, Spec
+from lossgraph.language.rates import LRScheduleSpec
+from lossgraph.language.schema import Spec
 from lossgraph.language.source import Source
 
 STEP_KEYS = ("constant", "decay")
