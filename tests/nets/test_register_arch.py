@@ -146,14 +146,15 @@ def test_the_built_in_generators_end_in_tanh_as_their_output_range_says():
             continue
         image = name != "dcgan_generator"
         in_channels = 64 if name == "unit_decoder" else 3 if image else 8
-        module = nets.build(name, in_channels=in_channels, out_channels=3, image_size=16).eval()
+        style = name == "starganv2_generator"  # G(x, s): an image and a style code (N, 64)
+        module = nets.build(name, in_channels=in_channels + 64 * style, out_channels=3, image_size=16).eval()
         tanh_outputs = []
         for submodule in module.modules():
             if isinstance(submodule, nn.Tanh):
                 submodule.register_forward_hook(lambda _module, _inputs, output: tanh_outputs.append(output))
         side = 16 // 4 if name == "unit_decoder" else 16
         inputs = torch.randn(2, in_channels, side, side) if image else torch.randn(2, in_channels)
-        output = module(inputs)
+        output = module(inputs, torch.randn(2, 64)) if style else module(inputs)
         assert any(output is seen for seen in tanh_outputs), f"{name}'s output is not a tanh's"
 
 
