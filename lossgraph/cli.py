@@ -174,6 +174,10 @@ def _check(args) -> int:
     from lossgraph.views.show import render
 
     program = _compile(args.spec, _overrides(args))
+    if "builtin" in program.spec.dataset:  # built-in data needs no files: open it, as run will
+        from lossgraph.data.located import open_located
+
+        open_located(program.spec, dict(program.spec.dataset), program.spec.train.image_size)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
     if args.explain:
@@ -220,7 +224,8 @@ def _run(args) -> int:
     from pathlib import Path
 
     from lossgraph.train.accelerate import given
-    from lossgraph.data import FOLDER_KEYS, open_dataset
+    from lossgraph.data import FOLDER_KEYS
+    from lossgraph.data.located import open_located
     from lossgraph.train.run import RunOptions, train
 
     from lossgraph.language.spec import load
@@ -245,7 +250,7 @@ def _run(args) -> int:
 
         require_archs(spec, Path(args.out) if args.out else Path("runs") / spec.name)
     program = _compile(spec)
-    dataset = open_dataset(config, spec.kinds, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
+    dataset = open_located(spec, config, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
     options = RunOptions(
         steps=args.steps,  # None: the spec's train.steps, or its train.epochs in steps (train/epochs.py)
         batch_size=args.batch_size or spec.train.batch_size,

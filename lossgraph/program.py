@@ -7,6 +7,8 @@ and debuggers show the generated lines. See docs/architecture.md, "Public API", 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import linecache
 import weakref
 from collections import OrderedDict
@@ -20,6 +22,7 @@ import lossgraph.nets as architectures
 from lossgraph.compiler.codegen import emit_judge_module, emit_module
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import DistributionMetric, FeatureChoice, Graph
+from lossgraph.compiler.ops import Ops
 from lossgraph.compiler.passes.pipeline import run_pipeline
 from lossgraph.compiler.passes.domains import hazards
 from lossgraph.compiler.passes.gradients import PlayerPlan, analyse
@@ -134,7 +137,14 @@ class Program:
         whose weight has a schedule takes its weight at `iteration` (from 0), unless `inputs`
         gives it (`inputs["weight/G/ds"]`).
         """
-        return self.generated(nets)["losses"](nets, self.weigh(self.draw(inputs), iteration))
+        # a gradient inside a loss (grad, gp) needs autograd even where the caller turned it off
+        with torch.enable_grad() if self.takes_gradients else contextlib.nullcontext():
+            return self.generated(nets)["losses"](nets, self.weigh(self.draw(inputs), iteration))
+
+    @functools.cached_property
+    def takes_gradients(self) -> bool:
+        """Whether a loss holds a gradient (`grad`, `gp`), which autograd must compute."""
+        return any(node.op is Ops.GRAD for player in self.graph.players for node in player.loss.walk())
 
     def weights(self, iteration: int) -> dict[str, float]:
         """Each scheduled term weight at `iteration` (from 0), by input name: `{"weight/G/ds": 1.96}`."""

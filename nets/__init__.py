@@ -11,8 +11,9 @@ entry point (see `nets.registry`).
 Every module's `forward(*inputs)` combines its arguments itself (see `nets.inputs`), and
 `build` initialises weights pix2pix-style from the current torch RNG (see `nets.init`),
 but for classes marked `OWN_INIT` that initialise themselves (StarGAN v2's, He init).
-The exceptions: `dcgan_generator` takes only vectors and labels (a latent code, no image), and
-`unit_decoder` takes a latent map smaller than the image.
+The exceptions: `dcgan_generator` takes only vectors and labels (a latent code, no image),
+`unit_decoder` takes a latent map smaller than the image, and `munit_decoder` takes a content map
+and a style vector, which it never concatenates (AdaIN; see `nets.munit`).
 
 Networks tied by weight sharing (CoGAN's generators and discriminators, UNIT's encoders and
 decoders) name the submodules they can share in their class's `SHAREABLE`; `share` ties them
@@ -32,6 +33,8 @@ from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .encoder import Encoder
 from .init import init_weights
 from .inputs import Combine, CombineVectors, combine, combine_vectors
+from .lptn import LPTN
+from .munit import MUNITContentEncoder, MUNITDecoder, MUNITDiscriminator, MUNITStyleEncoder
 from .patchgan import PatchGAN
 from .registry import (
     ARCHS,
@@ -104,6 +107,11 @@ ARCHS.update(
         _arch("stargan_discriminator", "discriminator", StarGANDiscriminator),
         _arch("unit_encoder", "encoder", UNITEncoder),
         _arch("unit_decoder", "generator", UNITDecoder, TANH),
+        _arch("lptn", "generator", LPTN),  # tanh'd low band plus masked high bands: unbounded
+        _arch("munit_content_encoder", "encoder", MUNITContentEncoder),
+        _arch("munit_style_encoder", "encoder", MUNITStyleEncoder),
+        _arch("munit_decoder", "generator", MUNITDecoder, TANH),
+        _arch("munit_discriminator", "discriminator", MUNITDiscriminator),
         _arch("starganv2_generator", "generator", StarGANv2Generator, TANH),
         _arch("starganv2_mapping", "encoder", StarGANv2Mapping),
         _arch("starganv2_style_encoder", "encoder", StarGANv2StyleEncoder),

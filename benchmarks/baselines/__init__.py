@@ -18,6 +18,8 @@ from .cogan import CoGAN
 from .cyclegan import CycleGAN
 from .discogan import DiscoGAN
 from .dualgan import DualGAN
+from .lptn import LPTN
+from .munit import MUNIT
 from .pix2pix import Pix2Pix
 from .pixelda import PixelDA
 from .stargan import StarGAN
@@ -25,7 +27,7 @@ from .unit import UNIT
 
 BASELINES = {
     baseline.name: baseline
-    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN)
+    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN, LPTN, MUNIT)
 }
 
-__all__ = ["BASELINES", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "Pix2Pix", "PixelDA", "StarGAN", "UNIT"]
+__all__ = ["BASELINES", "LPTN", "MUNIT", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "Pix2Pix", "PixelDA", "StarGAN", "UNIT"]

@@ -32,9 +32,9 @@ def unique_parameters(*modules: nn.Module) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-def adam(parameters: list[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+def adam(parameters: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
     # see Note [Optimizers as scripts build them]
-    return torch.optim.Adam(parameters, lr=lr, betas=betas)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
 def rmsprop(parameters: list[nn.Parameter], lr: float) -> torch.optim.RMSprop:

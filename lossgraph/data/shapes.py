@@ -60,6 +60,7 @@ def resolve_styles(images: tuple[str, ...], styles: Any) -> dict[str, tuple[str,
         if name not in images:
             raise DataError(f"dataset.styles: {name!r} is not an image variable of the spec; {suggest(str(name), images)}")
     resolved = {}
+    links = style_links(images, styles)
     for image in images:
         if image not in styles:
             raise DataError(
@@ -67,9 +68,9 @@ def resolve_styles(images: tuple[str, ...], styles: Any) -> dict[str, tuple[str,
                 f"styles (one of {quoted(STYLES)}, a list of them, a count K, or another image "
                 f"variable whose style it takes)"
             )
-        if image not in style_links(images, styles):
+        if image not in links:
             resolved[image] = style_names(styles[image], f"dataset.styles.{image}")
-    for image, other in style_links(images, styles).items():
+    for image, other in links.items():
         resolved[image] = resolved[other]
     return {image: resolved[image] for image in images}
 

@@ -33,6 +33,19 @@ def builtin_specs() -> dict[str, Any]:
     return {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".yaml") and entry.name != "stdlib.yaml"}
 
 
+def packaged_spec(stem: str) -> tuple[str, str] | None:
+    """(display path, text) of a spec shipped in a subfolder of `specs/` (`specs/photos/pix2pix.yaml`),
+    named by its folder and stem (`photos/pix2pix`), or None. Checked before a built-in name, so a
+    derived spec named after its parent is never taken for the parent."""
+    parts = FilePath(stem).parts
+    if len(parts) < 2:
+        return None
+    entry = resources.files("lossgraph.specs").joinpath(parts[-2], f"{parts[-1]}.yaml")
+    if not entry.is_file():
+        return None
+    return f"{parts[-2]}/{parts[-1]}.yaml", entry.read_text(encoding="utf-8")
+
+
 def resolve(path_or_name: str | FilePath) -> tuple[str, str]:
     """(display path, text) of a spec file, or of a built-in spec given by name."""
     path = FilePath(path_or_name)
@@ -44,6 +57,9 @@ def resolve(path_or_name: str | FilePath) -> tuple[str, str]:
     name = str(path_or_name)
     known = builtin_specs()
     stem = name[:-5] if name.endswith(".yaml") else name
+    shipped = packaged_spec(stem) if not path.exists() else None
+    if shipped is not None:  # `photos/pix2pix`, or `specs/photos/pix2pix.yaml` outside a checkout
+        return shipped
     if not path.exists() and FilePath(stem).name in known:
         stem = FilePath(stem).name  # `lossgraph run specs/discogan.yaml` outside a checkout
     if stem in known:

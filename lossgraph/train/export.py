@@ -45,10 +45,10 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from lossgraph.language.errors import LossgraphError, did_you_mean
+from lossgraph.language.errors import LossgraphError
 from lossgraph.train.checkpoint import load_checkpoint, stored_networks
 from lossgraph.train.ema import EMA_SUFFIX, ema_name, is_ema_name
-from lossgraph.train.translate import fits, resolve_checkpoint, resolve_spec, signatures, size_multiple
+from lossgraph.train.translate import choose_network, fits, resolve_checkpoint, resolve_spec, size_multiple
 
 SUFFIXES = {".onnx": "ONNX", ".pt2": "torch.export program"}
 METADATA_FILE = "lossgraph.json"  # inside a .pt2, among its extra_files
@@ -142,23 +142,8 @@ def check_output(output: Path) -> str:
 
 def choose(program: Any, wanted: str | None) -> tuple[str, int]:
     """(network, input channels): `wanted`, or the spec's first network that maps one image to an image."""
-    found = signatures(program)
-    able = [signature.network for signature in found.values() if signature.translates]
-    if wanted is None:
-        if not able:
-            listing = "\n  ".join(signature.describe() for signature in found.values())
-            raise LossgraphError(f"spec '{program.name}' has no network that maps one image to an image, so export "
-                                 f"cannot choose one; its networks:\n  {listing}")
-        wanted = able[0]
-    if wanted not in program.spec.networks:
-        hint = did_you_mean(wanted, program.spec.networks)
-        raise LossgraphError(f"spec '{program.name}' has no network '{wanted}'" + (f" ({hint})" if hint else ""))
-    signature = found.get(wanted)
-    if signature is None or not signature.translates:
-        what = signature.describe() if signature else f"{wanted} is never applied in the objective"
-        others = f"networks it can export: {', '.join(able)}" if able else "no network of this spec maps one image to an image"
-        raise LossgraphError(f"export writes a network that maps one image to an image, but {what}; {others}")
-    return wanted, signature.channels
+    signature = choose_network(program, wanted, "export", "export writes a network that maps one image to an image", "export")
+    return signature.network, signature.channels
 
 
 def trained_network(program: Any, name: str, found: Path, ema: bool) -> nn.Module:

@@ -10,8 +10,8 @@ Note [Compiled only where faster on the CPU]
     `Measured` times the call's forward and backward both ways on that call's own input shapes
     (process CPU time, so that other processes on the machine count less, median of `REPEATS`
     after one warm-up each, the compile included in the warm-up) and keeps the compiled graph only
-    where it takes at most `MARGIN` of eager's time. The trial leaves no trace: the network's
-    buffers (batch-norm statistics) and the RNG state are restored, and no `.grad` is written.
+    where it takes at most `MARGIN` of eager's time. The trial leaves no trace: it runs on copies of the
+    network's buffers (batch-norm statistics), the RNG state is restored, and no `.grad` is written.
     The choice follows timings, so two runs may choose differently; both paths compute the same
     function (compiled kernels round differently, as compiled steps always do).
 """
@@ -45,7 +45,6 @@ class Measured:
         return chosen(*args)
 
     def choose(self, args: tuple[Any, ...]) -> Callable[..., Any]:
-        self.timings = {"eager": 0.0, "compiled": 0.0}
         with preserved(self.net):
             trial = [a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a for a in args]
             backward = torch.is_grad_enabled()
@@ -77,17 +76,24 @@ def run_once(call: Callable[..., Any], net: nn.Module, args: list[Any], backward
 
 
 class preserved:
-    """Restores a network's buffers and the CPU RNG state after a trial."""
+    """Runs a trial on copies of a network's buffers, then puts the originals back, and restores
+    the CPU RNG state. The originals are never written: a graph built earlier in the step may have
+    saved them (batch norm saves its running statistics), and an in-place restore would bump their
+    version and fail that graph's backward."""
 
     def __init__(self, net: nn.Module):
         self.net = net
 
     def __enter__(self) -> None:
-        self.buffers = {name: b.detach().clone() for name, b in self.net.named_buffers()}
+        self.originals = []
+        for module in self.net.modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    self.originals.append((module, name, buffer))
+                    module._buffers[name] = buffer.detach().clone()
         self.rng = torch.get_rng_state()
 
     def __exit__(self, *exc: Any) -> None:
-        with torch.no_grad():
-            for name, b in self.net.named_buffers():
-                b.copy_(self.buffers[name])
+        for module, name, buffer in self.originals:
+            module._buffers[name] = buffer
         torch.set_rng_state(self.rng)

@@ -179,8 +179,11 @@ def signatures(program: Any) -> dict[str, Signature]:
     return {name: found[name] for name in program.spec.networks if name in found}
 
 
-def choose_network(program: Any, wanted: str | None) -> Signature:
-    """The network to apply: `wanted`, or the first that maps one image to an image."""
+def choose_network(program: Any, wanted: str | None, command: str = "translate",
+                   purpose: str = "translate applies a network to one image and saves the image it returns",
+                   verb: str = "apply") -> Signature:
+    """The network `command` takes: `wanted`, or the first that maps one image to an image.
+    `purpose` and `verb` say in its errors what the command does with it."""
     found = signatures(program)
     able = [signature.network for signature in found.values() if signature.translates]
     listing = "\n  ".join(signature.describe() for signature in found.values())
@@ -191,12 +194,11 @@ def choose_network(program: Any, wanted: str | None) -> Signature:
         signature = found.get(wanted)
         if signature is None or not signature.translates:
             what = signature.describe() if signature else f"{wanted} is never applied in the objective"
-            choices = f"networks it can apply: {', '.join(able)}" if able else "no network of this spec maps one image to an image"
-            raise LossgraphError(f"translate applies a network to one image and saves the image it returns, but {what}; "
-                                 f"{choices}")
+            choices = f"networks it can {verb}: {', '.join(able)}" if able else "no network of this spec maps one image to an image"
+            raise LossgraphError(f"{purpose}, but {what}; {choices}")
         return signature
     if not able:
-        raise LossgraphError(f"spec '{program.name}' has no network that maps one image to an image, so translate "
+        raise LossgraphError(f"spec '{program.name}' has no network that maps one image to an image, so {command} "
                              f"cannot choose one; its networks:\n  {listing}\n"
                              f"(a network that also needs labels or noise cannot be applied to images alone)")
     return found[able[0]]

@@ -22,7 +22,7 @@ def method(request):
 
 
 def test_every_shipped_method_has_a_baseline():
-    variants = {"stargan-wgan-gp", "cogan-ns"}  # a few lines over a method's spec: the nine are benchmarked
+    variants = {"stargan-wgan-gp", "cogan-ns"}  # a few lines over a method's spec: the others are benchmarked
     variants |= {"cyclegan-authors", "pix2pix-authors"}  # against the released step: test_authors_recipes.py
     pending = {"stargan-v2"}  # issue 14: its hand-written four-step baseline is not written yet
     shipped = {path.stem for path in bench.SPECS.glob("*.yaml")} - {"stdlib"} - variants - pending
@@ -33,9 +33,11 @@ def test_losses_equal_program_losses_at_initialisation(method):
     name, program = method
     nets = program.build_networks(seed=0)
     inputs = program.example_inputs(batch_size=2, seed=0)  # random variables drawn here, shared by both
-    with torch.no_grad():
-        want = program.losses(nets, inputs)
-        got = BASELINES[name].losses(nets, inputs)
+    # with autograd: a gradient penalty differentiates the critic; the same seed, the same mixes
+    torch.manual_seed(0)
+    want = program.losses(nets, inputs)
+    torch.manual_seed(0)
+    got = BASELINES[name].losses(nets, inputs)
     assert set(got) == set(program.players)
     for player in program.players:
         torch.testing.assert_close(got[player], want[player], rtol=1e-5, atol=1e-5, msg=f"{name} {player}")
@@ -44,15 +46,18 @@ def test_losses_equal_program_losses_at_initialisation(method):
 def test_one_step_equals_the_trainer_step(method):
     """From the same networks and batch, one iteration gives the same losses and gradients.
 
-    Deterministic for every method on the CPU: the random variables are in the batch, and the
-    CycleGAN pool passes the first batch through unchanged. Each player's gradients stay on its
+    Deterministic for every method on the CPU: the random variables are in the batch, a gradient
+    penalty's mixes are drawn after the same seed, and the CycleGAN pool passes the first batch
+    through unchanged. Each player's gradients stay on its
     parameters after its (last) step in both implementations, so they are compared directly.
     """
     name, program = method
     inputs = program.example_inputs(batch_size=2, seed=1)
     compiled_nets, baseline_nets = program.build_networks(seed=1), program.build_networks(seed=1)
     baseline = BASELINES[name](baseline_nets)
+    torch.manual_seed(0)  # the same draws (a gradient penalty's mixes) in both
     compiled_stats = program.trainer(compiled_nets).step(inputs)
+    torch.manual_seed(0)
     baseline_stats = baseline.step(inputs)
 
     for player in program.players:
@@ -83,6 +88,7 @@ def test_hyperparameters_are_the_specs(method):
         assert group["lr"] == settings.settings.lr, f"{name} {player}"
         if settings.kind == "adam":
             assert tuple(group["betas"]) == tuple(settings.settings.betas), f"{name} {player}"
+        assert group["weight_decay"] == settings.settings.weight_decay, f"{name} {player}"  # MUNIT's 1e-4
         # a parameter shared by two networks (CoGAN, UNIT) is stepped once
         assert len({id(p) for p in group["params"]}) == len(group["params"]), f"{name} {player}"
         networks = program.graph.player(player).networks

@@ -317,3 +317,19 @@ def test_log_of_a_picked_probability_is_computed_stably():
         fake = nets["D"](nets["G"](inputs["x"], inputs["c_t"])).double()[rows, inputs["c_t"]]
         want = F.softplus(-real).mean() + F.softplus(fake).mean()  # -log sigmoid and -log(1 - sigmoid), exactly
     assert torch.isfinite(got["D"]) and float(got["D"]) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_losses_with_a_gradient_inside_work_under_no_grad():
+    # a caller evaluating losses under torch.no_grad() still gets the penalty, not autograd's error
+    import lossgraph
+
+    program = lossgraph.compile("stargan-wgan-gp")
+    assert program.takes_gradients and not lossgraph.compile("cyclegan").takes_gradients
+    nets = program.build_networks(seed=0)
+    inputs = program.draw(program.example_inputs(batch_size=2, seed=0))
+    torch.manual_seed(0)  # the penalty's mixing weights
+    expected = {key: float(value) for key, value in program.losses(nets, inputs).items()}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        got = {key: float(value) for key, value in program.losses(nets, inputs).items()}
+    assert got == expected

@@ -175,6 +175,24 @@ def stargan_reference(n, v, log_d=naive_log_d, log_one_minus_d=naive_log_one_min
     }
 
 
+def munit_reference(n, v, **_):
+    """docs/methods.md's MUNIT: least squares summed over D's heads (full, half), nothing detached."""
+    E = torch.mean
+    x1, x2, s1, s2 = v["x1"], v["x2"], v["s1"], v["s2"]
+    c1, c2 = n["Ec1"](x1), n["Ec2"](x2)
+    x12, x21 = n["G2"](c1, s2), n["G1"](c2, s1)
+    (d1_x1_full, d1_x1_half), (d1_x21_full, d1_x21_half) = n["D1"](x1), n["D1"](x21)
+    (d2_x2_full, d2_x2_half), (d2_x12_full, d2_x12_half) = n["D2"](x2), n["D2"](x12)
+    D = (E((d1_x1_full - 1) ** 2) + E(d1_x21_full ** 2) + E((d1_x1_half - 1) ** 2) + E(d1_x21_half ** 2)
+         + E((d2_x2_full - 1) ** 2) + E(d2_x12_full ** 2) + E((d2_x2_half - 1) ** 2) + E(d2_x12_half ** 2))
+    adv = E((d1_x21_full - 1) ** 2) + E((d1_x21_half - 1) ** 2) + E((d2_x12_full - 1) ** 2) + E((d2_x12_half - 1) ** 2)
+    recon_x = E(l1(n["G1"](c1, n["Es1"](x1)) - x1)) + E(l1(n["G2"](c2, n["Es2"](x2)) - x2))
+    recon_s = E(l1(n["Es1"](x21) - s1)) + E(l1(n["Es2"](x12) - s2))
+    recon_c = E(l1(n["Ec2"](x12) - c1)) + E(l1(n["Ec1"](x21) - c2))
+    return {"D": D, "G": adv + 10 * recon_x + recon_s + recon_c, "G/adv": adv, "G/recon_x": 10 * recon_x,
+            "G/recon_s": recon_s, "G/recon_c": recon_c}
+
+
 REFERENCES = {
     "pixelda": pixelda_reference,
     "stargan": stargan_reference,
@@ -185,6 +203,7 @@ REFERENCES = {
     "cyclegan": cyclegan_reference,
     "pix2pix": pix2pix_reference,
     "dualgan": dualgan_reference,
+    "munit": munit_reference,
 }
 
 # Distinct network applications in each objective: what losses() must run, once each.
@@ -198,6 +217,8 @@ FORWARDS = {
     "unit": {"E1": 2, "E2": 2, "G1": 3, "G2": 3, "D1": 2, "D2": 2},
     "pixelda": {"G": 1, "D": 2, "T": 2},                        # T(fake), T(x_s)
     "stargan": {"G": 2, "D": 2},                                # G(x, c_t), G(fake, c_s); D(x), D(fake) serve both heads
+    # Ec1(x1), Ec1(x21); Es1(x1), Es1(x21); G1(c2, s1), G1(c1, Es1(x1)); D1(x1), D1(x21) serve both heads
+    "munit": {"Ec1": 2, "Ec2": 2, "Es1": 2, "Es2": 2, "G1": 2, "G2": 2, "D1": 2, "D2": 2},
 }
 
 

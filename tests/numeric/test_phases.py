@@ -12,7 +12,9 @@ from lossgraph.compiler.interpret import interpret
 from lossgraph.compiler.phases import plan_phases
 from tests.conftest import count_forwards
 
-SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp"]
+SPECS = ["pix2pix", "bicyclegan", "cogan", "pixelda", "cyclegan", "discogan", "dualgan", "unit", "stargan", "stargan-wgan-gp", "lptn",
+         "munit"]
+PENALISED = {"stargan-wgan-gp", "lptn"}  # a gradient penalty: its random mixes are drawn in another order by the interpreter
 D_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps[0][0] == "D"]
 G_FIRST = [name for name in SPECS if lossgraph.load(name).schedule_steps == [("G", 1), ("D", 1)]]
 
@@ -82,13 +84,13 @@ def naive_forwards(program) -> int:
 
 def test_both_orders_are_shipped():
     assert set(G_FIRST) == {"pix2pix", "bicyclegan", "pixelda", "discogan", "unit"}  # cogan: [{G: 3}, D]
-    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp"}
+    assert set(D_FIRST) == {"cyclegan", "dualgan", "stargan", "stargan-wgan-gp", "lptn", "munit"}
 
 
-@pytest.mark.parametrize("name", [name for name in SPECS if name != "stargan-wgan-gp"])
+@pytest.mark.parametrize("name", [name for name in SPECS if name not in PENALISED])
 def test_each_step_of_an_iteration_is_the_plans_loss_by_an_independent_evaluator(name):
     """The generated iteration against the interpreter (the gradient penalty's random mixes are
-    drawn in another order there: stargan-wgan-gp is checked without its penalty below)."""
+    drawn in another order there: stargan-wgan-gp and lptn are checked without it below)."""
     program = lossgraph.compile(name)
     inputs = program.example_inputs(batch_size=2, seed=3)
     stats, expected = oracle_losses(program, program.build_networks(seed=1), inputs)
@@ -100,6 +102,14 @@ def test_repeated_critic_steps_against_the_independent_evaluator():
     program = lossgraph.compile("stargan-wgan-gp", ["players.D.minimize.adv=E[D.src(fake)] - E[D.src(x)]"])
     stats, expected = oracle_losses(program, program.build_networks(seed=1), program.example_inputs(batch_size=2, seed=3))
     assert program.spec.schedule_steps[0] == ("D", 5)
+    for player, value in expected.items():
+        assert stats[player] == pytest.approx(value, rel=1e-5, abs=1e-6), player
+
+
+def test_a_critic_first_penalised_spec_without_its_penalty_against_the_independent_evaluator():
+    program = lossgraph.compile("lptn", ["players.D.minimize.gp=null"])
+    stats, expected = oracle_losses(program, program.build_networks(seed=1), program.example_inputs(batch_size=2, seed=3))
+    assert program.spec.schedule_steps == [("D", 1), ("G", 1)]
     for player, value in expected.items():
         assert stats[player] == pytest.approx(value, rel=1e-5, abs=1e-6), player
 

@@ -72,3 +72,18 @@ def test_a_compiled_cpu_trainer_steps_as_eager_does():
             assert abs(value[key] - reference[key]) <= 1e-3 * (1 + abs(reference[key])), key
     assert trainer.step_nets["D"].runs_compiled is False  # never compiled (twice differentiated)
     assert trainer.step_nets["G"].runs_compiled in (True, False)  # measured at its first call
+
+
+def test_a_trial_mid_step_keeps_earlier_graphs_differentiable():
+    # CoGAN's generators share layers: the second network's first call (the trial) runs the shared
+    # batch norm while the first network's graph, which saved its running statistics, waits for
+    # its backward
+    torch.manual_seed(0)
+    shared = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    first, second = nn.Sequential(shared, nn.Conv2d(4, 1, 1)), nn.Sequential(shared, nn.Conv2d(4, 2, 1))
+    x = torch.randn(4, 3, 8, 8)
+    pending = first(x).sum()
+    statistics = shared[1].running_mean.clone()
+    Measured(second, lambda x: second(x), on_choice=lambda chosen: None).choose((x,))
+    pending.backward()  # an in-place restore of the statistics would fail here
+    assert torch.equal(shared[1].running_mean, statistics)

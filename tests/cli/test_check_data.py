@@ -1,0 +1,50 @@
+"""`check` opens built-in data as `run` will, and both locate the dataset's mistakes in the spec
+file (lossgraph/data/located.py): a spec that `check` accepts does not fail at `run` on its data."""
+
+from __future__ import annotations
+
+import pytest
+
+from lossgraph.cli import main
+
+SPEC = """extends: stargan
+name: stargan-refs
+data: {x: image, c_s: label(4), x_ref: image}
+dataset:
+  builtin: shapes
+PAIRING  styles: {x: 4, x_ref: STYLE}
+  labels: {c_s: style(x)}
+  held_out:
+    c_t: target_style(x)
+    y_t: restyle(x, c_t)
+"""
+
+
+def write(tmp_path, pairing="  pairing: unpaired\n", style="4"):
+    path = tmp_path / "refs.yaml"
+    path.write_text(SPEC.replace("PAIRING", pairing).replace("STYLE", style))
+    return path
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_missing_pairing_is_found_and_located(tmp_path, capsys, command):
+    path = write(tmp_path, pairing="")
+    extra = ["--out", str(tmp_path / "run"), "--no-progress", "--steps", "1"] if command == "run" else []
+    assert main([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "refs.yaml:5:3: dataset: missing key 'pairing'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_keyed_data_mistake_points_at_its_key(tmp_path, capsys):
+    path = write(tmp_path, style="x_ref")
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    col = "  styles: {x: 4, x_ref: x_ref}".index("x_ref}") + 1
+    assert f"refs.yaml:7:{col}: dataset.styles.x_ref: an image cannot take its own style" in err
+
+
+def test_good_builtin_data_passes_check(tmp_path, capsys):
+    assert main(["check", str(write(tmp_path))]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("ok: ")
