@@ -17,9 +17,9 @@ def losses(nets, inputs):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     z1 = inputs["z1"]
-    weight_ds = inputs["weight/G/ds"]
+    weight_ds_G = inputs["weight/G/ds"]
     z2 = inputs["z2"]
-    weight_ds_2 = inputs["weight/G_ref/ds"]
+    weight_ds_G_ref = inputs["weight/G_ref/ds"]
     x_in = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
     D_x_in = D(x_in)  # stargan-v2.yaml:33 let.real
     pick_D_x_in_c_s = torch.take_along_dim(D_x_in, c_s[:, None], dim=1).squeeze(1)  # stargan-v2.yaml:50 players.D.minimize.adv (+5 more)
@@ -43,24 +43,26 @@ def losses(nets, inputs):
     M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
     sl2 = torch.take_along_dim(M_z2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:35 let.sl2 (+1 more)
     G_x_sl2 = G(x, sl2)  # stargan-v2.yaml:64 players.G.minimize.ds.expr
-    ds_G = weight_ds * (fake_l - G_x_sl2.detach()).abs().mean()  # stargan-v2.yaml:64 players.G.minimize.ds.expr
+    ds_G = weight_ds_G * (fake_l - G_x_sl2.detach()).abs().mean()  # stargan-v2.yaml:64 players.G.minimize.ds.expr
     S_x = S(x)  # stargan-v2.yaml:32 let.s_src
     s_src = torch.take_along_dim(S_x, c_s[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:32 let.s_src (+2 more)
     G_fake_l_s_src = G(fake_l, s_src)  # stargan-v2.yaml:65 players.G.minimize.cyc
     cyc_G = (G_fake_l_s_src - x).abs().mean()  # stargan-v2.yaml:65 players.G.minimize.cyc
-    S_x_ref_2 = torch.func.functional_call(S, frozen(S), (x_ref,))  # stargan-v2.yaml:36 let.sr1
-    pick_S_x_ref_2_c_t = torch.take_along_dim(S_x_ref_2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:36 let.sr1 (+1 more)
-    G_x_pick_S_x_ref_2_c_t = G(x, pick_S_x_ref_2_c_t)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+2 more)
-    D_G_x_pick_S_x_ref_2_c_t = D(G_x_pick_S_x_ref_2_c_t)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+1 more)
-    adv_G_ref = F.softplus(-torch.take_along_dim(D_G_x_pick_S_x_ref_2_c_t, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr
-    S_G_x_pick_S_x_ref_2_c_t = torch.func.functional_call(S, frozen(S), (G_x_pick_S_x_ref_2_c_t,))  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
-    sty_G_ref = (torch.take_along_dim(S_G_x_pick_S_x_ref_2_c_t, c_t[:, None, None], dim=1).squeeze(1) - pick_S_x_ref_2_c_t).abs().mean()  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
+    S_x_ref_G_ref = torch.func.functional_call(S, frozen(S), (x_ref,))  # stargan-v2.yaml:36 let.sr1
+    sr1_G_ref = torch.take_along_dim(S_x_ref_G_ref, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:36 let.sr1 (+1 more)
+    fake_r_G_ref = G(x, sr1_G_ref)  # stargan-v2.yaml:39 let.fake_r (+2 more)
+    D_fake_r_G_ref = D(fake_r_G_ref)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+1 more)
+    adv_G_ref = F.softplus(-torch.take_along_dim(D_fake_r_G_ref, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr
+    S_fake_r_G_ref = torch.func.functional_call(S, frozen(S), (fake_r_G_ref,))  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
+    sty_G_ref = (torch.take_along_dim(S_fake_r_G_ref, c_t[:, None, None], dim=1).squeeze(1) - sr1_G_ref).abs().mean()  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
     S_x_ref2 = torch.func.functional_call(S, frozen(S), (x_ref2,))  # stargan-v2.yaml:37 let.sr2
-    G_x_pick_S_x_ref2_c_t = G(x, torch.take_along_dim(S_x_ref2, c_t[:, None, None], dim=1).squeeze(1))  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
-    ds_G_ref = weight_ds_2 * (G_x_pick_S_x_ref_2_c_t - G_x_pick_S_x_ref2_c_t.detach()).abs().mean()  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
-    S_x_2 = torch.func.functional_call(S, frozen(S), (x,))  # stargan-v2.yaml:32 let.s_src
-    G_out = G(G_x_pick_S_x_ref_2_c_t, torch.take_along_dim(S_x_2, c_s[:, None, None], dim=1).squeeze(1))  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
-    cyc_G_ref = (G_out - x).abs().mean()  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
+    sr2 = torch.take_along_dim(S_x_ref2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:37 let.sr2 (+1 more)
+    G_x_sr2 = G(x, sr2)  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
+    ds_G_ref = weight_ds_G_ref * (fake_r_G_ref - G_x_sr2.detach()).abs().mean()  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
+    S_x_G_ref = torch.func.functional_call(S, frozen(S), (x,))  # stargan-v2.yaml:32 let.s_src
+    s_src_G_ref = torch.take_along_dim(S_x_G_ref, c_s[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:32 let.s_src (+2 more)
+    G_fake_r_G_ref_s_src_G_ref = G(fake_r_G_ref, s_src_G_ref)  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
+    cyc_G_ref = (G_fake_r_G_ref_s_src_G_ref - x).abs().mean()  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
     loss_D = adv_D + r1  # stargan-v2.yaml:49 players.D.minimize
     loss_D_ref = adv_D_ref + r1  # stargan-v2.yaml:54 players.D_ref.minimize
     loss_G = adv_G + sty_G + ds_G + cyc_G  # stargan-v2.yaml:59 players.G.minimize
@@ -97,9 +99,9 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     c_s = inputs["c_s"]
     c_t = inputs["c_t"]
     z1 = inputs["z1"]
-    weight_ds = inputs["weight/G/ds"]
+    weight_ds_G = inputs["weight/G/ds"]
     z2 = inputs["z2"]
-    weight_ds_2 = inputs["weight/G_ref/ds"]
+    weight_ds_G_ref = inputs["weight/G_ref/ds"]
     # D: minimize adv + r1 over D
     x_in = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
     D_x_in = D(x_in)  # stargan-v2.yaml:33 let.real
@@ -141,7 +143,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
     sl2 = torch.take_along_dim(M_z2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:35 let.sl2 (+1 more)
     G_x_sl2 = G(x, sl2)  # stargan-v2.yaml:64 players.G.minimize.ds.expr
-    ds_G = weight_ds * (fake_l - G_x_sl2.detach()).abs().mean()  # stargan-v2.yaml:64 players.G.minimize.ds.expr
+    ds_G = weight_ds_G * (fake_l - G_x_sl2.detach()).abs().mean()  # stargan-v2.yaml:64 players.G.minimize.ds.expr
     S_x = S(x)  # stargan-v2.yaml:32 let.s_src
     s_src = torch.take_along_dim(S_x, c_s[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:32 let.s_src (+2 more)
     G_fake_l_s_src = G(fake_l, s_src)  # stargan-v2.yaml:65 players.G.minimize.cyc
@@ -153,20 +155,22 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # G_ref: minimize adv + sty + ds + cyc over G, M, S
     with torch.no_grad():
         S_x_ref = torch.func.functional_call(S, frozen(S), (x_ref,))  # stargan-v2.yaml:36 let.sr1
-    pick_S_x_ref_c_t = torch.take_along_dim(S_x_ref, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:36 let.sr1 (+1 more)
-    G_x_pick_S_x_ref_c_t = G(x, pick_S_x_ref_c_t)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+2 more)
-    D_G_x_pick_S_x_ref_c_t = D(G_x_pick_S_x_ref_c_t)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+1 more)
-    adv_G_ref = F.softplus(-torch.take_along_dim(D_G_x_pick_S_x_ref_c_t, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr
-    S_G_x_pick_S_x_ref_c_t = torch.func.functional_call(S, frozen(S), (G_x_pick_S_x_ref_c_t,))  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
-    sty_G_ref = (torch.take_along_dim(S_G_x_pick_S_x_ref_c_t, c_t[:, None, None], dim=1).squeeze(1) - pick_S_x_ref_c_t).abs().mean()  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
+    sr1_G_ref = torch.take_along_dim(S_x_ref, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:36 let.sr1 (+1 more)
+    fake_r = G(x, sr1_G_ref)  # stargan-v2.yaml:39 let.fake_r (+2 more)
+    D_fake_r = D(fake_r)  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr (+1 more)
+    adv_G_ref = F.softplus(-torch.take_along_dim(D_fake_r, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:69 players.G_ref.minimize.adv.expr
+    S_fake_r = torch.func.functional_call(S, frozen(S), (fake_r,))  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
+    sty_G_ref = (torch.take_along_dim(S_fake_r, c_t[:, None, None], dim=1).squeeze(1) - sr1_G_ref).abs().mean()  # stargan-v2.yaml:70 players.G_ref.minimize.sty.expr
     with torch.no_grad():
         S_x_ref2 = torch.func.functional_call(S, frozen(S), (x_ref2,))  # stargan-v2.yaml:37 let.sr2
-    G_x_pick_S_x_ref2_c_t = G(x, torch.take_along_dim(S_x_ref2, c_t[:, None, None], dim=1).squeeze(1))  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
-    ds_G_ref = weight_ds_2 * (G_x_pick_S_x_ref_c_t - G_x_pick_S_x_ref2_c_t.detach()).abs().mean()  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
+    sr2 = torch.take_along_dim(S_x_ref2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:37 let.sr2 (+1 more)
+    G_x_sr2 = G(x, sr2)  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
+    ds_G_ref = weight_ds_G_ref * (fake_r - G_x_sr2.detach()).abs().mean()  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
     with torch.no_grad():
         S_x = torch.func.functional_call(S, frozen(S), (x,))  # stargan-v2.yaml:32 let.s_src
-    G_out = G(G_x_pick_S_x_ref_c_t, torch.take_along_dim(S_x, c_s[:, None, None], dim=1).squeeze(1))  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
-    cyc_G_ref = (G_out - x).abs().mean()  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
+    s_src_G_ref = torch.take_along_dim(S_x, c_s[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:32 let.s_src (+2 more)
+    G_fake_r_s_src_G_ref = G(fake_r, s_src_G_ref)  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
+    cyc_G_ref = (G_fake_r_s_src_G_ref - x).abs().mean()  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
     loss_G_ref = adv_G_ref + sty_G_ref + ds_G_ref + cyc_G_ref  # stargan-v2.yaml:68 players.G_ref.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G_ref.backward(inputs=parameters["G"])
