@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from lossgraph.train.accelerate import Acceleration, reset_cuda_graphs, uncompiled_networks
-from lossgraph.train.ema import EMA, averaging_hook, make_scheduler, sync_scheduler
+from lossgraph.train.ema import EMA, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
 from lossgraph.language.errors import LossgraphError
 from lossgraph.language.spec import AdamSpec, OptimizerSpec
@@ -127,6 +127,8 @@ class Trainer:
         # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
         # reuse this iteration's batch
         stats = self.iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        for average in self.ema.values():  # once per iteration, after every step (ema.py)
+            average.update()
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
@@ -202,13 +204,6 @@ class Trainer:
                 except ValueError as error:
                     raise LossgraphError(f"optim.{name}.schedule: {error}") from None
         self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
-        for player in self.program.graph.players:
-            if player.optimizer != player.name:
-                continue  # its optimizer's hook, registered once for the player it is a step of
-            averages = [self.ema[name] for name in player.networks if name in self.ema]
-            if averages:
-                # after every optimizer step of the owner, wherever the generated code takes it
-                self.optimizers[player.name].register_step_post_hook(averaging_hook(averages, player.clip))
 
     def _step_schedules(self) -> dict[str, float]:
         rates = {f"lr/{name}": scheduler.get_last_lr()[0] for name, scheduler in self.schedulers.items()}
