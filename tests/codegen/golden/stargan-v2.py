@@ -140,9 +140,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_G = F.softplus(-torch.take_along_dim(D_fake_l, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:60 players.G.minimize.adv
     S_fake_l = S(fake_l)  # stargan-v2.yaml:61 players.G.minimize.sty
     sty_G = (torch.take_along_dim(S_fake_l, c_t[:, None, None], dim=1).squeeze(1) - sl1_G).abs().mean()  # stargan-v2.yaml:61 players.G.minimize.sty
-    M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
+    with torch.no_grad():
+        M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
     sl2 = torch.take_along_dim(M_z2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:35 let.sl2 (+1 more)
-    G_x_sl2 = G(x, sl2)  # stargan-v2.yaml:64 players.G.minimize.ds.expr
+    with torch.no_grad():
+        G_x_sl2 = G(x, sl2)  # stargan-v2.yaml:64 players.G.minimize.ds.expr
     ds_G = weight_ds_G * (fake_l - G_x_sl2.detach()).abs().mean()  # stargan-v2.yaml:64 players.G.minimize.ds.expr
     S_x = S(x)  # stargan-v2.yaml:32 let.s_src
     s_src = torch.take_along_dim(S_x, c_s[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:32 let.s_src (+2 more)
@@ -164,7 +166,8 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     with torch.no_grad():
         S_x_ref2 = torch.func.functional_call(S, frozen(S), (x_ref2,))  # stargan-v2.yaml:37 let.sr2
     sr2 = torch.take_along_dim(S_x_ref2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:37 let.sr2 (+1 more)
-    G_x_sr2 = G(x, sr2)  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
+    with torch.no_grad():
+        G_x_sr2 = G(x, sr2)  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
     ds_G_ref = weight_ds_G_ref * (fake_r - G_x_sr2.detach()).abs().mean()  # stargan-v2.yaml:71 players.G_ref.minimize.ds.expr
     with torch.no_grad():
         S_x = torch.func.functional_call(S, frozen(S), (x,))  # stargan-v2.yaml:32 let.s_src
