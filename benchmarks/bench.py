@@ -138,7 +138,10 @@ def make_sides(method: str, program, baseline, *, batch_size: int, device: torch
     settings = {"compile": acceleration.compile, "precision": acceleration.precision, "cuda_graphs": acceleration.cuda_graphs}
     trainer = program.trainer(program.build_networks(seed=seed), device=device, **settings, **extra)
     nets = program.build_networks(seed=seed)
-    hand = baseline(acceleration.wrap({name: net.to(device) for name, net in nets.items()}, device), device=device)
+    # torch.compile has no double backward: a network a gradient penalty differentiates (WGAN-GP's,
+    # R1's critic) stays eager in a hand-written compiled step too, as in lossgraph's
+    penalized = accelerate.double_backward_networks(program.graph)
+    hand = baseline(acceleration.wrap({name: net.to(device) for name, net in nets.items()}, device, eager=penalized), device=device)
 
     def hand_step(inputs: Mapping[str, torch.Tensor], step=hand.step):
         if acceleration.cuda_graphs:

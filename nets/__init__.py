@@ -9,7 +9,8 @@ an architecture is one `_arch(...)` entry and its defaults live in one place. Ro
 entry point (see `nets.registry`).
 
 Every module's `forward(*inputs)` combines its arguments itself (see `nets.inputs`), and
-`build` initialises weights pix2pix-style from the current torch RNG (see `nets.init`).
+`build` initialises weights pix2pix-style from the current torch RNG (see `nets.init`),
+but for classes marked `OWN_INIT` that initialise themselves (StarGAN v2's, He init).
 The exceptions: `dcgan_generator` takes only vectors and labels (a latent code, no image),
 `unit_decoder` takes a latent map smaller than the image, and `munit_decoder` takes a content map
 and a style vector, which it never concatenates (AdaIN; see `nets.munit`).
@@ -55,6 +56,7 @@ from .registry import (
 from .resnet import ResnetGenerator
 from .sharing import share, shareable_parts
 from .stargan import StarGANDiscriminator
+from .starganv2 import StarGANv2Discriminator, StarGANv2Generator, StarGANv2Mapping, StarGANv2StyleEncoder
 from .tunit import TUNITGuide
 from .unet import UNet
 from .unit import UNITDecoder, UNITEncoder
@@ -112,6 +114,10 @@ ARCHS.update(
         _arch("munit_decoder", "generator", MUNITDecoder, TANH),
         _arch("munit_discriminator", "discriminator", MUNITDiscriminator),
         _arch("tunit_guide", "encoder", TUNITGuide),
+        _arch("starganv2_generator", "generator", StarGANv2Generator, TANH),
+        _arch("starganv2_mapping", "encoder", StarGANv2Mapping),
+        _arch("starganv2_style_encoder", "encoder", StarGANv2StyleEncoder),
+        _arch("starganv2_discriminator", "discriminator", StarGANv2Discriminator),
     )
 )
 
@@ -143,7 +149,9 @@ def build(arch: str, *, in_channels: int, out_channels: int, image_size: int, **
     positive_int("image_size", image_size)
     sizes = {"in_channels": in_channels, "out_channels": out_channels, "image_size": image_size}
     if entry.builtin:
-        return init_weights(entry.builder(**sizes, **options))
+        module = entry.builder(**sizes, **options)
+        # A class with OWN_INIT initialised itself as its paper does (StarGAN v2: He init).
+        return module if getattr(module, "OWN_INIT", False) else init_weights(module)
     return _user_module(entry, sizes, options)
 
 

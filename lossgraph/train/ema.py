@@ -1,14 +1,16 @@
 """Exponential moving averages of network weights, and the learning-rate schedules of the spec.
 
 `ema: {G_XY: 0.999}` keeps a shadow copy of network G_XY (parameters and buffers) that follows its
-weights: after every optimizer step of the player that owns G_XY,
+weights: once per iteration of the schedule, after its last step (`Trainer.step`),
 
     shadow <- decay * shadow + (1 - decay) * live        (every floating-point tensor)
     shadow <- live                                       (integer buffers, e.g. BatchNorm's counter)
 
-starting from the initial weights, with no bias correction. A critic stepped 5 times per iteration
-updates its average 5 times. The run loop samples and evaluates with the averages, and saves them in
-checkpoints as extra networks named `G_XY@ema` (`lossgraph translate --ema` applies them).
+starting from the initial weights, with no bias correction. However many steps update G_XY in an
+iteration (a critic's `{D: 5}`, StarGAN v2's two steps of G), the average moves once, after the last
+of them (and after a clip's clamp), as the released code of StarGAN v2 moves its averages once per
+iteration, after both generator steps. The run loop samples and evaluates with the averages, and
+saves them in checkpoints as extra networks named `G_XY@ema` (`lossgraph translate --ema` applies them).
 
 `optim: {G: {adam: {...}, schedule: {constant: 1000, decay: 1000}}}` scales G's learning rate as
 `LRScheduleSpec.factor` says, stepped once per iteration of the schedule (not once per repeated
@@ -115,26 +117,6 @@ class LossAverage:
                 target.copy_(source)
 
 
-def averaging_hook(averages: list[EMA], clip: float | None = None):
-    """An optimizer step post-hook that updates `averages` after each step.
-
-    With a weight clip (a WGAN critic's), the step's parameters are clamped first, as the
-    generated step does right after `optimizer.step()` (clamping twice changes nothing), so the
-    average follows the clipped weights.
-    """
-
-    @torch.no_grad()
-    def hook(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if clip is not None:
-            parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
-            torch._foreach_clamp_min_(parameters, -clip)
-            torch._foreach_clamp_max_(parameters, clip)
-        for average in averages:
-            average.update()
-
-    return hook
-
-
 def make_scheduler(schedule: Any, optimizer: torch.optim.Optimizer,
                    steps_per_epoch: int | None = None) -> torch.optim.lr_scheduler.LambdaLR | None:
     """A LambdaLR for a spec's `schedule:` (None without one); its `last_epoch` counts the
@@ -165,4 +147,4 @@ def sync_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, base_lr: float 
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
-__all__ = ["EMA", "EMA_SUFFIX", "LossAverage", "averaging_hook", "ema_name", "is_ema_name", "make_scheduler", "sync_scheduler"]
+__all__ = ["EMA", "EMA_SUFFIX", "LossAverage", "ema_name", "is_ema_name", "make_scheduler", "sync_scheduler"]

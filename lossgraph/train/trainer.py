@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from lossgraph.train.accelerate import Acceleration, reset_cuda_graphs, uncompiled_networks
-from lossgraph.train.ema import EMA, LossAverage, averaging_hook, make_scheduler, sync_scheduler
+from lossgraph.train.ema import EMA, LossAverage, make_scheduler, sync_scheduler
 from lossgraph.train.pool import ImagePool
 from lossgraph.train.queues import Queues
 from lossgraph.language.errors import LossgraphError
@@ -139,6 +139,8 @@ class Trainer:
             self.queues.push(self.nets, batch)
         for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
             average.update(self.iteration)
+        for average in self.ema.values():  # once per iteration, after every step (ema.py)
+            average.update()
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
@@ -222,13 +224,6 @@ class Trainer:
         self.loss_averages: dict[str, LossAverage] = {
             name: LossAverage(self.nets[name], self.nets[net.average.of], net.average.decay, net.average.start, net.average.buffers_every)
             for name, net in spec.networks.items() if net.average is not None and name in self.nets}
-        for player in self.program.graph.players:
-            if player.optimizer != player.name:
-                continue  # its optimizer's hook, registered once for the player it is a step of
-            averages = [self.ema[name] for name in player.networks if name in self.ema]
-            if averages:
-                # after every optimizer step of the owner, wherever the generated code takes it
-                self.optimizers[player.name].register_step_post_hook(averaging_hook(averages, player.clip))
 
     def _step_schedules(self) -> dict[str, float]:
         rates = {f"lr/{name}": scheduler.get_last_lr()[0] for name, scheduler in self.schedulers.items()}

@@ -69,13 +69,16 @@ def test_one_step_equals_the_trainer_step(method):
 
     for network in sorted(compiled_nets):
         compiled = dict(compiled_nets[network].named_parameters())
+        # float32 rounding is relative to the gradients flowing through the network: a gradient
+        # zero in exact arithmetic (a bias under instance norm or AdaIN, StarGAN v2's) is that noise
+        floor = 1e-5 * max((float(p.grad.abs().max()) for p in compiled.values() if p.grad is not None), default=0.0)
         for parameter_name, parameter in baseline_nets[network].named_parameters():
             other = compiled[parameter_name]
             where = f"{name} {network}.{parameter_name}"
             assert (parameter.grad is None) == (other.grad is None), where
             if parameter.grad is not None:
                 scale = float(other.grad.abs().max())
-                assert float((parameter.grad - other.grad).abs().max()) <= 1e-3 * scale + 1e-7, where
+                assert float((parameter.grad - other.grad).abs().max()) <= 1e-3 * scale + floor + 1e-7, where
 
 
 def test_hyperparameters_are_the_specs(method):
@@ -84,16 +87,21 @@ def test_hyperparameters_are_the_specs(method):
     for player, optimizer in (("D", baseline.optimizer_D), ("G", baseline.optimizer_G)):
         settings = program.spec.optim[player]
         assert type(optimizer).__name__.lower() == settings.kind, f"{name} {player}"
-        (group,) = optimizer.param_groups
-        assert group["lr"] == settings.settings.lr, f"{name} {player}"
-        if settings.kind == "adam":
-            assert tuple(group["betas"]) == tuple(settings.settings.betas), f"{name} {player}"
-        assert group["weight_decay"] == settings.settings.weight_decay, f"{name} {player}"  # MUNIT's 1e-4
-        # a parameter shared by two networks (CoGAN, UNIT) is stepped once
-        assert len({id(p) for p in group["params"]}) == len(group["params"]), f"{name} {player}"
         networks = program.graph.player(player).networks
-        expected = {id(p) for network in networks for p in baseline.nets[network].parameters()}
-        assert {id(p) for p in group["params"]} == expected, f"{name} {player}"
+        owner = {id(p): network for network in reversed(networks) for p in baseline.nets[network].parameters()}
+        stepped = [p for group in optimizer.param_groups for p in group["params"]]
+        # a parameter shared by two networks (CoGAN, UNIT) is stepped once
+        assert len({id(p) for p in stepped}) == len(stepped), f"{name} {player}"
+        assert {id(p) for p in stepped} == set(owner), f"{name} {player}"
+        for group in optimizer.param_groups:  # a network with settings of its own (StarGAN v2's M) has a group
+            members = sorted({owner[id(p)] for p in group["params"]})
+            where = f"{name} {player} {members}"
+            own = settings.settings_of(members[0])
+            assert all(settings.settings_of(network) == own for network in members), where
+            assert group["lr"] == own.lr, where
+            if settings.kind == "adam":
+                assert tuple(group["betas"]) == tuple(own.betas), where
+            assert group["weight_decay"] == own.weight_decay, where  # MUNIT's 1e-4
 
 
 def test_history_pool_fills_then_swaps_half_on_average():

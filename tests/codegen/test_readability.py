@@ -91,3 +91,14 @@ def test_a_loss_has_its_players_name_though_it_is_one_term():
     assert "loss_G = real + fake_G  # cogan-ns.yaml:10 players.G.minimize" in "\n".join(functions(code)["losses"])
     assert "loss_D = -(real + fake_D)  # cogan.yaml:32 players.D.maximize" in "\n".join(functions(code)["losses"])
     assert re.search(r"loss_G = fake_G  # cogan-ns.yaml:10 players.G.minimize\n", iteration)
+
+
+def test_a_let_keeps_its_name_where_a_term_freezes_its_network():
+    """StarGAN v2's G_ref updates G only, so its `sr1` reads S frozen: a value other than the `sr1`
+    of G's and D_ref's steps, named after the let and the player, never numbered. Scheduled weights
+    are named as their terms' variables are (`ds_G`, `ds_G_ref`)."""
+    losses = "\n".join(functions(PROGRAMS["stargan-v2"].code)["losses"])
+    assert re.search(r"^\s*sr1 = .*\(S_x_ref, ", losses, re.M)
+    assert re.search(r"^\s*sr1_G_ref = .*\(S_x_ref_G_ref, ", losses, re.M)
+    assert "S_x_ref_G_ref = torch.func.functional_call(S, frozen(S), (x_ref,))" in losses
+    assert 'weight_ds_G = inputs["weight/G/ds"]' in losses and 'weight_ds_G_ref = inputs["weight/G_ref/ds"]' in losses

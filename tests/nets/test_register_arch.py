@@ -150,7 +150,8 @@ def test_the_built_in_generators_end_in_tanh_as_their_output_range_says():
             continue
         image = name != "dcgan_generator"
         in_channels = {"unit_decoder": 64, "munit_decoder": 64 + 8}.get(name, 3 if image else 8)
-        module = nets.build(name, in_channels=in_channels, out_channels=3, image_size=16).eval()
+        style = name == "starganv2_generator"  # G(x, s): an image and a style code (N, 64)
+        module = nets.build(name, in_channels=in_channels + 64 * style, out_channels=3, image_size=16).eval()
         tanh_outputs = []
         for submodule in module.modules():
             if isinstance(submodule, nn.Tanh):
@@ -159,6 +160,8 @@ def test_the_built_in_generators_end_in_tanh_as_their_output_range_says():
         inputs = [torch.randn(2, in_channels, side, side) if image else torch.randn(2, in_channels)]
         if name == "munit_decoder":  # a content map and a style vector
             inputs = [torch.randn(2, 64, side, side), torch.randn(2, 8)]
+        if style:
+            inputs.append(torch.randn(2, 64))
         output = module(*inputs)
         assert any(output is seen for seen in tanh_outputs), f"{name}'s output is not a tanh's"
 

@@ -107,7 +107,9 @@ def test_every_pass_on_every_spec(name):
     nets = {key: net.double() for key, net in program.build_networks(seed=0).items()}
     inputs = {key: (value.double() if value.is_floating_point() else value)
               for key, value in program.example_inputs(batch_size=2, seed=0).items()}
-    inputs = program.weigh(inputs, 10**6)  # scheduled weights (tunit's warm-up), all of them on
+    # scheduled term weights are inputs of the step too, all of them on at iteration 1000 (past
+    # tunit's warm-up of 700, stargan-v2's ds still decaying from 2)
+    inputs = program.weigh(inputs, 1000)
     graph = lower(program.spec)
     changed = set()
     for pass_name, step in passes():

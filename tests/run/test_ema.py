@@ -85,29 +85,57 @@ def test_an_average_of_a_network_no_player_trains_is_refused():
 # ----------------------------------------------------------------------------- the average
 
 
-def test_the_average_follows_the_closed_form_recurrence():
-    # shadow_k = decay^k w_0 + sum_i (1 - decay) decay^(k - i) w_i, over the owner's steps i = 1..k:
-    # with a critic stepped twice per iteration, D's average moves twice per iteration
-    program = compile_tiny("schedule=[{D: 2}, G]", f"+ema.G={DECAY}", "+ema.D=0.5")
+def closed_form(decay: float, weights: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """shadow_k = decay^k w_0 + sum_i (1 - decay) decay^(k - i) w_i, over the weights w_i at the end
+    of iterations i = 1..k, written out term by term."""
+    steps = len(weights) - 1
+    return {key: decay ** steps * weights[0][key] + sum((1 - decay) * decay ** (steps - i) * weights[i][key] for i in range(1, steps + 1))
+            for key in weights[0]}
+
+
+def snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.double().clone() for key, value in network.state_dict().items()}
+
+
+@pytest.mark.parametrize("schedule", ["[D, G]", "[{D: 2}, G]"])
+def test_the_average_follows_the_closed_form_recurrence_once_per_iteration(schedule):
+    # a critic stepped twice per iteration still moves its average once, after its second step
+    program = compile_tiny(f"schedule={schedule}", f"+ema.G={DECAY}", "+ema.D=0.5")
     nets = program.build_networks(seed=0)
     trainer = program.trainer(nets)
-    history = {name: [{key: value.double().clone() for key, value in nets[name].state_dict().items()}] for name in ("G", "D")}
-    for name, player in (("G", "G"), ("D", "D")):
-        # runs after the trainer's own hook: records each step's weights
-        trainer.optimizers[player].register_step_post_hook(
-            lambda *_, name=name: history[name].append({key: value.double().clone() for key, value in nets[name].state_dict().items()}))
+    history = {name: [snapshot(nets[name])] for name in ("G", "D")}
     for step in range(1, 5):
         trainer.step(program.example_inputs(batch_size=2, seed=step))
-    assert len(history["G"]) == 1 + 4 and len(history["D"]) == 1 + 8
+        for name in history:
+            history[name].append(snapshot(nets[name]))
     for name, decay in (("G", DECAY), ("D", 0.5)):
-        weights = history[name]
-        steps = len(weights) - 1
         average = trainer.ema_nets[name].state_dict()
-        for key, value in average.items():
-            expected = decay ** steps * weights[0][key]
-            expected = expected + sum((1 - decay) * decay ** (steps - i) * weights[i][key] for i in range(1, steps + 1))
-            assert torch.allclose(value.double(), expected, rtol=1e-5, atol=1e-6), f"{name}.{key}"
+        for key, expected in closed_form(decay, history[name]).items():
+            assert torch.allclose(average[key].double(), expected, rtol=1e-5, atol=1e-6), f"{name}.{key}"
         assert not torch.equal(average[next(iter(average))], nets[name].state_dict()[next(iter(average))])
+
+
+def test_two_steps_of_one_player_move_the_average_once_per_iteration():
+    """G and a second step of G's (`step_of`, StarGAN v2's latent- and reference-guided passes):
+    the average moves once an iteration, towards the weights after the second step, with the
+    spec's decay; never towards those between the two steps."""
+    second = "+players.G2={step_of: G, minimize: {adv: 'E[(D(G(x)) - 1)^2]'}}"
+    program = compile_tiny(second, "schedule=[D, G, G2]", f"+ema.G={DECAY}")
+    nets = program.build_networks(seed=0)
+    trainer = program.trainer(nets)
+    between = []  # G's weights after each of its optimizer's steps
+    trainer.optimizers["G"].register_step_post_hook(lambda *_: between.append(snapshot(nets["G"])))
+    ends = [snapshot(nets["G"])]
+    for step in range(1, 4):
+        trainer.step(program.example_inputs(batch_size=2, seed=step))
+        ends.append(snapshot(nets["G"]))
+    assert len(between) == 2 * 3 and all(torch.equal(between[2 * i + 1][key], ends[i + 1][key]) for i in range(3) for key in ends[0])
+    average = trainer.ema_nets["G"].state_dict()
+    for key, expected in closed_form(DECAY, ends).items():
+        assert torch.allclose(average[key].double(), expected, rtol=1e-5, atol=1e-6), key
+    # the recurrence over both steps (the former behaviour) is another number
+    twice = closed_form(DECAY, [ends[0], *between])
+    assert any(not torch.allclose(average[key].double(), twice[key], rtol=1e-5, atol=1e-6) for key in twice)
 
 
 def test_buffers_are_averaged_and_integer_buffers_copied():

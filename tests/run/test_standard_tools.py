@@ -8,9 +8,10 @@ before, which FlopCounterMode's module tracker rejects ("A leaf node was passed 
 _will_engine_execute_node ..."); `as_before` rewrites the generated module back to that
 formulation, and the iteration must compute exactly what it computed.
 
-One exemption: a WGAN-GP critic's penalty takes `torch.autograd.grad` to its mixed inputs, which
-the module tracker rejects in a plain PyTorch step too (test_the_module_tracker_rejects_a_hand_written_gradient_penalty),
-so stargan-wgan-gp's and lptn's D steps cannot be counted with it.
+One exemption: a gradient penalty in D's step takes `torch.autograd.grad` to D's inputs (WGAN-GP's
+to its mixed images, R1's to the real images), which the module tracker rejects in a plain PyTorch
+step too (test_the_module_tracker_rejects_a_hand_written_gradient_penalty), so stargan-wgan-gp's,
+lptn's and stargan-v2's D steps cannot be counted with it.
 """
 
 import functools
@@ -26,8 +27,12 @@ import lossgraph
 from tests.conftest import TRAINABLE_SPECS, count_forwards
 
 NAMES = [spec.stem for spec in TRAINABLE_SPECS]  # conftest.py: the authors' recipes are too big
-EXEMPT_FROM_MODULE_TRACKER = {"stargan-wgan-gp", "lptn"}  # a gradient penalty in D's step (see the docstring)
+EXEMPT_FROM_MODULE_TRACKER = {"stargan-wgan-gp", "lptn", "stargan-v2"}  # a gradient penalty in D's step (WGAN-GP, R1; see the docstring)
 LEAF_ERROR = "A leaf node was passed to _will_engine_execute_node"
+# calls an iteration makes that no gradient passes. stargan-v2: D_ref's S(x_ref) and G(x, sr1) (G
+# changes before G_ref's step, so they are not kept); ds's second images G(x, sl2) with M(z2) and
+# G(x, sr2), read through stop_gradient only; in G_ref, which updates G only, S(x_ref), S(x_ref2), S(x)
+WITHOUT_GRADIENT = {"stargan-v2": {"M": 1, "G": 3, "S": 4}}
 
 
 @functools.cache
@@ -183,8 +188,14 @@ def test_forward_and_full_backward_hooks(name):
     expected = count_forwards(plain.nets)
     want = run(plain, inputs)
     forwards, backwards = dict.fromkeys(trainer.nets, 0), dict.fromkeys(trainer.nets, 0)
+    differentiable = dict.fromkeys(trainer.nets, 0)  # calls whose output autograd records
+
+    def forward_hook(module, args, out, n):
+        forwards[n] += 1
+        differentiable[n] += any(t.requires_grad for t in (out if isinstance(out, tuple) else (out,)))
+
     for net_name, net in trainer.nets.items():
-        net.register_forward_hook(lambda module, args, out, n=net_name: forwards.__setitem__(n, forwards[n] + 1))
+        net.register_forward_hook(functools.partial(forward_hook, n=net_name))
         net.register_full_backward_hook(lambda module, grad_in, grad_out, n=net_name: backwards.__setitem__(n, backwards[n] + 1))
     with warnings.catch_warnings():
         # a network whose inputs take no gradient (a generator on data), in a hand-written step too
@@ -192,10 +203,13 @@ def test_forward_and_full_backward_hooks(name):
         got = run(trainer, inputs)
     assert got == want
     assert forwards == expected and any(expected.values())
-    # each call's backward is seen once: a call D's step reuses was seen in G's backward; a moving
-    # average read by a loss runs without autograd (tunit's C_ema)
+    # each call's backward is seen once: a call D's step reuses was seen in G's backward; a call
+    # no gradient passes runs without autograd and has none, as has a moving average read by a
+    # loss (tunit's C_ema)
     averages = {n for n, net in trainer.program.spec.networks.items() if net.average is not None}
-    assert backwards == {n: 0 if n in averages else count for n, count in expected.items()}
+    assert backwards == differentiable
+    assert differentiable == {net: 0 if net in averages else count - WITHOUT_GRADIENT.get(name, {}).get(net, 0)
+                              for net, count in expected.items()}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from lossgraph.compiler.codegen.lines import player_comment
 from lossgraph.compiler.codegen.names import term_names
-from lossgraph.compiler.codegen.writer import FunctionWriter, straight_line
+from lossgraph.compiler.codegen.writer import FunctionWriter, Root, straight_line
 from lossgraph.compiler.distributions import FORMS
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
@@ -22,7 +22,8 @@ from lossgraph.compiler.graph import Graph
 
 def emit_losses(graph: Graph, ranks: Mapping[Expr, int]) -> str:
     names = term_names(graph)
-    roots = [(term.value, names[(player.name, term.name)], f"players.{player.name}.") for player in graph.players for term in player.terms]
+    roots = [Root(term.value, names[(player.name, term.name)], f"players.{player.name}.", player.name)
+             for player in graph.players for term in player.terms]
     writer = FunctionWriter(graph, ranks, [player.loss for player in graph.players])
     straight_line(writer, roots)
     losses = {}
@@ -43,7 +44,7 @@ def emit_losses(graph: Graph, ranks: Mapping[Expr, int]) -> str:
 
 def emit_samples(graph: Graph, ranks: Mapping[Expr, int]) -> str:
     writer = FunctionWriter(graph, ranks, [expr for _, expr in graph.samples])
-    straight_line(writer, [(expr, None, "samples") for _, expr in graph.samples])
+    straight_line(writer, [Root(expr, None, "samples") for _, expr in graph.samples])
     rows = [f"({label!r}, {writer.named.get(expr) or writer.renderer.text(expr)})" for label, expr in graph.samples]
     return writer.function("samples(nets, inputs)", "Rows of the sample grid: (label, images in [-1, 1]).", rows,
                            decorator="@torch.no_grad()", returns_list=True)
@@ -51,7 +52,7 @@ def emit_samples(graph: Graph, ranks: Mapping[Expr, int]) -> str:
 
 def emit_evaluate(graph: Graph, ranks: Mapping[Expr, int]) -> str:
     writer = FunctionWriter(graph, ranks, [expr for _, expr in graph.evaluate])
-    straight_line(writer, [(expr, name, "evaluate.") for name, expr in graph.evaluate])
+    straight_line(writer, [Root(expr, name, "evaluate.") for name, expr in graph.evaluate])
     rows = [f'"{name}": {writer.named.get(expr) or writer.renderer.text(expr)}' for name, expr in graph.evaluate]
     return writer.function("evaluate(nets, inputs)", "Held-out metrics, as the spec's evaluate: section defines them.", rows,
                            decorator="@torch.no_grad()")
@@ -65,6 +66,6 @@ def emit_distribution_images(graph: Graph, ranks: Mapping[Expr, int], kinds: tup
     if not entries:
         return None
     writer = FunctionWriter(graph, ranks, [image for _, image, _ in entries])
-    straight_line(writer, [(image, None, f"evaluate.{name}") for _, image, name in entries])
+    straight_line(writer, [Root(image, None, f"evaluate.{name}") for _, image, name in entries])
     rows = [f'"{key}": {writer.named.get(image) or writer.renderer.text(image)}' for key, image, _ in entries]
     return writer.function(signature, doc, rows, decorator="@torch.no_grad()")

@@ -4,8 +4,11 @@ Note [Generated names]: data and networks keep their spec names, `let:` bindings
 terms their term names (qualified by the player, `adv_D`, where two players have a term of one
 name). A network call is named after the network and its arguments (`G_YX_G_XY_x` is
 `G_YX(G_XY(x))`); any other value that needs a line of its own is described from what it
-computes (`E_mu1_sq` for `E[mu1^2]`). A `Namespace` keeps names unique within a function and
-never lets a spec name shadow a keyword, a builtin or a name the generated code uses itself.
+computes (`E_mu1_sq` for `E[mu1^2]`). A let keeps its name where a term's `updates:` freezes a
+network in it. A `Namespace` keeps names unique within a function and never lets a spec name
+shadow a keyword, a builtin or a name the generated code uses itself: a second value of one name
+takes its player's name (`sr1_G_ref`, StarGAN v2's `sr1` read with S frozen), a number only where
+that is taken too. A scheduled weight is named as its term's variable (`weight_ds_G`).
 
 Note [Generated code's own names]: `GENERATED_NAMES` are the names the emitted module itself uses
 (its imports, the functions' parameters, the runtime helpers, loop variables). A spec name equal
@@ -89,10 +92,9 @@ def describe(node: Expr, graph: Graph, named: Mapping[Expr, str], depth: int = 0
     op = node.op
     if op in (Ops.DATA, Ops.RANDOM):
         return str(node.arg)
-    if op is Ops.WEIGHT:  # weight/G/ds: the weight of term ds (weight_G_ds where two players have a term ds)
+    if op is Ops.WEIGHT:  # weight/G/ds: the weight of G's term ds, qualified as that term's variable is
         _, player, term = node.arg.split("/", 2)
-        shared = sum(key.rsplit("/", 1)[-1] == term for key in graph.weights) > 1
-        return f"weight_{player}_{term}" if shared else f"weight_{term}"
+        return f"weight_{term_names(graph).get((player, term), term)}"
     if op in (Ops.APPLY, Ops.FROZEN):
         parts = [describe(arg, graph, named, depth + 1) for arg in node.args]
         joined = f"{node.arg}_{'_'.join(parts)}"

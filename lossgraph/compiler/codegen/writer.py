@@ -9,7 +9,7 @@ is inlined where it is used.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from lossgraph.compiler.codegen.lines import Body, origin_comment
 from lossgraph.compiler.codegen.names import GENERATED_NAMES, Namespace, describe
@@ -90,21 +90,30 @@ def needs_line(node: Expr, graph: Graph, uses: Mapping[Expr, int], results: Iter
             or node in graph.names or uses.get(node, 0) > 1)
 
 
-def straight_line(writer: FunctionWriter, roots: Sequence[tuple[Expr, str | None, str | None]]) -> None:
-    """Lines computing every root: (node, its variable's name or None, the spec key its origins are
-    looked for under first, e.g. `players.D.`)."""
+class Root(NamedTuple):
+    """A value a straight-line function computes: its variable's name (or None), the spec key its
+    origins are looked for under first (`players.D.`), and the qualifier its values take where a
+    name is already another value's (the player: `sr1_G_ref`, a frozen S's `sr1` beside G's)."""
+    node: Expr
+    hint: str | None = None
+    prefer: str | None = None
+    qualifier: str | None = None
+
+
+def straight_line(writer: FunctionWriter, roots: Sequence[Root]) -> None:
+    """Lines computing every root, each value once, named for the first root that uses it."""
     order: dict[Expr, None] = {}
-    for root, _, _ in roots:
-        for node in root.walk():
+    for root in roots:
+        for node in root.node.walk():
             order.setdefault(node, None)
     uses = consumers(order)
     hints = {}
-    players = {}
-    for root, hint, player in roots:
-        hints.setdefault(root, hint)
-        players.setdefault(root, player)
-    serves = served([root for root, _, _ in roots])
+    first: dict[Expr, Root] = {}
+    for root in roots:
+        hints.setdefault(root.node, root.hint)
+        first.setdefault(root.node, root)
+    serves = served([root.node for root in roots])
     for node in order:
         if node not in writer.named and needs_line(node, writer.graph, uses, hints):
-            root = serves[node]
-            writer.assign(node, hints.get(node), prefer=players.get(root), fallback=root)
+            root = first[serves[node]]
+            writer.assign(node, hints.get(node), qualifier=root.qualifier, prefer=root.prefer, fallback=root.node)

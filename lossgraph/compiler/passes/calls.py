@@ -13,10 +13,11 @@ from lossgraph.compiler.ops import Ops
 from lossgraph.language.errors import Origin
 
 
-def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]]) -> Expr:
+def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]], names: dict[Expr, str]) -> Expr:
     """`expr` with every application of a `frozen` network made FROZEN: the term's gradient still
     flows through that network to its inputs, but not into its parameters (BicycleGAN's latent
-    regression updates G, not E)."""
+    regression updates G, not E). A rebuilt node keeps its origins and its let name (`names`):
+    StarGAN v2's `sr1` is still `sr1` in a term that updates G only."""
 
     done: dict[Expr, Expr] = {}
     for node in expr.walk():
@@ -26,6 +27,8 @@ def freeze(expr: Expr, frozen: set[str], origins: dict[Expr, list[Origin]]) -> E
             new = Expr(Ops.FROZEN, new.args, new.arg)
         if new is not node and node in origins:  # a node rebuilt above a frozen call: its origins too
             origins.setdefault(new, list(origins[node]))
+        if new is not node and node in names:
+            names.setdefault(new, names[node])
         done[node] = new
     return done[expr]
 

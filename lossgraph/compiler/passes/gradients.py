@@ -1,7 +1,9 @@
 """Per-player gradient analysis: what each player's step must differentiate, and what it need not.
 
 For a player with networks N, a node *carries the player's gradient* when some network of N is
-applied on a path into it (networkx: descendants of the `params:NET` nodes). Then:
+applied on a path into it (networkx: descendants of the `params:NET` nodes) and it is on a path
+into one of the player's terms that no `stop_gradient` cuts (a value only a stop_gradient reads,
+StarGAN v2's second image of `ds`, carries none: it runs without autograd). Then:
 - a network call that carries no gradient runs under `torch.no_grad()` in that player's step
   (the discriminator step's `G_XY(x)`);
 - a call of another player's network that the gradient passes through keeps autograd for its
@@ -50,6 +52,11 @@ def analyse(graph: Graph) -> dict[str, PlayerPlan]:
             source = f"params:{net}"
             if source in dag:
                 grad |= {node for node in nx.descendants(dag, source) if isinstance(node, Expr)}
+        reaching: set[Expr] = set()  # what the terms' gradient reaches back to
+        for term in player.terms:
+            if term.expr in dag and term.expr not in reaching:
+                reaching |= {node for node in nx.ancestors(dag, term.expr) if isinstance(node, Expr)} | {term.expr}
+        grad &= reaching
         live = tuple(term.name for term in player.terms if term.expr in grad)
         dead = tuple(term.name for term in player.terms if term.expr not in grad)
         plans[player.name] = PlayerPlan(player.name, player.networks, frozenset(grad), live, dead)

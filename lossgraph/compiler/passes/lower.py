@@ -292,6 +292,7 @@ def lower(spec: Spec) -> Graph:
             problems.extend(error)
 
     owner = {net: name for name, player in spec.players.items() for net in player.networks}
+    let_names = {expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}
     players = []
     for player_name in spec.order:
         player = spec.players[player_name]
@@ -301,7 +302,7 @@ def lower(spec: Spec) -> Graph:
             path = ("players", player_name, player.sense, term_name) + (() if isinstance(raw, str) else ("expr",))
             expr = formula(path, term.expr)
             if expr is not None and term.updates is not None:
-                expr = freeze(expr, set(player.networks) - set(term.updates), origins)
+                expr = freeze(expr, set(player.networks) - set(term.updates), origins, let_names)
             if expr is not None:
                 scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
                 terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
@@ -395,5 +396,5 @@ def lower(spec: Spec) -> Graph:
         held_out=MappingProxyType(scope.held_out),
         weights=MappingProxyType({term.weight_input: term.schedule for player in players for term in player.terms if term.schedule}),
         origins=MappingProxyType({node: tuple(found) for node, found in origins.items()}),
-        names=MappingProxyType({expr: name for name, expr in scope.lets.items() if expr.op not in (Ops.DATA, Ops.CONST)}),
+        names=MappingProxyType(let_names),
     )

@@ -17,14 +17,14 @@ def losses(nets, inputs):
     x_tf = inputs["x_tf"]
     Q = inputs["Q"]
     weight_mi = inputs["weight/C/mi"]
-    weight_D_adv = inputs["weight/D/adv"]
+    weight_adv_D = inputs["weight/D/adv"]
     weight_r1 = inputs["weight/D/r1"]
-    weight_G_adv = inputs["weight/G/adv"]
-    weight_G_rec = inputs["weight/G/rec"]
-    weight_G_sty = inputs["weight/G/sty"]
-    weight_C_g_adv = inputs["weight/C_g/adv"]
-    weight_C_g_rec = inputs["weight/C_g/rec"]
-    weight_C_g_sty = inputs["weight/C_g/sty"]
+    weight_adv_G = inputs["weight/G/adv"]
+    weight_rec_G = inputs["weight/G/rec"]
+    weight_sty_G = inputs["weight/G/sty"]
+    weight_adv_C_g = inputs["weight/C_g/adv"]
+    weight_rec_C_g = inputs["weight/C_g/rec"]
+    weight_sty_C_g = inputs["weight/C_g/sty"]
     C_x = C(x)  # tunit.yaml:72 players.C.minimize.moco.expr (+4 more)
     C_style_x = C_x[1]  # tunit.yaml:72 players.C.minimize.moco.expr (+1 more)
     C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:72 players.C.minimize.moco.expr (+1 more)
@@ -48,24 +48,24 @@ def losses(nets, inputs):
     D_fake = D(fake)  # tunit.yaml:77 players.D.minimize.adv.expr (+1 more)
     y_ref = y.roll(1, 0)  # tunit.yaml:59 let.y_ref (+2 more)
     pick_D_fake_y_ref = torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)  # tunit.yaml:77 players.D.minimize.adv.expr (+1 more)
-    adv_D = weight_D_adv * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + pick_D_fake_y_ref).mean())  # tunit.yaml:77 players.D.minimize.adv.expr
+    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + pick_D_fake_y_ref).mean())  # tunit.yaml:77 players.D.minimize.adv.expr
     grad_pick_D_x_in_y = torch.autograd.grad(pick_D_x_in_y.sum(), x_in, create_graph=True)[0]  # stdlib.yaml:22 macros.r1(l, v)
     r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:78 players.D.minimize.r1.expr (+1 more)
     rec = Dec(content, C_style_x)  # tunit.yaml:62 let.rec (+4 more)
     D_rec = D(rec)  # tunit.yaml:64 let.g_adv
     g_adv = -pick_D_fake_y_ref.mean() - torch.take_along_dim(D_rec, y[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:64 let.g_adv (+2 more)
-    adv_G = weight_G_adv * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+2 more)
+    adv_G = weight_adv_G * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+2 more)
     g_rec = (rec - x).abs().mean()  # tunit.yaml:65 let.g_rec (+3 more)
-    rec_G = weight_G_rec * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+3 more)
+    rec_G = weight_rec_G * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+3 more)
     C_fake = C(fake)  # tunit.yaml:66 let.g_sty (+1 more)
     C_style_fake = C_fake[1]  # tunit.yaml:66 let.g_sty
     C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:66 let.g_sty
     C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:66 let.g_sty
     g_sty = info_nce(C_style_fake, C_ema_style_x_ref, Q, 0.07).mean()  # tunit.yaml:66 let.g_sty (+2 more)
-    sty_G = weight_G_sty * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+2 more)
-    adv_C_g = weight_C_g_adv * g_adv  # tunit.yaml:88 players.C_g.minimize.adv.expr (+2 more)
-    rec_C_g = weight_C_g_rec * g_rec  # tunit.yaml:89 players.C_g.minimize.rec.expr (+3 more)
-    sty_C_g = weight_C_g_sty * g_sty  # tunit.yaml:90 players.C_g.minimize.sty.expr (+2 more)
+    sty_G = weight_sty_G * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+2 more)
+    adv_C_g = weight_adv_C_g * g_adv  # tunit.yaml:88 players.C_g.minimize.adv.expr (+2 more)
+    rec_C_g = weight_rec_C_g * g_rec  # tunit.yaml:89 players.C_g.minimize.rec.expr (+3 more)
+    sty_C_g = weight_sty_C_g * g_sty  # tunit.yaml:90 players.C_g.minimize.sty.expr (+2 more)
     loss_C = moco + mi  # tunit.yaml:71 players.C.minimize
     loss_D = adv_D + r1  # tunit.yaml:76 players.D.minimize
     loss_G = adv_G + rec_G + sty_G  # tunit.yaml:81 players.G.minimize
@@ -100,14 +100,14 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     x_tf = inputs["x_tf"]
     Q = inputs["Q"]
     weight_mi = inputs["weight/C/mi"]
-    weight_D_adv = inputs["weight/D/adv"]
+    weight_adv_D = inputs["weight/D/adv"]
     weight_r1 = inputs["weight/D/r1"]
-    weight_G_adv = inputs["weight/G/adv"]
-    weight_G_rec = inputs["weight/G/rec"]
-    weight_G_sty = inputs["weight/G/sty"]
-    weight_C_g_adv = inputs["weight/C_g/adv"]
-    weight_C_g_rec = inputs["weight/C_g/rec"]
-    weight_C_g_sty = inputs["weight/C_g/sty"]
+    weight_adv_G = inputs["weight/G/adv"]
+    weight_rec_G = inputs["weight/G/rec"]
+    weight_sty_G = inputs["weight/G/sty"]
+    weight_adv_C_g = inputs["weight/C_g/adv"]
+    weight_rec_C_g = inputs["weight/C_g/rec"]
+    weight_sty_C_g = inputs["weight/C_g/sty"]
     # C: minimize moco + mi over C
     C_x = C(x)  # tunit.yaml:72 players.C.minimize.moco.expr (+4 more)
     C_style_x = C_x[1]  # tunit.yaml:72 players.C.minimize.moco.expr (+1 more)
@@ -137,7 +137,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     fake = Dec(content, C_style_x_ref)  # tunit.yaml:61 let.fake (+5 more)
     D_fake = D(fake.detach())  # tunit.yaml:77 players.D.minimize.adv.expr (+1 more)
     y_ref = y.roll(1, 0)  # tunit.yaml:59 let.y_ref (+2 more)
-    adv_D = weight_D_adv * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)).mean())  # tunit.yaml:77 players.D.minimize.adv.expr
+    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)).mean())  # tunit.yaml:77 players.D.minimize.adv.expr
     grad_pick_D_x_in_y = torch.autograd.grad(pick_D_x_in_y.sum(), x_in, create_graph=True)[0]  # stdlib.yaml:22 macros.r1(l, v)
     r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:78 players.D.minimize.r1.expr (+1 more)
     loss_D = adv_D + r1  # tunit.yaml:76 players.D.minimize
@@ -152,16 +152,16 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     rec = Dec(content, C_style_x.detach())  # tunit.yaml:62 let.rec (+4 more)
     D_rec = D(rec)  # tunit.yaml:64 let.g_adv
     g_adv = -torch.take_along_dim(D_fake, y_ref_G[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y_G[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:64 let.g_adv (+2 more)
-    adv_G = weight_G_adv * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+2 more)
+    adv_G = weight_adv_G * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+2 more)
     g_rec = (rec - x).abs().mean()  # tunit.yaml:65 let.g_rec (+3 more)
-    rec_G = weight_G_rec * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+3 more)
+    rec_G = weight_rec_G * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+3 more)
     C_fake = C(fake)  # tunit.yaml:66 let.g_sty (+1 more)
     C_style_fake = C_fake[1]  # tunit.yaml:66 let.g_sty
     with torch.no_grad():
         C_ema_x_ref_G = C_ema(x_ref_G)  # tunit.yaml:66 let.g_sty
         C_ema_style_x_ref_G = C_ema_x_ref_G[1]  # tunit.yaml:66 let.g_sty
     g_sty = info_nce(C_style_fake, C_ema_style_x_ref_G, Q, 0.07).mean()  # tunit.yaml:66 let.g_sty (+2 more)
-    sty_G = weight_G_sty * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+2 more)
+    sty_G = weight_sty_G * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+2 more)
     loss_G = adv_G + rec_G + sty_G  # tunit.yaml:81 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
     loss_G.backward(inputs=parameters["G"])
@@ -178,13 +178,13 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     rec = Dec(content.detach(), C_style_x)  # tunit.yaml:62 let.rec (+4 more)
     D_rec = D(rec)  # tunit.yaml:64 let.g_adv
     g_adv_C_g = -torch.take_along_dim(D_fake, y_ref_C_g[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y_C_g[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:64 let.g_adv (+2 more)
-    adv_C_g = weight_C_g_adv * g_adv_C_g  # tunit.yaml:88 players.C_g.minimize.adv.expr (+2 more)
+    adv_C_g = weight_adv_C_g * g_adv_C_g  # tunit.yaml:88 players.C_g.minimize.adv.expr (+2 more)
     g_rec_C_g = (rec - x).abs().mean()  # tunit.yaml:65 let.g_rec (+3 more)
-    rec_C_g = weight_C_g_rec * g_rec_C_g  # tunit.yaml:89 players.C_g.minimize.rec.expr (+3 more)
+    rec_C_g = weight_rec_C_g * g_rec_C_g  # tunit.yaml:89 players.C_g.minimize.rec.expr (+3 more)
     C_fake = C(fake)  # tunit.yaml:66 let.g_sty (+1 more)
     C_style_fake = C_fake[1]  # tunit.yaml:66 let.g_sty
     g_sty_C_g = info_nce(C_style_fake, C_ema_style_x_ref_G, Q, 0.07).mean()  # tunit.yaml:66 let.g_sty (+2 more)
-    sty_C_g = weight_C_g_sty * g_sty_C_g  # tunit.yaml:90 players.C_g.minimize.sty.expr (+2 more)
+    sty_C_g = weight_sty_C_g * g_sty_C_g  # tunit.yaml:90 players.C_g.minimize.sty.expr (+2 more)
     loss_C_g = adv_C_g + rec_C_g + sty_C_g  # tunit.yaml:87 players.C_g.minimize
     optimizers["C"].zero_grad(set_to_none=True)
     loss_C_g.backward(inputs=parameters["C"])
