@@ -1,4 +1,4 @@
-"""StarGAN v2 (arXiv 1912.01865), written by hand from ../shared/METHODS.md: the baseline for
+"""StarGAN v2 (arXiv 1912.01865), written by hand from docs/methods.md: the baseline for
 specs/stargan-v2.yaml.
 
 G(x, s) translates x into the style s of a target domain; the mapping network M draws styles from

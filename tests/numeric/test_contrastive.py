@@ -1,4 +1,4 @@
-"""Contrastive and clustering ops (TUNIT's, METHODS.md's conventions): `softmax(v)`,
+"""Contrastive and clustering ops (TUNIT's, docs/methods.md's conventions): `softmax(v)`,
 `nce(q, k, Q, tau)`, `mi(p, p2)`, and `argmax` as a pseudo-label inside a loss.
 
 Each compiled loss is checked against the formula written out here independently, in float64 (the
@@ -69,7 +69,7 @@ def nce_reference(q, k, negatives, tau):
 
 
 def mi_reference(p, p2):
-    """METHODS.md's `mi`, entry by entry in plain Python floats."""
+    """docs/methods.md's `mi`, entry by entry in plain Python floats."""
     p, p2 = p.tolist(), p2.tolist()
     K = len(p[0])
     J = [[sum(a[i] * b[j] for a, b in zip(p, p2)) for j in range(K)] for i in range(K)]

@@ -20,7 +20,7 @@ from tests.conftest import count_forwards
 
 PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
-# StarGAN v2's discriminator objective (METHODS.md): per-domain logits picked by a label, R1 on the reals
+# StarGAN v2's discriminator objective (docs/methods.md): per-domain logits picked by a label, R1 on the reals
 R1_SPEC = """
 name: r1
 data: {x: image, c_s: label(4)}
@@ -61,7 +61,7 @@ def float64(program, seed, batch):
 
 
 def r1_reference(nets, v):
-    """METHODS.md: D_obj's adv and r1 (weight 0.5): g = d(sum_n real_n)/dx, r1 = mean_n sum g_n^2."""
+    """docs/methods.md: D_obj's adv and r1 (weight 0.5): g = d(sum_n real_n)/dx, r1 = mean_n sum g_n^2."""
     D, G = nets["D"], nets["G"]
     x = v["x"].detach().clone().requires_grad_(True)
     real = D(x)[torch.arange(len(x)), v["c_s"]]

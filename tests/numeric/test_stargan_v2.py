@@ -1,4 +1,4 @@
-"""specs/stargan-v2.yaml against StarGAN v2's objective as ../shared/METHODS.md gives it, written out
+"""specs/stargan-v2.yaml against StarGAN v2's objective as docs/methods.md gives it, written out
 here by hand: losses() of all four steps (D latent, D reference, G latent, G reference) equal it in
 float64 at any iteration (the ds weight decays from 2), stay finite with logits in the hundreds,
 and run each distinct network application once. Small networks keep it fast on the CPU."""
@@ -58,7 +58,7 @@ def r1(D, x, c):
 
 
 def reference(n, v, iteration):
-    """The four steps' objectives of METHODS.md (StarGAN v2), each term and each step's total."""
+    """The four steps' objectives of docs/methods.md (StarGAN v2), each term and each step's total."""
     G, M, S, D, E = n["G"], n["M"], n["S"], n["D"], torch.mean
     x, c_s, c_t = v["x"], v["c_s"], v["c_t"]
     lambda_ds = 2 * max(0.0, 1 - iteration / STEPS)
@@ -148,7 +148,7 @@ def test_an_iteration_runs_no_more_forwards_than_the_released_code(program):
 
 
 def test_one_iteration_equals_the_hand_written_four_steps(program):
-    """trainer.step against the released code's iteration written from METHODS.md: one Adam per
+    """trainer.step against the released code's iteration written from docs/methods.md: one Adam per
     network (betas (0, 0.99), weight decay 1e-4, lr 1e-4, M 1e-6); D latent, D reference, G latent
     (G, M, S stepped), G reference (G alone stepped); the generator side constant in D's steps,
     only ds's second image detached in G's."""

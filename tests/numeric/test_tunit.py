@@ -1,7 +1,7 @@
-"""specs/tunit.yaml against ../shared/METHODS.md's TUNIT objective, written out here in float64.
+"""specs/tunit.yaml against docs/methods.md's TUNIT objective, written out here in float64.
 
 `losses()` at an iteration after the warm-up (every weight on) and during it equals each term as
-METHODS.md defines it, on the same networks and inputs (the view x_tf and the queue Q given);
+docs/methods.md defines it, on the same networks and inputs (the view x_tf and the queue Q given);
 the losses stay finite with logits in the hundreds; `losses()` applies each distinct network call
 once; and the warm-up's idle steps (D, G and C's second step, whose terms all weigh 0) are not
 taken, so no optimizer moves their networks.
@@ -33,7 +33,7 @@ def float64(program, seed, batch):
 
 
 def reference(nets, v, after_warmup):
-    """METHODS.md, TUNIT: the three steps' terms (C_g, C's second step, has G's terms)."""
+    """docs/methods.md, TUNIT: the three steps' terms (C_g, C's second step, has G's terms)."""
     C, C_ema, Enc, Dec, D = (nets[name] for name in ("C", "C_ema", "Enc", "Dec", "D"))
     x, x_tf, Q = v["x"], v["x_tf"], v["Q"]
     rows = torch.arange(len(x))
