@@ -60,7 +60,6 @@ class Program:
         self._judges = {name: _load_module(code, f"<lossgraph:{spec.name}:judge {name}>", self)
                         for name, code in self.judge_code.items()}
         self._bound: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
-        self._idle: dict[frozenset[str], Any] = {}  # iterations without idle steps (idle_iteration)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -187,16 +186,22 @@ class Program:
         return frozenset(player.name for player in self.graph.players if player.terms and all(
             term.schedule is not None and term.schedule.at(iteration) == 0 for term in player.terms))
 
-    def idle_iteration(self, idle: frozenset[str]):
-        """The generated `iteration` of the schedule without the steps of `idle` (`idle_steps`):
-        planned and generated once per set of idle steps, as the full schedule is."""
-        found = self._idle.get(idle)
-        if found is None:
+    def idle_iteration(self, idle: frozenset[str], nets: Mapping[str, torch.nn.Module] | None = None):
+        """The generated `iteration` of the schedule without the steps of `idle` (`idle_steps`),
+        with the decisions `iteration_function(nets)` takes for these modules: generated once per
+        set of idle steps and set of modules, as the full schedule is."""
+        module = self._module if nets is None else self.generated(nets)
+        without = module.setdefault("_without", {})  # lives and is evicted with its module
+        if idle not in without:
+            batchable, ranks = module.get("_decisions", (self.batchable, self.ranks))
             steps = [(name, count) for name, count in self.spec.schedule_steps if name not in idle]
-            phases = plan_phases(self.graph, self.plans, steps, self.batchable)
-            code = emit_module(self.graph, phases, self.plans, self.ranks)
-            found = self._idle[idle] = _load_module(code, f"<lossgraph:{self.spec.name}:without {','.join(sorted(idle))}>", self)["iteration"]
-        return found
+            without[idle] = self._emit(steps, batchable, ranks, f"without {','.join(sorted(idle))}")["iteration"]
+        return without[idle]
+
+    def _emit(self, steps: list[tuple[str, int]], batchable: Batchable, ranks: Mapping[Expr, int], label: str) -> dict[str, Any]:
+        """The generated module for `steps` of the schedule under these decisions, loaded."""
+        phases = plan_phases(self.graph, self.plans, steps, batchable)
+        return _load_module(emit_module(self.graph, phases, self.plans, ranks), f"<lossgraph:{self.spec.name}:{label}>", self)
 
     def iteration_function(self, nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration(nets, inputs, optimizers, parameters, pools)`: one iteration of the
@@ -261,9 +266,9 @@ class Program:
         elif (shapes := infer_shapes(self.spec, self.graph, given=nets)).mixing == self.batchable.mixing and shapes.ranks == self.ranks:
             module = self._module
         else:
-            phases = plan_phases(self.graph, self.plans, self.spec.schedule_steps, Batchable(shapes.shapes, shapes.mixing))
-            code = emit_module(self.graph, phases, self.plans, shapes.ranks)
-            module = _load_module(code, f"<lossgraph:{self.spec.name}:{len(self._bound)}>", self)
+            batchable = Batchable(shapes.shapes, shapes.mixing)
+            module = self._emit(self.spec.schedule_steps, batchable, shapes.ranks, str(len(self._bound)))
+            module["_decisions"] = (batchable, shapes.ranks)  # for its iterations without idle steps
         refs = tuple((name, weakref.ref(module_)) for name, module_ in nets.items())
         self._bound[key] = (refs, module)
         if len(self._bound) > MAX_BOUND:

@@ -133,7 +133,7 @@ class Trainer:
         # reuse this iteration's batch
         # a step whose terms all weigh 0 this iteration (a warm-up) is not taken (program.idle_steps)
         idle = self.program.idle_steps(self.iteration)
-        iterate = self.program.idle_iteration(idle) if idle else self.iterate
+        iterate = self.program.idle_iteration(idle, self.nets) if idle else self.iterate
         stats = iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
         if self.queues:  # this iteration's rows, before the averages move
             self.queues.push(self.nets, batch)

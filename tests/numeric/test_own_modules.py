@@ -135,3 +135,24 @@ def test_a_module_that_cannot_run_on_meta_tensors_is_checked_for_real():
     trainer = program.trainer(nets)
     stats = trainer.step(program.example_inputs(batch_size=2))
     assert all(torch.isfinite(torch.tensor(value)) for value in stats.values())
+
+
+def test_an_iteration_without_idle_steps_takes_the_modules_decisions_too():
+    """A warm-up leaves G's step out (program.idle_steps); the iteration generated without it is
+    made for the trainer's modules, as the full one is: a batch-norm D still sees real and fake in
+    separate calls, so D's loss is the formula's."""
+    program = lossgraph.compile("pix2pix", ["schedule=[D, G]", "players.G.minimize.adv.weight={warmup: 5}",
+                                            "players.G.minimize.l1.weight={warmup: 5, value: 100}"])
+    nets = program.build_networks(seed=0)
+    nets["D"] = batch_norm_patchgan(in_channels=6)
+    inputs = program.example_inputs(batch_size=4, seed=0)
+    expected = program.losses(copy.deepcopy(nets), inputs)["D"].detach()
+
+    torch.manual_seed(0)
+    trainer = program.trainer(nets)
+    assert program.idle_steps(0) == {"G"}
+    idle = program.idle_iteration(frozenset({"G"}), trainer.nets)
+    assert "batched(" not in _source(idle) and "batched(" in _source(program.idle_iteration(frozenset({"G"})))
+    assert idle is program.idle_iteration(frozenset({"G"}), trainer.nets)  # generated once
+    stats = trainer.step(inputs)
+    assert "G" not in stats and stats["D"] == pytest.approx(expected.item(), rel=1e-6)
