@@ -310,7 +310,7 @@ DOMAIN_RULES: dict[Ops, DomainRule] = {
     Ops.PICK: DomainRule((REAL, LABEL), lambda v, c: v),            # one of v's values
     Ops.SOFTMAX: DomainRule(REAL, lambda v: Range(0.0, 1.0, True, True)),  # (0, 1), though float32 rounds to 0 and 1
     Ops.NCE: DomainRule(REAL, lambda q, k, negatives, tau: NONNEGATIVE, (None, None, None, NEED_POSITIVE)),  # a cross-entropy
-    Ops.MI: DomainRule(REAL, lambda p, p2: ANY, (NEED_NONNEGATIVE, NEED_NONNEGATIVE)),  # >= 0 but for the clamps' 1e-10
+    Ops.MI: DomainRule(REAL, lambda p, p2, lamb: ANY, (NEED_NONNEGATIVE, NEED_NONNEGATIVE, NEED_POSITIVE)),  # >= 0 at lamb 1 but for the clamps
     Ops.ARGMAX: DomainRule((REAL,), lambda a: Range(0.0, INF, False, True), gives_label=True),
     Ops.EQ: DomainRule((LABEL, LABEL), lambda a, b: Range(0.0, 1.0, False, False)),
 }

@@ -299,9 +299,11 @@ class _Builder:
             return applied
         if head is None and name in BUILTINS:
             op = BUILTINS[name]
-            arity = OPS[op].arity
-            if len(args) != arity:
-                raise self.fail(f"{name} takes {arity} argument{'s' if arity != 1 else ''}, got {len(args)}", node)
+            arity, defaults = OPS[op].arity, OPS[op].defaults
+            if not arity - len(defaults) <= len(args) <= arity:
+                count = f"{arity - len(defaults)} or {arity}" if len(defaults) == 1 else f"{arity}"
+                raise self.fail(f"{name} takes {count} argument{'s' if arity != 1 else ''}, got {len(args)}", node)
+            args += [Expr.make(Ops.CONST, arg=value) for value in defaults[len(args) - arity:]] if len(args) < arity else []
             if all(arg.op is Ops.CONST for arg in args) and OPS[op].fold is not None:
                 return self.fold_call(op, node, args)
             if op is Ops.GRAD:

@@ -39,10 +39,12 @@ def _nce(query, key, negatives, tau) -> str | None:
     return None
 
 
-def _mi(p, p2) -> str | None:
+def _mi(p, p2, lamb) -> str | None:
     if not (isinstance(p, torch.Tensor) and isinstance(p2, torch.Tensor) and p.dim() == 2 and p.shape == p2.shape):
         return ("mi(p, p2) takes two batches of class probabilities of one shape (N, K), paired sample by sample; "
                 f"they have shapes {_shape(p)} and {_shape(p2)}")
+    if isinstance(lamb, torch.Tensor):
+        return f"mi(p, p2, lamb) takes one number lamb, the marginals' weight; it has shape {_shape(lamb)}"
     return None
 
 

@@ -96,6 +96,15 @@ class OpDef:
     differentiable: bool = True  # False: a loss may not use it (it belongs in evaluate:)
     infix_lowering: bool = False  # the lowering is the infix operator itself (`a + b`), binding as `infix` says
     helper: str = ""            # the runtime.py function its lowering calls, imported by generated code
+    defaults: tuple[float, ...] = ()  # values of its last arguments where a formula leaves them out (mi's lamb)
+
+    def written(self, args: Sequence[Any]) -> list[Any]:
+        """`args` (Exprs) as a formula writes them: trailing arguments at their default left out."""
+        args = list(args)
+        first = (self.arity or 0) - len(self.defaults)
+        while len(args) > first and args[-1].op is Ops.CONST and args[-1].arg == self.defaults[len(args) - 1 - first]:
+            args.pop()
+        return args
 
 
 def _call(template: str) -> Lowering:
@@ -114,6 +123,15 @@ def _per_sample_mean(inner: str) -> Lowering:
         return body if ranks[0] <= 1 else f"{body}.mean({_sample_dims(ranks[0])})"
 
     return lower
+
+
+def _mi(args: Sequence[str], ranks: Sequence[int]) -> str:
+    p, p2, lamb = args
+    try:
+        default = float(lamb) == 1
+    except ValueError:  # a named value
+        default = False
+    return f"mutual_information({p}, {p2})" if default else f"mutual_information({p}, {p2}, lamb={lamb})"
 
 
 def _kl(args: Sequence[str], ranks: Sequence[int]) -> str:
@@ -161,7 +179,7 @@ ROWS = [
     OpDef(Ops.PICK, 2, "pick", "v[n, c[n], ...]: each sample's output for its label c (v has one output per class in dimension 1)", _pick, _function("pick"), atomic=True),
     OpDef(Ops.SOFTMAX, 1, "softmax", "exp(v) / sum of exp(v) over dimension 1: class probabilities from logits", _call("F.softmax({0}, dim=1)"), _function("softmax"), atomic=True),
     OpDef(Ops.NCE, 4, "nce", "per-sample InfoNCE ce([q.k, q.Q_1, ..., q.Q_M] / tau, 0) of query q, key k (detached) and negatives Q (M rows, constant)", _call("info_nce({0}, {1}, {2}, {3})"), _function("nce"), reduces="sample", helper="info_nce"),
-    OpDef(Ops.MI, 2, "mi", "mutual information of the batch's symmetric joint of paired class probabilities (IIC): one scalar", _call("mutual_information({0}, {1})"), _function("mi"), reduces="all", helper="mutual_information"),
+    OpDef(Ops.MI, 3, "mi", "mutual information of the batch's symmetric joint of paired class probabilities (IIC): one scalar; lamb (default 1) weighs the marginals' entropy", _mi, _function("mi"), reduces="all", helper="mutual_information", defaults=(1.0,)),
     OpDef(Ops.ADD, 2, "+", "sum", _call("{0} + {1}"), lambda sp, a, b: a + b, infix=10, infix_lowering=True),
     OpDef(Ops.SUB, 2, "-", "difference", _call("{0} - {1}"), lambda sp, a, b: a - b, infix=10, infix_lowering=True),
     OpDef(Ops.MUL, 2, "*", "product", _call("{0} * {1}"), lambda sp, a, b: a * b, infix=20, infix_lowering=True),

@@ -48,7 +48,7 @@ def _text(node, names, top: bool = False) -> tuple[str, int]:
         left = _wrap(left, left_power, row.infix + (1 if right_assoc else 0))
         right = _wrap(right, right_power, row.infix + (0 if right_assoc else 1))
         return f"{left} {row.spelling} {right}", row.infix
-    return f"{row.spelling}({', '.join(_text(a, names)[0] for a in node.args)})", _ATOM
+    return f"{row.spelling}({', '.join(_text(a, names)[0] for a in row.written(node.args))})", _ATOM
 
 
 def _wrap(text: str, power: int, needed: int) -> str:

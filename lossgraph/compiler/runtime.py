@@ -41,10 +41,12 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, ta
     return torch.nn.functional.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long), reduction="none")
 
 
-def mutual_information(p: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+def mutual_information(p: torch.Tensor, p2: torch.Tensor, lamb: float = 1.0) -> torch.Tensor:
     """IIC's mutual information of a batch of paired class probabilities (Ji et al., arXiv
     1807.06653, as TUNIT's code computes it): the joint J = sum_n p_n p2_n^T made symmetric and
-    normalised, its marginals, each entry clamped below at 1e-10; one scalar for the batch."""
+    normalised, its marginals, each entry clamped below at 1e-10; one scalar for the batch.
+    `lamb` weighs the marginals' log terms (IIC's code's `lamb`): above 1 it adds (lamb - 1) times
+    their entropy, favouring clusters of equal size."""
     joint = p.unsqueeze(2) * p2.unsqueeze(1)
     joint = joint.sum(0)
     joint = (joint + joint.T) / 2
@@ -52,4 +54,4 @@ def mutual_information(p: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
     rows = joint.sum(1, keepdim=True).clamp_min(1e-10)
     columns = joint.sum(0, keepdim=True).clamp_min(1e-10)
     joint = joint.clamp_min(1e-10)
-    return (joint * (joint.log() - rows.log() - columns.log())).sum()
+    return (joint * (joint.log() - lamb * rows.log() - lamb * columns.log())).sum()

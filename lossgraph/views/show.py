@@ -133,7 +133,7 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
             done[node] = args[0]
         elif row.infix or _is_notation(node.op):
             with sp.evaluate(False):
-                done[node] = row.sympy(sp, *args)
+                done[node] = row.sympy(sp, *[done[child] for child in row.written(node.args)])
         else:
             done[node] = sp.Function(row.spelling)(*args)
     return done[expr]

@@ -19,6 +19,7 @@ import lossgraph
 from lossgraph.compiler.interpret import interpret
 from lossgraph.compiler.runtime import info_nce, mutual_information
 from lossgraph.language.errors import SpecError
+from lossgraph.views.show import render
 from tests.conftest import count_forwards
 
 PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], phases=(Phase.explicit, Phase.reuse, Phase.generate))
@@ -68,8 +69,9 @@ def nce_reference(q, k, negatives, tau):
     return torch.logsumexp(every, 1) - positive
 
 
-def mi_reference(p, p2):
-    """docs/methods.md's `mi`, entry by entry in plain Python floats."""
+def mi_reference(p, p2, lamb=1.0):
+    """docs/methods.md's `mi`, entry by entry in plain Python floats; `lamb` weighs the marginals'
+    log terms (IIC's code's lamb)."""
     p, p2 = p.tolist(), p2.tolist()
     K = len(p[0])
     J = [[sum(a[i] * b[j] for a, b in zip(p, p2)) for j in range(K)] for i in range(K)]
@@ -82,7 +84,7 @@ def mi_reference(p, p2):
     for i in range(K):
         for j in range(K):
             entry = max(P[i][j], 1e-10)
-            value += entry * (math.log(entry) - math.log(rows[i]) - math.log(columns[j]))
+            value += entry * (math.log(entry) - lamb * math.log(rows[i]) - lamb * math.log(columns[j]))
     return value
 
 
@@ -159,6 +161,37 @@ def test_mi_is_the_symmetric_clamped_batch_mutual_information(seed, n, classes, 
     assert float(got) == pytest.approx(mi_reference(p, p2), rel=1e-9, abs=1e-9)
 
 
+@settings(max_examples=25, **PROPERTY)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 8), classes=st.integers(1, 6), lamb=st.sampled_from([0.5, 1.5, 2.0]))
+def test_mi_with_a_weight_on_the_marginals_is_iics_lamb_form(seed, n, classes, lamb):
+    """mi(p, p2, lamb) weighs log P_i and log P_j by lamb: mi plus (lamb - 1) times the two
+    marginals' entropies."""
+    generator = torch.Generator().manual_seed(seed)
+    p = torch.softmax(3 * torch.randn(n, classes, generator=generator, dtype=torch.float64), 1)
+    p2 = torch.softmax(3 * torch.randn(n, classes, generator=generator, dtype=torch.float64), 1)
+    got = float(mutual_information(p, p2, lamb))
+    assert got == pytest.approx(mi_reference(p, p2, lamb), rel=1e-9, abs=1e-9)
+    joint = p.T @ p2
+    marginal = ((joint + joint.T) / 2 / joint.sum()).sum(1).clamp_min(1e-10)
+    entropy = -float((marginal * marginal.log()).sum())
+    assert got == pytest.approx(mi_reference(p, p2) + 2 * (lamb - 1) * entropy, rel=1e-6, abs=1e-9)
+
+
+def test_mi_with_lamb_compiles_and_reads_as_written(program):
+    """The third argument reaches the step; left out, it is 1, and the generated code and `show`
+    read mi(p, p2) as written."""
+    weighted = compile_text(SPEC.replace('"mi(p, p2)"', '"mi(p, p2, 1.5)"'))
+    nets, inputs = float64(weighted, 3, 6)
+    p = torch.softmax(nets["C"](inputs["x"]), 1).detach()
+    p2 = torch.softmax(nets["C"](inputs["x2"]), 1).detach()
+    got = float(weighted.losses(nets, inputs)["C/mi"])
+    assert got == pytest.approx(-5 * mi_reference(p, p2, 1.5), rel=1e-9)
+    assert "mutual_information(p, p2, lamb=1.5)" in weighted.code
+    assert "mutual_information(p, p2)" in program.code and "lamb" not in program.code
+    assert "mi(p, p2, 1.5)" in render(weighted.graph)
+    assert "mi(p, p2)" in render(program.graph) and "mi(p, p2, 1)" not in render(program.graph)
+
+
 def test_mi_of_views_that_agree_on_balanced_clusters_is_log_k():
     """Known values: identical one-hot views spread evenly over K clusters give log K; views
     independent of each other give 0."""
@@ -223,6 +256,9 @@ def error_of(term):
     ("E[nce(S(x), S(x2), x, 0.1)]", "a row of Q has the query's 6 values; Q has shape (2, 3, 16, 16)", "nce"),
     ("mi(C(x), C(x2))", "mi(p, p2) takes class probabilities, but C(x) can be any real number", "mi"),
     ("mi(softmax(C(x)), softmax(S(x)))", "mi(p, p2) takes two batches of class probabilities of one shape (N, K)", "mi"),
+    ("mi(p, p2, 0)", "mi(p, p2, lamb) weighs the marginals by lamb, which must be positive", "mi"),
+    ("mi(p, p2, p)", "mi(p, p2, lamb) takes one number lamb, the marginals' weight", "mi"),
+    ("mi(p, p2, 1, 2)", "mi takes 2 or 3 arguments, got 4", "mi"),
     ("E[softmax(l1(x))]", "softmax(v) is taken over dimension 1, the classes", "softmax"),
 ])
 def test_mistakes_are_located_with_the_fix(term, message, at):

@@ -185,6 +185,9 @@ class _Analysis:
             elif op is Ops.NCE:
                 return (f"nce(q, k, Q, tau) divides by its temperature tau, which must be positive, but {shown} can be {can_be}",
                         "write a positive temperature, e.g. 0.07")
+            elif op is Ops.MI and arg is node.args[2]:
+                return (f"mi(p, p2, lamb) weighs the marginals by lamb, which must be positive, but {shown} can be {can_be}",
+                        "write a positive weight, e.g. mi(p, p2, 1.5); 1 is IIC's mutual information")
             elif op is Ops.MI:
                 return (f"mi(p, p2) takes class probabilities, but {shown} can be {can_be}",
                         "apply softmax to logits, e.g. mi(softmax(C(x)), softmax(C(x2)))")
