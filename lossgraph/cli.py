@@ -185,9 +185,12 @@ def _check(args) -> int:
             print(f"  {note}")
     if program.distributions:
         choice = program.features
-        network = f"judge {choice.judge}" if choice.kind == "judge" else f"the FID Inception network ({choice.weights})"
-        print(f"{', '.join(metric.name for metric in program.distributions)}: over the whole held-out set, "
-              f"on the features of {network}")
+        names = ", ".join(metric.name for metric in program.distributions)
+        if choice is None:
+            print(f"{names}: over the whole held-out set")
+        else:
+            network = f"judge {choice.judge}" if choice.kind == "judge" else f"the FID Inception network ({choice.weights})"
+            print(f"{names}: over the whole held-out set, on the features of {network}")
     print(f"ok: {len(program.players)} players, {sum(len(p.terms) for p in program.graph.players)} terms; networks {networks}")
     return 0
 

@@ -1,4 +1,5 @@
-"""Metrics of the whole held-out set: `fid`, `kid` and `diversity` in `evaluate:`, lowered here.
+"""Metrics of the whole held-out set: `fid`, `kid`, `diversity` and `cluster_accuracy` in
+`evaluate:`, lowered here.
 
 A batch metric (`error: E[l1(G(x) - y)]`) is a formula the generated `evaluate` computes on one
 held-out batch. These three are not formulas of one batch: each compares the features a network
@@ -9,6 +10,9 @@ written as one call whose arguments are image formulas:
     kid_XY: kid(G_XY(x), y)           # kernel (polynomial MMD²) distance of the same sets
     diversity: diversity(G(x, z))     # mean feature distance of 10 outputs per input, z drawn anew
     diversity: diversity(G(x, z), 5)  # ... of 5 outputs per input
+    clusters: cluster_accuracy(argmax(C(x)), domain)  # clusters against true classes, best matching
+
+`cluster_accuracy` compares labels, not features: no feature network is needed for it.
 
 `lower_distribution` recognises the call and parses each argument as a formula, so an argument's
 mistake points into it; used inside a larger formula, the name is refused by the scope
@@ -43,6 +47,7 @@ class MetricForm:
     arguments: tuple[str, ...]
     optional: int
     meaning: str
+    features: bool = True  # compares a network's features of images (else labels)
 
     @property
     def signature(self) -> str:
@@ -56,6 +61,9 @@ FORMS = {form.name: form for form in (
     MetricForm("kid", ("generated", "real"), 0, "the unbiased squared MMD of the two sets' features, cubic polynomial kernel"),
     MetricForm("diversity", ("outputs", "draws"), 1,
                "the mean squared distance between unit-normalised features of outputs for one input, over pairs of draws"),
+    MetricForm("cluster_accuracy", ("clusters", "classes"), 0,
+               "the fraction of samples whose cluster is their class under the best one-to-one matching of clusters "
+               "to classes", features=False),
 )}
 DEFAULT_DRAWS = 10
 MAX_DRAWS = 100
@@ -117,7 +125,7 @@ def lower_evaluate(spec: Spec, scope: Scope, formula: Callable[[tuple, str], Exp
             evaluate.append((name, expr))
     arity = {network: count for network, (count, _) in getattr(scope, "arity", {}).items()}
     return {"evaluate": tuple(evaluate), "distributions": tuple(distributions),
-            "features": choose_features(spec, distributions, arity, problems)}
+            "features": choose_features(spec, [m for m in distributions if FORMS[m.kind].features], arity, problems)}
 
 
 def is_distribution(spec: Spec, text: str) -> bool:
@@ -236,6 +244,9 @@ def check_images(metrics: tuple[DistributionMetric, ...], features: FeatureChoic
     the feature network reads (a judge's input channels; Inception's 3, or 1 repeated)."""
     for metric in metrics:
         key = f"evaluate.{metric.name}"
+        if not FORMS[metric.kind].features:
+            _check_labels(metric, values, fail, key)
+            continue
         roles = FORMS[metric.kind].arguments
         shapes = []
         for role, image in zip(roles, metric.images):
@@ -254,3 +265,22 @@ def check_images(metrics: tuple[DistributionMetric, ...], features: FeatureChoic
                 reader = f"judge '{features.judge}'" if features.kind == "judge" else "the Inception network"
                 fail(metric.images[0], f"{metric.kind}'s images have {channels} channels, but {reader} reads "
                                        f"{' or '.join(map(str, wanted))}", None, key)
+
+
+def _check_labels(metric: DistributionMetric, values: Mapping[Expr, object], fail: Callable[..., None], key: str) -> None:
+    """cluster_accuracy's arguments are integer labels, one per sample, of one batch."""
+    sizes = []
+    for role, labels in zip(FORMS[metric.kind].arguments, metric.images):
+        value = values.get(labels)
+        if value is None:
+            continue
+        shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
+        if len(shape) != 1 or dtype is None or dtype.is_floating_point or dtype.is_complex:
+            fail(labels, f"{metric.kind}'s {role} are labels, one integer per sample, but this is "
+                         f"{'a number' if not shape else f'of shape {shape}'}{'' if dtype is None or len(shape) != 1 else f' and {dtype}'}",
+                 "give a label: argmax(C(x)) for clusters, a label variable for classes", key)
+        else:
+            sizes.append(shape[0])
+    if len(sizes) == 2 and sizes[0] != sizes[1]:
+        fail(metric.images[0], f"{metric.kind} pairs each sample's cluster with its class, but there are {sizes[0]} "
+                               f"clusters and {sizes[1]} classes", None, key)

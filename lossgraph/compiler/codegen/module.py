@@ -33,10 +33,11 @@ def _header(graph: Graph, functions: Sequence[str], what: str) -> str:
 def emit_module(graph: Graph, phases: Sequence[Phase], plans: Mapping[str, PlayerPlan], ranks: Mapping[Expr, int]) -> str:
     functions = [emit_losses(graph, ranks), emit_iteration(graph, phases, plans, ranks),
                  emit_samples(graph, ranks), emit_evaluate(graph, ranks)]
-    # only where the spec has fid, kid or diversity metrics: other modules are as they were
+    # only where the spec has fid, kid, cluster_accuracy or diversity metrics: other modules are as they were
     functions += filter(None, [
-        emit_distribution_images(graph, ranks, ("fid", "kid"), "distribution_images(nets, inputs)",
-                                 "Images the fid and kid metrics compare, by metric and role, for one held-out batch."),
+        emit_distribution_images(graph, ranks, ("fid", "kid", "cluster_accuracy"), "distribution_images(nets, inputs)",
+                                 "Images the fid and kid metrics compare (and labels cluster_accuracy pairs), by metric "
+                                 "and role, for one held-out batch."),
         emit_distribution_images(graph, ranks, ("diversity",), "diversity_images(nets, inputs)",
                                  "Outputs the diversity metrics compare across draws of the random variables."),
     ])

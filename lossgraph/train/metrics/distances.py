@@ -12,6 +12,10 @@ exactly their formula on these features:
                over `subsets` random subsets of `subset_size` of each set. Bińkowski et al. take
                100 subsets of 1000; a smaller set takes subsets of all its samples, which are then
                all the same set, so one is computed
+    cluster_accuracy  the fraction of samples whose cluster is their class when clusters are matched
+               one-to-one to classes so as to make it largest (the Hungarian method on the
+               cluster-by-class counts; a cluster left without a class counts as wrong), as
+               unsupervised clustering reports it (IIC, TUNIT)
     diversity  for K outputs of each input, the mean over inputs and over the K(K−1)/2 pairs of
                ‖f̂_i − f̂_j‖², f̂ the features scaled to unit length: LPIPS's distance on one layer,
                unweighted (0 when the outputs agree, at most 4)
@@ -112,3 +116,62 @@ class Diversity:
 
     def value(self) -> float:
         return self.total / self.pairs if self.pairs else float("nan")
+
+
+def best_matching(counts: list[list[float]]) -> list[int]:
+    """For a rows x columns table of counts, the column matched to each row (-1 for none) that makes
+    the matched counts' sum largest, each column used once: the Hungarian method (Kuhn-Munkres with
+    potentials), O(n^3) on the table padded to a square n x n."""
+    rows, columns = len(counts), len(counts[0]) if counts else 0
+    n = max(rows, columns)
+    top = max((value for row in counts for value in row), default=0)
+    cost = [[top - (counts[i][j] if i < rows and j < columns else 0) for j in range(n)] for i in range(n)]
+    u, v = [0.0] * (n + 1), [0.0] * (n + 1)
+    owner, way = [0] * (n + 1), [0] * (n + 1)  # owner[j]: the row (1-based) column j is matched to
+    for i in range(1, n + 1):
+        owner[0], column = i, 0
+        least, used = [float("inf")] * (n + 1), [False] * (n + 1)
+        while owner[column]:
+            used[column] = True
+            row, delta, nearest = owner[column], float("inf"), 0
+            for j in range(1, n + 1):
+                if not used[j]:
+                    reduced = cost[row - 1][j - 1] - u[row] - v[j]
+                    if reduced < least[j]:
+                        least[j], way[j] = reduced, column
+                    if least[j] < delta:
+                        delta, nearest = least[j], j
+            for j in range(n + 1):
+                if used[j]:
+                    u[owner[j]] += delta
+                    v[j] -= delta
+                else:
+                    least[j] -= delta
+            column = nearest
+        while column:
+            previous = way[column]
+            owner[column] = owner[previous]
+            column = previous
+    matched = [-1] * rows
+    for j in range(1, n + 1):
+        if owner[j] and owner[j] <= rows and j <= columns:
+            matched[owner[j] - 1] = j - 1
+    return matched
+
+
+def cluster_accuracy(clusters: torch.Tensor, classes: torch.Tensor) -> float:
+    """The fraction of samples whose cluster, matched one-to-one to a class (`best_matching`), is
+    their class. Labels are integers >= 0 of one length."""
+    clusters, classes = clusters.long().cpu(), classes.long().cpu()
+    if clusters.shape != classes.shape or clusters.dim() != 1:
+        raise LossgraphError(f"cluster_accuracy pairs one cluster with one class per sample; got shapes "
+                             f"{tuple(clusters.shape)} and {tuple(classes.shape)}")
+    if len(clusters) == 0:
+        return float("nan")
+    if int(clusters.min()) < 0 or int(classes.min()) < 0:
+        raise LossgraphError("cluster_accuracy takes labels 0, 1, 2, ...; got a negative one")
+    counts = torch.zeros(int(clusters.max()) + 1, int(classes.max()) + 1, dtype=torch.long)
+    counts.index_put_((clusters, classes), torch.ones_like(clusters), accumulate=True)
+    table = counts.tolist()
+    matched = best_matching(table)
+    return sum(table[row][column] for row, column in enumerate(matched) if column >= 0) / len(clusters)

@@ -1,9 +1,11 @@
-"""A run's distribution metrics: `fid`, `kid` and `diversity` over the whole held-out set.
+"""A run's distribution metrics: `fid`, `kid`, `diversity` and `cluster_accuracy` over the
+whole held-out set.
 
 At each evaluation, `DistributionEvaluation.measure` goes through the held-out set in batches
 (`RunOptions.eval_count` samples each), computes the images the generated `distribution_images`
 and `diversity_images` give (random variables drawn under the evaluation's own seed), passes each
-through the feature network once, and compares the sets (distances.py). Real images whose
+through the feature network once, and compares the sets (distances.py); `cluster_accuracy`
+gathers its two labels over the set and needs no feature network. Real images whose
 formula applies no network and draws nothing (`y`, a held-out extra) have the same features at
 every evaluation: they are computed at the first and kept.
 
@@ -40,7 +42,7 @@ class DistributionEvaluation:
     metrics: tuple[DistributionMetric, ...]
     held_out: dict[str, torch.Tensor]  # the whole held-out set, on the CPU
     count: int
-    features: FeatureNetwork
+    features: FeatureNetwork | None  # None where every metric compares labels
     device: torch.device
     batch: int
     fixed: dict[Any, torch.Tensor] = field(default_factory=dict)  # features of fixed real images, by formula
@@ -59,14 +61,19 @@ class DistributionEvaluation:
         if paired and count < 2:
             raise LossgraphError(f"{', '.join(paired)}: compare sets of images, but the held-out set has {count} "
                                  f"sample{'s' if count != 1 else ''}; give it at least 2 (dataset.test_size, or testA/testB images)")
-        return cls(program, tuple(program.distributions), held_out, count, open_features(program, nets, device), device, batch)
+        features = open_features(program, nets, device) if program.features is not None else None
+        return cls(program, tuple(program.distributions), held_out, count, features, device, batch)
 
     def describe(self) -> str:
         names = ", ".join(metric.name for metric in self.metrics)
+        if self.features is None:
+            return f"{names} on the {self.count} held-out samples"
         return f"{names} on the {self.count} held-out samples compare {self.features.description}"
 
     def record(self) -> dict[str, Any]:
         """What summary.json says of these metrics."""
+        if self.features is None:
+            return {"metrics": [metric.name for metric in self.metrics], "held_out_samples": self.count}
         return {"metrics": [metric.name for metric in self.metrics], "network": self.features.name,
                 "description": self.features.description, "features_per_image": self.features.size,
                 "held_out_samples": self.count}
@@ -80,12 +87,16 @@ class DistributionEvaluation:
         """Every distribution metric of `nets` (the networks evaluation shows), by name."""
         paired = [metric for metric in self.metrics if metric.kind in ("fid", "kid")]
         varied = [metric for metric in self.metrics if metric.kind == "diversity"]
+        labelled = [metric for metric in self.metrics if metric.kind == "cluster_accuracy"]
+        labels: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {metric.name: [] for metric in labelled}
         generated: dict[str, list[torch.Tensor]] = {metric.name: [] for metric in paired}
         real: dict[str, list[torch.Tensor]] = {metric.name: [] for metric in paired}
         spread = {metric.name: distances.Diversity() for metric in varied}
         for inputs in self.batches():
-            if paired:
+            if paired or labelled:
                 images = self.program.distribution_images(nets, inputs)
+                for metric in labelled:
+                    labels[metric.name].append((images[f"{metric.name}/clusters"].cpu(), images[f"{metric.name}/classes"].cpu()))
                 seen: dict[int, torch.Tensor] = {}  # one feature pass per image batch, shared by metrics
 
                 def features(image: torch.Tensor) -> torch.Tensor:
@@ -116,4 +127,6 @@ class DistributionEvaluation:
             compare = distances.frechet_distance if metric.kind == "fid" else distances.kernel_distance
             results[metric.name] = compare(reference, torch.cat(generated[metric.name]))
         results.update({name: accumulated.value() for name, accumulated in spread.items()})
+        for name, pairs in labels.items():
+            results[name] = distances.cluster_accuracy(torch.cat([c for c, _ in pairs]), torch.cat([k for _, k in pairs]))
         return {metric.name: results[metric.name] for metric in self.metrics}
