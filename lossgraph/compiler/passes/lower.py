@@ -21,7 +21,7 @@ from lossgraph.compiler.formula import NetworkRef, Site, parse
 from lossgraph.compiler.passes.calls import freeze, share_variables
 from lossgraph.compiler.passes.losses import check_loss
 from lossgraph.language.macros import Macro, parse_signature, standard_library
-from lossgraph.compiler.graph import Graph, Network, Player, Term
+from lossgraph.compiler.graph import AlsoStepped, Graph, Network, Player, Term
 from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, Ops
 from lossgraph.language.spec import Spec
@@ -302,13 +302,15 @@ def lower(spec: Spec) -> Graph:
             path = ("players", player_name, player.sense, term_name) + (() if isinstance(raw, str) else ("expr",))
             expr = formula(path, term.expr)
             if expr is not None and term.updates is not None:
-                expr = freeze(expr, set(player.networks) - set(term.updates), origins, let_names)
+                expr = freeze(expr, set(spec.stepped_networks(player_name)) - set(term.updates), origins, let_names)
             if expr is not None:
                 scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
                 terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
         stepper = spec.players[player.step_of] if player.step_of else player  # a step of another player clips as it does
+        also = tuple(AlsoStepped(other, tuple(spec.players[other].networks), spec.players[other].clip) for other in player.also_steps)
         players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), stepper.clip, tuple(player.pool.items()),
-                              spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name))
+                              spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name,
+                              also, frozenset(player.fresh)))
 
     judges = []
     for name, judge in spec.judges.items():
