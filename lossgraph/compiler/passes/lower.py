@@ -1,9 +1,8 @@
 """Spec to IR: parse every formula, inline `let:` bindings, check names and call arities.
 
-Each formula is parsed against a scope that knows the spec's data, lets and networks. A let is
-parsed the first time it is used and then shared (interning makes every use the same node);
-a let that reaches itself is a cycle, reported with the chain. Every problem in every formula is
-collected before one `SpecError` is raised.
+Each formula is parsed against a scope that knows the spec's data, lets and networks. A let is parsed the
+first time it is used and then shared (interning makes every use the same node); a let that reaches itself
+is a cycle, reported with the chain. Every problem in every formula is collected before one `SpecError`.
 
 The IR produced here is the objective *as written*: a probability network's `D(v)` is still a
 plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
@@ -306,11 +305,10 @@ def lower(spec: Spec) -> Graph:
             if expr is not None:
                 scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
                 terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
-        stepper = spec.players[player.step_of] if player.step_of else player  # a step of another player clips as it does
-        also = tuple(AlsoStepped(other, tuple(spec.players[other].networks), spec.players[other].clip) for other in player.also_steps)
-        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), stepper.clip, tuple(player.pool.items()),
+        clip = spec.players[player.step_of or player_name].clip  # a step of another player clips as it does
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), clip, tuple(player.pool.items()),
                               spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name,
-                              also, frozenset(player.fresh)))
+                              tuple(AlsoStepped(o, tuple(spec.players[o].networks), spec.players[o].clip) for o in player.also_steps), frozenset(player.fresh)))
 
     judges = []
     for name, judge in spec.judges.items():
