@@ -41,6 +41,9 @@ sees them, are that phase's own: computed there and never kept. So are the calls
 its variable (`D(x_in)` in R1): the gradient is taken with respect to the tensor the step made, and
 those calls run with autograd even where the step's own gradient does not pass them.
 
+A queue's push formula that is a call some step made with the weights the iteration ends with is
+handed that value (`Phase.pushes`): the trainer pushes it instead of computing the call again.
+
 The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
 """
 
@@ -72,6 +75,7 @@ class Phase:
     kept_graph: frozenset[Expr] = frozenset()  # calls a later phase differentiates again: their graph outlives this backward
     batched: tuple[tuple[Expr, Expr], ...] = ()  # pairs of its calls computed as one call
     refreshed: tuple[tuple[Expr, int], ...] = ()  # (call, the phase that computed it before): computed again for `fresh:`
+    pushes: tuple[tuple[str, Expr], ...] = ()  # the last phase's: (queue, call) whose value the iteration hands to the push
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,11 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         pairs = _pairs(computed, hoisted | scoped, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
                             kept_graph=frozenset(kept_graph.get(index, ())), batched=pairs, refreshed=refreshed))
+    # a queue's push formula that is a call a step made with the weights the iteration ends with
+    # (TUNIT's C_ema.style(x_tf), in C's step): its value is handed to the push, not computed again
+    pushes = tuple((queue, push) for queue, (_, push) in graph.queues.items() if push in kept and not stale[push])
+    if pushes and phases:
+        phases[-1] = replace(phases[-1], pushes=pushes)
     return tuple(phases)
 
 
@@ -289,4 +298,7 @@ def describe_plan(phases: Sequence[Phase], graph: Graph) -> str:
                 lines.append(f"   reuses   {shown(node)} (from step {computed_in.get(node, '?')})")
         for let, _ in phase.pooled:
             lines.append(f"   pools    {let} (a history of generated images)")
+        for queue, node in phase.pushes:
+            step = max(number for number, earlier in enumerate(phases, 1) if node in earlier.computed)
+            lines.append(f"   pushes   {shown(node)} into queue {queue} (from step {step}), after the steps")
     return "\n".join(lines) + "\n"

@@ -43,12 +43,14 @@ class IterationWriter:
         for index, phase in enumerate(self.phases):
             self._release(index)
             _Phase(self, phase, index).write()
+        # values a queue's push takes from the steps (phases.py), under `push/<queue>` (Trainer.step)
+        self.stats.update({f"push/{queue}": f"{self.kept[node]}.detach()" for queue, node in self.phases[-1].pushes} if self.phases else {})
         returns = [f'"{key}": {value}' for key, value in self.stats.items()]
         return self.writer.function("iteration(nets, inputs, optimizers, parameters, pools)", DOC, returns)
 
     def _release(self, index: int) -> None:
         """Free the names of calls no step from this one on reads: a call computed anew may take them."""
-        later = set().union(*(phase.reused for phase in self.phases[index:]))
+        later = set().union(*(phase.reused for phase in self.phases[index:]), *(dict(phase.pushes).values() for phase in self.phases))
         for node, name in list(self.kept.items()):
             if node not in later and name not in self.pinned:
                 self.writer.names.release(name)

@@ -169,6 +169,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         "G/adv": adv_G.detach(),
         "G/rec": rec_G.detach(),
         "G/sty": sty.detach(),
+        "push/Q": C_ema_style_x_tf.detach(),
     }
 
 
