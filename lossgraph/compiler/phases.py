@@ -16,8 +16,8 @@ in one phase is *kept* for later phases:
 
 A phase reads the networks it names in `fresh:` as the earlier steps left them: a kept call under
 which one of them changed is computed again there, and so is everything computed from it (TUNIT's
-D and G steps take their pseudo-labels from C as C's own step left it); a call computed after the
-last change of those networks is kept as usual.
+D step takes its pseudo-labels from C as C's own step left it); a call computed after the last
+change of those networks is kept as usual (G's step, which also steps C, reads D's).
 
 A phase never reuses a call of its own networks once they changed, and a repeated phase
 (`{D: 5}`) reuses no call of its own networks at all; it computes the calls that do not depend on
