@@ -61,6 +61,16 @@ class Term:
 
 
 @dataclass(frozen=True)
+class AlsoStepped:
+    """A player whose networks another's step also updates (`also_steps:`): with its optimizer, the
+    very object of its own step, and its clip."""
+
+    player: str
+    networks: tuple[str, ...]
+    clip: float | None = None
+
+
+@dataclass(frozen=True)
 class Player:
     name: str
     sense: str                  # "minimize" or "maximize"
@@ -70,10 +80,22 @@ class Player:
     pool: tuple[tuple[str, int], ...] = ()          # (let name, size): history pools in its step
     origin: Origin | None = field(default=None, compare=False)  # where the spec declares the player
     optimizer: str = ""                             # whose optimizer steps it: its own name, or the player it is a step of (step_of)
+    also: tuple[AlsoStepped, ...] = ()              # players whose networks its one backward also steps (also_steps)
+    fresh: frozenset[str] = frozenset()             # networks it reads as the earlier steps left them (phases.py)
 
     def __post_init__(self):
         if not self.optimizer:
             object.__setattr__(self, "optimizer", self.name)
+
+    @property
+    def stepped(self) -> tuple[str, ...]:
+        """The networks its step differentiates and updates: its own, then those it also steps."""
+        return self.networks + tuple(net for other in self.also for net in other.networks)
+
+    @property
+    def optimizers(self) -> tuple[tuple[str, float | None], ...]:
+        """(player whose optimizer it is, its clip) for each optimizer the step zeroes and steps."""
+        return ((self.optimizer, self.clip), *((other.player, other.clip) for other in self.also))
 
     @property
     def objective(self) -> Expr:

@@ -14,6 +14,11 @@ in one phase is *kept* for later phases:
   loss is `losses()` at the weights the iteration started with, except for networks that an
   earlier phase updated and the phase differentiates through.
 
+A phase reads the networks it names in `fresh:` as the earlier steps left them: a kept call under
+which one of them changed is computed again there, and so is everything computed from it (TUNIT's
+D step takes its pseudo-labels from C as C's own step left it); a call computed after the last
+change of those networks is kept as usual (G's step, which also steps C, reads D's).
+
 A phase never reuses a call of its own networks once they changed, and a repeated phase
 (`{D: 5}`) reuses no call of its own networks at all; it computes the calls that do not depend on
 its networks once, before its repeats.
@@ -35,6 +40,9 @@ Values a history pool replaces in a phase, and every call that
 sees them, are that phase's own: computed there and never kept. So are the calls a `grad` makes on
 its variable (`D(x_in)` in R1): the gradient is taken with respect to the tensor the step made, and
 those calls run with autograd even where the step's own gradient does not pass them.
+
+A queue's push formula that is a call some step made with the weights the iteration ends with is
+handed that value (`Phase.pushes`): the trainer pushes it instead of computing the call again.
 
 The plan is data (`Phase`); `codegen.emit_iteration` writes it as one function.
 """
@@ -66,6 +74,8 @@ class Phase:
     local: frozenset[Expr]          # values that see pooled ones: computed here, never kept
     kept_graph: frozenset[Expr] = frozenset()  # calls a later phase differentiates again: their graph outlives this backward
     batched: tuple[tuple[Expr, Expr], ...] = ()  # pairs of its calls computed as one call
+    refreshed: tuple[tuple[Expr, int], ...] = ()  # (call, the phase that computed it before): computed again for `fresh:`
+    pushes: tuple[tuple[str, Expr], ...] = ()  # the last phase's: (queue, call) whose value the iteration hands to the push
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
     drafts = []
     for index, ((name, repeats), (live, loss)) in enumerate(zip(schedule, losses)):
         player = graph.player(name)
-        own = set(player.networks)
+        own = set(player.stepped)  # with the networks of the players it also steps (also_steps)
         grad_nodes = plans[name].grad_nodes
         nodes = list(dict.fromkeys(loss.walk()))
         present = set(nodes)
@@ -162,10 +172,13 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
             changed = stale[node]
             if changed & own:
                 return False
+            if changed & player.fresh:
+                refreshed.append((node, kept[node]))
+                return False  # computed before a network it reads fresh changed
             # a changed network's call is data here only if this phase's gradient does not pass it
             return not any(sub.op in CALLS and sub in grad_nodes and _call_network(sub) in changed for sub in node.walk())
 
-        computed, reused = [], set()
+        computed, reused, refreshed = [], set(), []
         for node in nodes:
             if node.op not in CALLS:
                 continue
@@ -180,7 +193,7 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         hoisted = frozenset(node for node in computed if repeats > 1 and node not in local and not upstream[node] & own)
         for node in kept:
             stale[node] |= upstream[node] & own  # this phase's update changes what it would be
-        drafts.append((name, repeats, live, loss, tuple(computed), frozenset(reused), hoisted, pooled, local))
+        drafts.append((name, repeats, live, loss, tuple(computed), frozenset(reused), hoisted, pooled, local, tuple(refreshed)))
 
     kept_graph: dict[int, set[Expr]] = {}
     for (_, node), phase_users in users.items():
@@ -188,7 +201,7 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         for user in differentiating[:-1]:  # every backward through it but the last keeps its graph
             kept_graph.setdefault(user, set()).add(node)
     phases = []
-    for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local) in enumerate(drafts):
+    for index, (name, repeats, live, loss, computed, reused, hoisted, pooled, local, refreshed) in enumerate(drafts):
         scoped = differentiated(loss)
         with_grad = frozenset(
             node for node in computed
@@ -196,7 +209,12 @@ def plan_phases(graph: Graph, plans: Mapping[str, PlayerPlan], schedule: Sequenc
         )
         pairs = _pairs(computed, hoisted | scoped, with_grad, plans[name].grad_nodes, batchable, loss) if batchable else ()
         phases.append(Phase(name, repeats, live, loss, computed, reused, hoisted, with_grad, pooled, local,
-                            kept_graph=frozenset(kept_graph.get(index, ())), batched=pairs))
+                            kept_graph=frozenset(kept_graph.get(index, ())), batched=pairs, refreshed=refreshed))
+    # a queue's push formula that is a call a step made with the weights the iteration ends with
+    # (TUNIT's C_ema.style(x_tf), in C's step): its value is handed to the push, not computed again
+    pushes = tuple((queue, push) for queue, (_, push) in graph.queues.items() if push in kept and not stale[push])
+    if pushes and phases:
+        phases[-1] = replace(phases[-1], pushes=pushes)
     return tuple(phases)
 
 
@@ -247,8 +265,12 @@ def describe_plan(phases: Sequence[Phase], graph: Graph) -> str:
     for index, phase in enumerate(phases, 1):
         sense = graph.player(phase.player).sense
         times = f", {phase.repeats} steps" if phase.repeats > 1 else ""
-        lines.append(f"{index}. {phase.player}{times}: {sense} {' + '.join(term.name for term in phase.live)}")
+        player = graph.player(phase.player)
+        also = "".join(f"; also steps {other.player} ({', '.join(other.networks)}) with its optimizer" for other in player.also)
+        fresh = f"; reads {', '.join(sorted(player.fresh))} as the earlier steps left it" if player.fresh else ""
+        lines.append(f"{index}. {phase.player}{times}: {sense} {' + '.join(term.name for term in phase.live)}{also}{fresh}")
         batched = {node: other for pair in phase.batched for node, other in (pair, pair[::-1])}
+        again = dict(phase.refreshed)
         for node in phase.computed:
             if node.op is Ops.HEAD:
                 continue
@@ -259,7 +281,14 @@ def describe_plan(phases: Sequence[Phase], graph: Graph) -> str:
                 how.append(f"batched with {shown(batched[node])}")
             if node in phase.kept_graph:
                 how.append("its graph kept for a later step")
-            users = [later.player for later in phases[index:] if node in later.reused]
+            if node in again:
+                fresh = ", ".join(sorted(graph.player(phase.player).fresh))
+                how.append(f"again: step {again[node] + 1} computed it before {fresh} changed")
+            users = []  # the later steps that read this computation: up to one that computes it again
+            for later in phases[index:]:
+                if node in later.computed:
+                    break
+                users += [later.player] if node in later.reused else []
             if users:
                 how.append(f"kept for {', '.join(dict.fromkeys(users))}")
             lines.append(f"   computes {shown(node)} ({'; '.join(how)})")
@@ -269,4 +298,7 @@ def describe_plan(phases: Sequence[Phase], graph: Graph) -> str:
                 lines.append(f"   reuses   {shown(node)} (from step {computed_in.get(node, '?')})")
         for let, _ in phase.pooled:
             lines.append(f"   pools    {let} (a history of generated images)")
+        for queue, node in phase.pushes:
+            step = max(number for number, earlier in enumerate(phases, 1) if node in earlier.computed)
+            lines.append(f"   pushes   {shown(node)} into queue {queue} (from step {step}), after the steps")
     return "\n".join(lines) + "\n"

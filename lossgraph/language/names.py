@@ -7,7 +7,8 @@
 - data and random kinds that parse (`image`, `label(10)`, `normal(8)`), macro signatures;
 - players: exactly one of minimize/maximize, networks that exist and belong to one player;
   schedule entries, optimizers, history pools, judges, EMAs and `share:` that name what exists;
-  a term's `updates:` among its player's networks;
+  a term's `updates:` among the networks its step updates; `also_steps:` naming other players of
+  their own, `fresh:` networks the step does not update;
 - `train.keep_best` naming an `evaluate:` metric, `train.features` naming a judge (or `inception`).
 
 Names a formula gives a meaning of its own (`E`, `log`, `l1`, ...) are refused where formulas get
@@ -75,6 +76,43 @@ def _check_step_of(spec: Spec, name: str, source: Source, problems: Problems) ->
     if name in spec.optim:
         problems.add(f"a step of '{player.step_of}' takes its optimizer", source.origin(("optim", name), at_key=True),
                      f"give the settings to optim.{player.step_of}")
+
+
+def _check_also_steps(spec: Spec, name: str, source: Source, problems: Problems) -> None:
+    """`also_steps: [C]`: other players of their own, each once, whose networks are not the step's."""
+    player, seen = spec.players[name], set()
+    mine = set(player.networks)
+    for index, other in enumerate(player.also_steps):
+        path = ("players", name, "also_steps", index)
+        named = spec.players.get(other)
+        if other == name or (player.step_of is not None and other == player.step_of):
+            problems.add(f"'{other}' is the player this step steps already", source.origin(path),
+                         "also_steps names other players, whose networks the step's gradient also updates")
+        elif named is None:
+            problems.add(f"unknown player '{other}' in also_steps", source.origin(path),
+                         did_you_mean(other, [p for p in spec.players if p != name]))
+        elif named.step_of is not None:
+            problems.add(f"'{other}' is a step of '{named.step_of}', not a player with networks of its own", source.origin(path),
+                         f"write {named.step_of}: its networks are stepped with its optimizer")
+        elif other in seen:
+            problems.add(f"player '{other}' is named twice in also_steps", source.origin(path), "name each player once")
+        elif mine & set(named.networks):
+            both = ", ".join(net for net in named.networks if net in mine)
+            problems.add(f"player '{other}' updates {both}, which this step updates with its own optimizer", source.origin(path),
+                         "each network is stepped by one optimizer: leave it out of one of the two")
+        seen.add(other)
+
+
+def _check_fresh(spec: Spec, name: str, source: Source, problems: Problems) -> None:
+    """`fresh: [C]`: networks that exist and that the step does not update itself."""
+    stepped = set(spec.stepped_networks(name))
+    for index, net in enumerate(spec.players[name].fresh):
+        path = ("players", name, "fresh", index)
+        if net not in spec.networks:
+            problems.add(f"unknown network '{net}' in fresh", source.origin(path), did_you_mean(net, spec.networks))
+        elif net in stepped:
+            problems.add(f"'{net}' is updated by this step, whose calls of it are always current", source.origin(path),
+                         "fresh names networks of other players, read as the earlier steps left them: leave it out")
 
 
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
@@ -163,6 +201,8 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             )
         elif not player.terms:
             problems.add("a player needs at least one term", source.origin(("players", player_name, player.sense)))
+        _check_also_steps(spec, player_name, source, problems)
+        _check_fresh(spec, player_name, source, problems)
         if player.step_of is not None:
             _check_step_of(spec, player_name, source, problems)
             continue  # its networks are its player's
@@ -188,10 +228,12 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
                 problems.add(f"player '{name}' must step at least once", source.origin(("schedule", index)))
     for player_name, player in spec.players.items():
         for term_name, term in player.terms.items():
+            stepped = spec.stepped_networks(player_name)  # with those of the players it also steps
             for index, net in enumerate(term.updates or []):
-                if net not in player.networks:
+                if net not in stepped:
                     path = ("players", player_name, player.sense, term_name, "updates", index)
-                    problems.add(f"term '{term_name}' can only update networks of player '{player_name}'", source.origin(path), did_you_mean(net, player.networks))
+                    also = " or of the players it also steps" if player.also_steps else ""
+                    problems.add(f"term '{term_name}' can only update networks of player '{player_name}'{also}", source.origin(path), did_you_mean(net, stepped))
         for let_name, size in player.pool.items():
             path = ("players", player_name, "pool", let_name)
             if let_name not in spec.let:

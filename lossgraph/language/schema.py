@@ -129,7 +129,9 @@ class PlayerSpec(_Model):
     """A player: the networks its optimizer updates and the terms it minimizes or maximizes. With
     `step_of: D` it is another step of player D, with terms of its own: D's networks and D's
     optimizer (its state shared), stepped where the schedule names it (StarGAN v2's reference-guided
-    steps beside the latent-guided ones)."""
+    steps beside the latent-guided ones). With `also_steps: [C]` its one backward also steps player
+    C's networks, with C's optimizer (TUNIT's G step, which trains C too); with `fresh: [C]` its
+    calls of C, and what is computed from them, see C as the iteration's earlier steps left it."""
 
     networks: list[str] = Field(min_length=1)
     minimize: dict[str, str | TermSpec] | None = None
@@ -137,6 +139,8 @@ class PlayerSpec(_Model):
     clip: float | None = Field(default=None, gt=0)          # clamp every weight to [-clip, clip] after each step
     pool: dict[str, int] = Field(default_factory=dict)      # let name -> history pool size, in this player's step
     step_of: str | None = None                              # another step of this player: its networks and optimizer
+    also_steps: list[str] = Field(default_factory=list)     # players whose networks its gradient also steps, with their optimizers
+    fresh: list[str] = Field(default_factory=list)          # networks it reads as the earlier steps left them, never kept from before
 
     @property
     def sense(self) -> str:
@@ -321,6 +325,13 @@ class Spec(_Model):
         for entry in self.schedule or list(self.players):
             steps.extend(entry.items() if isinstance(entry, dict) else [(entry, 1)])
         return steps
+
+    def stepped_networks(self, player: str) -> list[str]:
+        """The networks a player's step updates: its own, then those of the players it also steps
+        (`also_steps:`), each with its own optimizer."""
+        own = self.players[player]
+        others = [net for other in own.also_steps if other in self.players for net in self.players[other].networks]
+        return list(dict.fromkeys([*own.networks, *others]))
 
     @property
     def order(self) -> list[str]:

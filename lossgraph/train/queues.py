@@ -3,7 +3,8 @@
 Each queue is a tensor of rows, detached, newest last. `fill` starts it from the first batch's
 rows; `push` appends an iteration's rows and keeps the newest `size`. The push formula runs under
 `torch.no_grad()` through the interpreter (compiler/interpret.py), after the iteration's steps,
-so its network calls are made once more there (a step's own values are not handed out). The
+unless a step computed that very call with the weights the iteration ends with (the phase plan's
+`pushes`: TUNIT's C_ema.style(x_tf), from C's step): then the iteration hands it over. The
 queues are part of the trainer's state: checkpoints save them and the guard against non-finite
 steps restores them. Each process keeps its own, from its own slice of the batch.
 """
@@ -40,8 +41,13 @@ class Queues:
             for name in missing:
                 self.values[name] = rows[name][-self.specs[name][0]:].clone()
 
-    def push(self, nets: Mapping[str, torch.nn.Module], batch: Mapping[str, Any]) -> None:
-        for name, rows in self.rows(nets, batch).items():
+    def push(self, nets: Mapping[str, torch.nn.Module], batch: Mapping[str, Any],
+             given: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Append each queue's rows: those `given` (a step's values), the others from its formula."""
+        given = dict(given or {})
+        missing = {name: spec for name, spec in self.specs.items() if name not in given}
+        pushed = {**(Queues(missing).rows(nets, batch) if missing else {}), **given}
+        for name, rows in pushed.items():
             self.values[name] = torch.cat([self.values[name], rows.to(self.values[name].dtype)])[-self.specs[name][0]:]
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -135,8 +135,10 @@ class Trainer:
         idle = self.program.idle_steps(self.iteration)
         iterate = self.program.idle_iteration(idle, self.nets) if idle else self.iterate
         stats = iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
+        # rows a step computed with the weights the iteration ends with (phases.py): not computed again
+        pushed = {name: stats.pop(f"push/{name}") for name in self.queues.specs if f"push/{name}" in stats}
         if self.queues:  # this iteration's rows, before the averages move
-            self.queues.push(self.nets, batch)
+            self.queues.push(self.nets, batch, pushed)
         for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
             average.update(self.iteration)
         for average in self.ema.values():  # once per iteration, after every step (ema.py)

@@ -209,7 +209,7 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
     body = []
     for player in graph.players:
         verb = "maximizes" if player.sense == "maximize" else "minimizes"
-        body.append(f"{player.name} {verb} over {', '.join(player.networks)}:")
+        body.append(f"{player.name} {verb} over {', '.join(player.stepped)}:")  # with the networks it also steps
         for term in player.terms:
             shown = show(term.expr, top=term.expr)
             if term.weight != 1 or term.schedule is not None:

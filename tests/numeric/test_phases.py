@@ -29,35 +29,42 @@ def cut_keys(program):
     return keys
 
 
-def oracle_losses(program, nets, inputs):
+def oracle_losses(program, nets, inputs, iteration=0, queues=None):
     """Each step's loss as the phase plan defines it, by an independent evaluator: the IR of that
     step's loss interpreted node by node (interpret.py), not the generated code.
 
     Optimizer pre-step hooks snapshot every network before each step. A step's loss is the
-    objective at these weights: its own networks' before its last repeat's update; a network an
-    earlier step updated, where this step's gradient passes through its calls, as it is now;
-    where the calls are data to this step (the iteration's fakes), as that earlier step's last
-    repeat computed them, before its update; any other network's, the iteration's start."""
+    objective at these weights: the networks it steps (its own, and those of the players it also
+    steps) before its last repeat's update; a network an earlier step updated, where this step's
+    gradient passes through its calls or the step reads it fresh (`fresh:`), as it is now; where
+    the calls are data to this step (the iteration's fakes), as that earlier step's last repeat
+    computed them, before its update; any other network's, the iteration's start. `iteration`
+    sets the scheduled weights; `queues` the queues' rows (a queue is otherwise started from the
+    batch)."""
     snapshots = []  # (player, {network: state}) before each optimizer step
     trainer = program.trainer(nets)
+    trainer.iteration = iteration
+    if queues is not None:
+        trainer.queues.load_state_dict(queues)
     start = {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()}
     for player, optimizer in trainer.optimizers.items():
         optimizer.register_step_pre_hook(lambda *_, player=player: snapshots.append(
             (player, {name: copy.deepcopy(net.state_dict()) for name, net in nets.items()})))
     torch.manual_seed(7)
     stats = trainer.step(inputs)
-    batch = program.draw(inputs)
+    batch = program.weigh(program.draw({**inputs, **(queues or {})}), iteration)
     expected = {}
     last_step = {}  # player -> the snapshot before its latest step so far
     for phase in program.phases:
         steps_so_far = sum(p.repeats for p in program.phases[:program.phases.index(phase) + 1] if p.player == phase.player)
         last_step[phase.player] = [state for player, state in snapshots if player == phase.player][steps_so_far - 1]
         at_step = last_step[phase.player]
+        player = program.graph.player(phase.player)
         through = {node.arg for node in program.plans[phase.player].grad_nodes if node.op.name in ("APPLY", "FROZEN")}
         weights = {}
         for name, net in nets.items():
             owner = next((p.name for p in program.graph.players if name in p.networks), None)
-            if owner == phase.player or (owner in last_step and name in through):
+            if name in player.stepped or (owner in last_step and (name in through or name in player.fresh)):
                 state = at_step[name]
             elif owner in last_step:
                 state = last_step[owner][name]

@@ -11,6 +11,7 @@ import torch
 import lossgraph
 from lossgraph.language.errors import SpecError
 from lossgraph.train.checkpoint import load_checkpoint, save_checkpoint
+from tests.conftest import count_forwards
 
 SPEC = """
 name: queues
@@ -56,6 +57,29 @@ def test_the_queue_is_first_in_first_out_and_the_step_reads_it_as_it_stood():
         expected = torch.cat([expected, rows])[-6:]
         torch.testing.assert_close(trainer.queues.values["Q"], expected)
         assert not trainer.queues.values["Q"].requires_grad
+
+
+def test_a_push_takes_the_steps_value_when_its_weights_are_the_iterations_last():
+    """C_ema(x2) is computed in C's step and C_ema does not change before the push: the iteration
+    hands that value over, one C_ema forward an iteration, not two. A push of C(x), computed in
+    C's step before C's update, is computed again after it (the queue holds the updated rows)."""
+    program = compile_text()
+    assert [queue for queue, _ in program.phases[-1].pushes] == ["Q"] and '"push/Q": ' in program.code
+    nets = program.build_networks(seed=0)
+    trainer = program.trainer(nets)
+    trainer.step(program.example_inputs(batch_size=4, seed=0))  # the first one also starts the queue
+    counts = count_forwards(nets)
+    trainer.step(program.example_inputs(batch_size=4, seed=1))
+    assert counts["C_ema"] == 1
+    stale = compile_text(SPEC.replace("push: C_ema(x2)", "push: C(x)"))
+    assert not stale.phases[-1].pushes and '"push/' not in stale.code
+    nets = stale.build_networks(seed=0)
+    trainer = stale.trainer(nets)
+    batch = stale.example_inputs(batch_size=4, seed=0)
+    trainer.step(batch)
+    with torch.no_grad():
+        after = nets["C"](batch["x"])  # C as its step left it
+    torch.testing.assert_close(trainer.queues.values["Q"][-4:], after)
 
 
 def test_example_inputs_hold_a_queue_of_its_size_and_rows():

@@ -177,7 +177,9 @@ def test_profiler(name):
     assert "aten::convolution" in names
     assert "autograd::engine::evaluate_function: ConvolutionBackward0" in names
     idle = trainer.program.idle_steps(0)  # steps a warm-up leaves out (tunit's D and G)
-    steps = sum(repeats for player, repeats in trainer.schedule if player not in idle)
+    # a step steps its optimizer and those of the players it also steps (tunit's G steps C's too)
+    graph = trainer.program.graph
+    steps = sum(repeats * len(graph.player(player).optimizers) for player, repeats in trainer.schedule if player not in idle)
     assert sum(event.startswith("Optimizer.step#") for event in names) == steps
 
 
@@ -220,3 +222,25 @@ def test_detect_anomaly(name):
         with torch.autograd.detect_anomaly():
             stats = run(trainer, inputs)
     assert all(map(torch.isfinite, torch.tensor(list(stats.values()))))
+
+
+def test_tunit_past_its_warm_up_under_the_profiler_hooks_and_anomaly_detection():
+    """TUNIT's steps after the warm-up: D's reads C fresh (its calls of C computed again after C's
+    step), G's one backward also steps C with C's optimizer: four optimizer steps, each call's
+    backward seen once, no anomaly."""
+    trainer, inputs = fresh("tunit")
+    trainer.iteration = 1000
+    backwards, differentiable = dict.fromkeys(trainer.nets, 0), dict.fromkeys(trainer.nets, 0)
+    for net_name, net in trainer.nets.items():
+        net.register_forward_hook(lambda module, args, out, n=net_name: differentiable.__setitem__(
+            n, differentiable[n] + any(t.requires_grad for t in (out if isinstance(out, tuple) else (out,)))))
+        net.register_full_backward_hook(lambda module, grad_in, grad_out, n=net_name: backwards.__setitem__(n, backwards[n] + 1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Full backward hook is firing when gradients are computed with respect to module outputs")
+        warnings.filterwarnings("ignore", "Anomaly Detection has been enabled")
+        with torch.profiler.profile() as profiler, torch.autograd.detect_anomaly():
+            stats = run(trainer, inputs)
+    names = [event.name for event in profiler.events()]
+    assert sum(event.startswith("Optimizer.step#") for event in names) == 4  # C; D; G and C in G's step
+    assert {"C", "D", "G"} <= set(stats) and all(map(torch.isfinite, torch.tensor(list(stats.values()))))
+    assert backwards == differentiable and differentiable["C"] > 0

@@ -43,12 +43,14 @@ class IterationWriter:
         for index, phase in enumerate(self.phases):
             self._release(index)
             _Phase(self, phase, index).write()
+        # values a queue's push takes from the steps (phases.py), under `push/<queue>` (Trainer.step)
+        self.stats.update({f"push/{queue}": f"{self.kept[node]}.detach()" for queue, node in self.phases[-1].pushes} if self.phases else {})
         returns = [f'"{key}": {value}' for key, value in self.stats.items()]
         return self.writer.function("iteration(nets, inputs, optimizers, parameters, pools)", DOC, returns)
 
     def _release(self, index: int) -> None:
         """Free the names of calls no step from this one on reads: a call computed anew may take them."""
-        later = set().union(*(phase.reused for phase in self.phases[index:]))
+        later = set().union(*(phase.reused for phase in self.phases[index:]), *(dict(phase.pushes).values() for phase in self.phases))
         for node, name in list(self.kept.items()):
             if node not in later and name not in self.pinned:
                 self.writer.names.release(name)
@@ -101,7 +103,7 @@ class _Phase:
         writer.body.depth = 0
         verb = "maximize" if self.player.sense == "maximize" else "minimize"
         times = f", {phase.repeats} times" if phase.repeats > 1 else ""
-        writer.body.add(f"# {phase.player}: {verb} {' + '.join(t.name for t in phase.live)} over {', '.join(sorted(self.player.networks))}{times}")
+        writer.body.add(f"# {phase.player}: {verb} {' + '.join(t.name for t in phase.live)} over {', '.join(sorted(self.player.stepped))}{times}")
         for node in self.order:
             if node in phase.hoisted:
                 self._compute(node)
@@ -217,9 +219,8 @@ class _Phase:
         uncut = any(node not in self.cut_below for node in phase.kept_graph if node.op is not Ops.HEAD)
         retain = bool(phase.kept_graph) and (uncut or not self.cut_leaves)
         later = [other.player for other in phases[self.index + 1:] if other.reused & phase.kept_graph]
-        stepper = self.player.optimizer  # a step of another player (step_of) steps that player's optimizer
-        for code, no_grad, depth in update_lines(self.player, loss, f'optimizers["{stepper}"]', f'parameters["{stepper}"]',
-                                                 retain=retain, cut=() if retain else self.cut_leaves, reused_by=list(dict.fromkeys(later))):
+        # a step of another player (step_of) steps that player's optimizer, and also_steps others' too
+        for code, no_grad, depth in update_lines(self.player, loss, retain=retain, cut=() if retain else self.cut_leaves, reused_by=list(dict.fromkeys(later))):
             self.writer.body.add(code, no_grad=no_grad, depth=depth)
 
 

@@ -18,10 +18,16 @@ from typing import Sequence
 from lossgraph.compiler.graph import Player
 
 
-def update_lines(player: Player, loss: str, optimizer: str, parameters: str, retain: bool = False,
+def update_lines(player: Player, loss: str, retain: bool = False,
                  cut: Sequence[tuple[str, str]] = (), reused_by: Sequence[str] = ()) -> list[tuple[str, bool, int]]:
     """(code, under no_grad, extra depth) lines; `retain` keeps the whole autograd graph for a later
-    step; `cut` (leaf, value) pairs: Note [Cut leaves], for the steps `reused_by`."""
+    step; `cut` (leaf, value) pairs: Note [Cut leaves], for the steps `reused_by`.
+
+    A step steps its player's optimizer (the player it is a step of, `step_of`) and those of the
+    players it also steps (`also_steps`): each zeroed before the one backward, each stepped and
+    clipped after it, as its own step would."""
+    optimizers = [(f'optimizers["{name}"]', f'parameters["{name}"]', clip) for name, clip in player.optimizers]
+    parameters = " + ".join(held for _, held, _ in optimizers)
     if cut:
         leaves, values = ", ".join(leaf for leaf, _ in cut), ", ".join(value for _, value in cut)
         grads = ", ".join(f"{leaf}.grad" for leaf, _ in cut)
@@ -36,10 +42,16 @@ def update_lines(player: Player, loss: str, optimizer: str, parameters: str, ret
         ]
     else:
         backward = [f"{loss}.backward(inputs={parameters}{', retain_graph=True' if retain else ''})"]
-    lines = [(f"{optimizer}.zero_grad(set_to_none=True)", False, 0), *((code, False, 0) for code in backward),
-             (f"{optimizer}.step()", False, 0)]
-    if player.clip is not None:
-        bound = repr(player.clip)
-        lines += [(f"for parameter in {parameters}:  # a WGAN critic's Lipschitz bound: clip every weight", True, 0),
-                  (f"parameter.clamp_(-{bound}, {bound})", True, 1)]
+    lines = []
+    if player.also:
+        others = " and ".join(f"{other.player}'s networks with {other.player}'s optimizer" for other in player.also)
+        lines.append((f"# one backward: {player.name}'s gradient also steps {others}", False, 0))
+    lines += [(f"{optimizer}.zero_grad(set_to_none=True)", False, 0) for optimizer, _, _ in optimizers]
+    lines += [(code, False, 0) for code in backward]
+    for optimizer, held, clip in optimizers:
+        lines.append((f"{optimizer}.step()", False, 0))
+        if clip is not None:
+            bound = repr(clip)
+            lines += [(f"for parameter in {held}:  # a WGAN critic's Lipschitz bound: clip every weight", True, 0),
+                      (f"parameter.clamp_(-{bound}, {bound})", True, 1)]
     return lines

@@ -48,7 +48,7 @@ def analyse(graph: Graph) -> dict[str, PlayerPlan]:
     plans: dict[str, PlayerPlan] = {}
     for player in (*graph.players, *graph.judges):
         grad: set[Expr] = set()
-        for net in player.networks:
+        for net in player.stepped:  # with the networks of the players it also steps
             source = f"params:{net}"
             if source in dag:
                 grad |= {node for node in nx.descendants(dag, source) if isinstance(node, Expr)}
@@ -59,7 +59,7 @@ def analyse(graph: Graph) -> dict[str, PlayerPlan]:
         grad &= reaching
         live = tuple(term.name for term in player.terms if term.expr in grad)
         dead = tuple(term.name for term in player.terms if term.expr not in grad)
-        plans[player.name] = PlayerPlan(player.name, player.networks, frozenset(grad), live, dead)
+        plans[player.name] = PlayerPlan(player.name, player.stepped, frozenset(grad), live, dead)
     return plans
 
 
@@ -75,7 +75,7 @@ def check_updates(graph: Graph) -> PassResult:
             written = graph.origins.get(term.expr, ())
             origin = next((o for o in written if o.key.startswith(term.key)), written[0] if written else None)
             problems.items.append(Problem(
-                f"the objective of player '{player.name}' does not depend on its networks ({', '.join(player.networks)})",
+                f"the objective of player '{player.name}' does not depend on its networks ({', '.join(player.stepped)})",
                 origin,
                 "apply one of them in a term, or move the networks to the player that uses them",
             ))

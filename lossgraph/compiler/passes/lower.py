@@ -1,9 +1,8 @@
 """Spec to IR: parse every formula, inline `let:` bindings, check names and call arities.
 
-Each formula is parsed against a scope that knows the spec's data, lets and networks. A let is
-parsed the first time it is used and then shared (interning makes every use the same node);
-a let that reaches itself is a cycle, reported with the chain. Every problem in every formula is
-collected before one `SpecError` is raised.
+Each formula is parsed against a scope that knows the spec's data, lets and networks. A let is parsed the
+first time it is used and then shared (interning makes every use the same node); a let that reaches itself
+is a cycle, reported with the chain. Every problem in every formula is collected before one `SpecError`.
 
 The IR produced here is the objective *as written*: a probability network's `D(v)` is still a
 plain application. `insert_sigmoids` (the next pass) makes the sigmoid explicit.
@@ -21,7 +20,7 @@ from lossgraph.compiler.formula import NetworkRef, Site, parse
 from lossgraph.compiler.passes.calls import freeze, share_variables
 from lossgraph.compiler.passes.losses import check_loss
 from lossgraph.language.macros import Macro, parse_signature, standard_library
-from lossgraph.compiler.graph import Graph, Network, Player, Term
+from lossgraph.compiler.graph import AlsoStepped, Graph, Network, Player, Term
 from lossgraph.language.kinds import SOURCE_CALL, Kind
 from lossgraph.compiler.ops import BUILTINS, Ops
 from lossgraph.language.spec import Spec
@@ -302,13 +301,14 @@ def lower(spec: Spec) -> Graph:
             path = ("players", player_name, player.sense, term_name) + (() if isinstance(raw, str) else ("expr",))
             expr = formula(path, term.expr)
             if expr is not None and term.updates is not None:
-                expr = freeze(expr, set(player.networks) - set(term.updates), origins, let_names)
+                expr = freeze(expr, set(spec.stepped_networks(player_name)) - set(term.updates), origins, let_names)
             if expr is not None:
                 scheduled = term.weight if not isinstance(term.weight, (int, float)) else None
                 terms.append(Term(term_name, 1.0 if scheduled else term.weight, expr, ".".join(str(p) for p in path[:4]), scheduled))
-        stepper = spec.players[player.step_of] if player.step_of else player  # a step of another player clips as it does
-        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), stepper.clip, tuple(player.pool.items()),
-                              spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name))
+        clip = spec.players[player.step_of or player_name].clip  # a step of another player clips as it does
+        players.append(Player(player_name, player.sense, tuple(player.networks), tuple(terms), clip, tuple(player.pool.items()),
+                              spec.source.origin(("players", player_name, player.sense), at_key=True), player.step_of or player_name,
+                              tuple(AlsoStepped(o, tuple(spec.players[o].networks), spec.players[o].clip) for o in player.also_steps), frozenset(player.fresh)))
 
     judges = []
     for name, judge in spec.judges.items():

@@ -273,9 +273,9 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
                 node.lines.append((f"constant for {player.name}: not computed in its step", "note"))
             nodes[node.key] = node
         node = Node(("player", player.name), "player", player.name,
-                    [(player.name, "label"), (f"{sense} over", "detail"), (", ".join(player.networks), "detail")],
+                    [(player.name, "label"), (f"{sense} over", "detail"), (", ".join(player.stepped), "detail")],
                     fill=colour, stroke=colour, text_colour="#ffffff", stroke_width=2, radius=12)
-        node.title = f"player {player.name}: {sense} the sum of its terms over {', '.join(player.networks)}"
+        node.title = f"player {player.name}: {sense} the sum of its terms over {', '.join(player.stepped)}"
         nodes[node.key] = node
 
     edges: list[Edge] = []
@@ -302,5 +302,5 @@ def loss_picture(graph: Graph, plans: Mapping[str, Any] | None = None, subtitle:
             live = plan is None or term.name in plan.live_terms
             edges.append(Edge(target, nodes[("player", player.name)], "gradient" if live else "detached",
                               player.name, colours[player.name]))
-    players = [(player.name, colours[player.name], ", ".join(player.networks)) for player in graph.players]
+    players = [(player.name, colours[player.name], ", ".join(player.stepped)) for player in graph.players]
     return Picture(graph.name, subtitle, players, list(nodes.values()), edges)
