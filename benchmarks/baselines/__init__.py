@@ -24,11 +24,12 @@ from .pix2pix import Pix2Pix
 from .pixelda import PixelDA
 from .stargan import StarGAN
 from .stargan_v2 import StarGANv2
+from .tunit import TUNIT
 from .unit import UNIT
 
 BASELINES = {
     baseline.name: baseline
-    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN, LPTN, MUNIT, StarGANv2)
+    for baseline in (Pix2Pix, BicycleGAN, CoGAN, PixelDA, CycleGAN, DiscoGAN, DualGAN, UNIT, StarGAN, LPTN, MUNIT, StarGANv2, TUNIT)
 }
 
-__all__ = ["BASELINES", "LPTN", "MUNIT", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "Pix2Pix", "PixelDA", "StarGAN", "StarGANv2", "UNIT"]
+__all__ = ["BASELINES", "LPTN", "MUNIT", "BicycleGAN", "CoGAN", "CycleGAN", "DiscoGAN", "DualGAN", "Pix2Pix", "PixelDA", "StarGAN", "StarGANv2", "TUNIT", "UNIT"]
