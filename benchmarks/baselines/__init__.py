@@ -6,6 +6,10 @@ device. It holds its own optimizers, with the spec's hyper-parameters written ou
 `losses(nets, inputs) -> {"D": tensor, "G": tensor}` (each player's whole objective as written,
 negated for a maximizing player: the conventions of `program.losses`). None of them calls lossgraph.
 
+A baseline whose weights change with the iteration (StarGAN v2's lambda_ds, TUNIT's warm-up)
+counts its iterations in `iteration`, which the benchmark and the tests may set; TUNIT's `losses`
+also takes the iteration, and its steps are C, D and G (D and G skipped through the warm-up).
+
 A step reports the loss its optimizer minimized. Where a hand-written step leaves out terms that
 are constant for the player (E[log D(x)] in a generator's step), the player is listed in the
 class's `step_leaves_out_constants`.
