@@ -8,7 +8,9 @@ eager and compiled.
 
 For each method up to four steps run, each on identical networks (`program.build_networks(seed)`,
 built anew for each) and the same batch (`program.example_inputs(batch_size, seed)`, random
-variables included), so every iteration does the same work on each:
+variables included), so every iteration does the same work on each. A spec whose warm-up leaves
+steps idle (TUNIT's D and G) is measured past it: both sides count their iterations from the
+warm-up's end.
 
 - lossgraph: `program.trainer(nets, **accelerate.EAGER)`, the generated iteration, eager fp32;
 - hand-written: the method's baseline (`baselines/`, or `authors.py` at the realistic scale), eager fp32;
@@ -102,6 +104,7 @@ class Result:
     spec_seconds: float
     compiled_as: str | None  # the compiled pair's settings in words, None when not run
     sides: dict[str, Side]
+    start: int = 0  # the iteration the steps start from (past a warm-up: first_full_iteration)
 
 
 def load_program(method: str, image_size: int | None):
@@ -127,21 +130,33 @@ def compiled_settings(device: torch.device, given: Mapping[str, object]) -> acce
     return accelerate.Acceleration.for_device(device, **{"compile": True, **given})
 
 
+def first_full_iteration(program) -> int:
+    """The first iteration at which no step is idle: 0, or the end of a warm-up whose idle steps
+    (TUNIT's D and G: program.idle_steps) would leave them out of every measured iteration."""
+    return next((i for i in range(program.spec.train.steps) if not program.idle_steps(i)), 0)
+
+
 def make_sides(method: str, program, baseline, *, batch_size: int, device: torch.device, seed: int,
-               acceleration: accelerate.Acceleration) -> list[Side]:
+               acceleration: accelerate.Acceleration, start: int = 0) -> list[Side]:
     extra = {"steps_per_epoch": STEPS_PER_EPOCH} if method in AUTHORS else {}
-    trainer = program.trainer(program.build_networks(seed=seed), device=device, **accelerate.EAGER, **extra)
-    hand = baseline(program.build_networks(seed=seed), device=device)
+
+    def started(step_owner):  # a trainer or a baseline, counting its iterations from `start`
+        if start:
+            step_owner.iteration = start
+        return step_owner
+
+    trainer = started(program.trainer(program.build_networks(seed=seed), device=device, **accelerate.EAGER, **extra))
+    hand = started(baseline(program.build_networks(seed=seed), device=device))
     sides = [Side("lossgraph", trainer.step, trainer.nets), Side("hand-written", hand.step, hand.nets)]
     if not acceleration.active:
         return sides
     settings = {"compile": acceleration.compile, "precision": acceleration.precision, "cuda_graphs": acceleration.cuda_graphs}
-    trainer = program.trainer(program.build_networks(seed=seed), device=device, **settings, **extra)
+    trainer = started(program.trainer(program.build_networks(seed=seed), device=device, **settings, **extra))
     nets = program.build_networks(seed=seed)
     # torch.compile has no double backward: a network a gradient penalty differentiates (WGAN-GP's,
     # R1's critic) stays eager in a hand-written compiled step too, as in lossgraph's
     penalized = accelerate.double_backward_networks(program.graph)
-    hand = baseline(acceleration.wrap({name: net.to(device) for name, net in nets.items()}, device, eager=penalized), device=device)
+    hand = started(baseline(acceleration.wrap({name: net.to(device) for name, net in nets.items()}, device, eager=penalized), device=device))
 
     def hand_step(inputs: Mapping[str, torch.Tensor], step=hand.step):
         if acceleration.cuda_graphs:
@@ -158,7 +173,9 @@ def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int 
     program = load_program(method, image_size)
     batch_size = batch_size or program.spec.train.batch_size
     inputs = {name: value.to(device) for name, value in program.example_inputs(batch_size=batch_size, seed=seed).items()}
-    sides = make_sides(method, program, baseline, batch_size=batch_size, device=device, seed=seed, acceleration=acceleration)
+    first = first_full_iteration(program)
+    sides = make_sides(method, program, baseline, batch_size=batch_size, device=device, seed=seed, acceleration=acceleration,
+                       start=first)
 
     for side in sides:
         graphs, breaks = dynamo_counts()
@@ -189,7 +206,7 @@ def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int 
             side.flops = count_flops(side.step, inputs)
     compiled_as = acceleration.describe() if acceleration.active else None
     return Result(method, batch_size, program.spec.train.image_size, time_spec_compile(method), compiled_as,
-                  {side.name: side for side in sides})
+                  {side.name: side for side in sides}, first)
 
 
 def warm_compiler(device: torch.device) -> float:

@@ -68,9 +68,10 @@ def method_table(result, device: torch.device, spec_repeats: int) -> str:
             row("graphs compiled / graph breaks", lambda side: f"{side.graphs} / {side.breaks}" if not side.counted else ""),
         ]
     compiled = f"; compiled pair: {result.compiled_as}" if result.compiled_as else ""
+    started = f" from iteration {result.start}, past the warm-up" if result.start else ""
     lines = [
         f"### {result.method} (batch {result.batch_size}, {result.image_size}x{result.image_size}, "
-        f"{len(hand.times)} timed iterations; eager pair: fp32{compiled})",
+        f"{len(hand.times)} timed iterations{started}; eager pair: fp32{compiled})",
         "",
         "| | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),

@@ -37,9 +37,9 @@ def adam(parameters: list[nn.Parameter], lr: float, betas: tuple[float, float], 
     return torch.optim.Adam(parameters, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
-def rmsprop(parameters: list[nn.Parameter], lr: float) -> torch.optim.RMSprop:
+def rmsprop(parameters: list[nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.RMSprop:
     # see Note [Optimizers as scripts build them]
-    return torch.optim.RMSprop(parameters, lr=lr)
+    return torch.optim.RMSprop(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
