@@ -351,7 +351,10 @@ def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice,
     """The ids of the parameters that get a gradient in an iteration of the schedule.
 
     Found by running one iteration on copies of the networks, with an example batch of this rank's
-    size; the RNG streams and the networks themselves are left as they were.
+    size; the RNG streams and the networks themselves are left as they were. The iteration probed
+    is the first that takes every step (`full_iteration`): a warm-up's idle steps would leave their
+    networks' parameters looking unused. Parameters that never take a gradient (a moving average's)
+    are not watched.
     """
     size = part.stop - part.start
     used: set[int] = set()
@@ -359,14 +362,30 @@ def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice,
         copies = copy.deepcopy(trainer.nets)  # one deepcopy: modules shared between networks stay shared
         for name, net in trainer.nets.items():
             for original, twin in zip(net.parameters(), copies[name].parameters()):
-                twin.register_post_accumulate_grad_hook(lambda _, key=id(original): used.add(key))
+                if twin.requires_grad:
+                    twin.register_post_accumulate_grad_hook(lambda _, key=id(original): used.add(key))
         # eager: nothing compiled or graphed for one probing iteration (and torch's tree of
         # CUDA graphs, which a graphed trainer resets, is left to the run's own trainer)
         per_epoch = getattr(trainer, "steps_per_epoch", None)  # a schedule in epochs needs it (epochs.py)
         probe = program.trainer(copies, device=device, **EAGER, **({} if per_epoch is None else {"steps_per_epoch": per_epoch}))
+        probe.iteration = full_iteration(program)
         inputs = program.example_inputs(batch_size=size, seed=0)
         probe.step({name: value.to(device) for name, value in inputs.items()})
     return used
+
+
+def full_iteration(program: DistributedProgram) -> int:
+    """The first iteration at which no step is idle (0 without a warm-up); the first with the fewest
+    idle steps when every iteration of the run leaves some out."""
+    steps = max(int(program.spec.train.steps), 1)
+    best, fewest = 0, None
+    for iteration in range(steps):
+        idle = len(program.idle_steps(iteration))
+        if fewest is None or idle < fewest:
+            best, fewest = iteration, idle
+        if idle == 0:
+            break
+    return best
 
 
 def _to_cpu(value: Any) -> Any:

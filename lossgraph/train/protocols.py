@@ -153,3 +153,6 @@ class DistributedProgram(Program, Protocol):
         """`inputs` with every random variable it lacks drawn, at the batch size of `inputs`."""
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]: ...
+
+    def idle_steps(self, iteration: int) -> frozenset[str]:
+        """The steps a warm-up leaves out at `iteration` (their terms all weigh 0 there)."""
