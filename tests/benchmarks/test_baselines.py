@@ -23,12 +23,7 @@ LATER = 1000  # half of both specs' runs: StarGAN v2's lambda_ds at 1, TUNIT pas
 # specs/tunit.yaml (its header says so): C's second step runs as a step of its own (C_g) after
 # G's, with G's terms, instead of inside G's step with one backward; and D's and G's steps read
 # the labels y and the reconstruction's style C.style(x) computed before C's own step, not after.
-DEPARTURES = {
-    ("tunit", "players"): "specs/tunit.yaml has a step C_g (C's second step after G's), "
-                          "docs/methods.md takes it inside G's step",
-    ("tunit", "later"): "specs/tunit.yaml takes C's second step (C_g) after G's instead of in G's one backward, "
-                        "and reads y and C.style(x) from before C's own step",
-}
+DEPARTURES: dict[tuple[str, str], str] = {}  # (method, check) -> where a spec departs from docs/methods.md
 
 
 def departs(request, name: str, check: str) -> None:
@@ -92,7 +87,15 @@ def test_one_step_later_equals_the_trainer_step(name, request):
     """As above, from iteration LATER on both sides: the weights of that iteration (StarGAN v2's
     decayed lambda_ds; TUNIT's steps past the warm-up, every one taken)."""
     departs(request, name, "later")
-    compare_one_step(name, lossgraph.compile(name), iteration=LATER)
+    # On one thread: with two, StarGAN v2's other reduction order reaches 0.3% of the largest
+    # gradient on a few instance-norm biases at this iteration (its cycle applies G to G's output);
+    # on one thread both sides agree within the tolerances below, as at iteration 0.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        compare_one_step(name, lossgraph.compile(name), iteration=LATER)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def compare_one_step(name: str, program, iteration: int) -> None:

@@ -32,9 +32,13 @@ def functions(code: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_one_training_function(name):
     program = PROGRAMS[name]
-    # a spec with `diversity(...)` metrics also gets the outputs they compare (munit)
-    diverse = any(formula.strip().startswith("diversity(") for formula in program.spec.evaluate.values())
-    assert list(functions(program.code)) == ["losses", "iteration", "samples", "evaluate"] + ["diversity_images"] * diverse
+    # a spec with `diversity(...)` metrics also gets the outputs they compare (munit), one with
+    # fid, kid or cluster_accuracy the images or labels those compare (tunit)
+    written = [formula.strip() for formula in program.spec.evaluate.values()]
+    diverse = any(formula.startswith("diversity(") for formula in written)
+    paired = any(formula.startswith(("fid(", "kid(", "cluster_accuracy(")) for formula in written)
+    assert list(functions(program.code)) == (["losses", "iteration", "samples", "evaluate"]
+                                             + ["distribution_images"] * paired + ["diversity_images"] * diverse)
     for judge in PROGRAMS[name].judge_code.values():
         assert list(functions(judge)) == ["iteration"]
 
