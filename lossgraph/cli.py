@@ -179,7 +179,9 @@ def _check(args) -> int:
 
         open_located(program.spec, dict(program.spec.dataset), program.spec.train.image_size)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
-    networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels}->{c.out_channels}" for c in program.network_configs.values())
+    outputs = program.network_outputs()  # the shapes the dry run found: an encoder's real output, a network's heads
+    networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels} -> {outputs.get(c.name, c.out_channels)}"
+                         for c in program.network_configs.values())
     if args.explain:
         for note in program.notes:
             print(f"  {note}")

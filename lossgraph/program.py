@@ -118,6 +118,21 @@ class Program:
             inputs[name] = torch.randn(size, *self.like_shapes[name], generator=generator)
         return self.draw(inputs, generator)
 
+    def network_outputs(self) -> dict[str, str]:
+        """Each network's per-sample output as the shape check found it, `(3, 32, 32)`, or its heads',
+        `cls (4,), style (128,)`; networks no formula applies are left out."""
+        whole: dict[str, tuple[int, ...]] = {}
+        heads: dict[str, dict[tuple[str, int], tuple[int, ...]]] = {}
+        for node, shape in self.batchable.shapes.items():
+            if node.op in (Ops.APPLY, Ops.FROZEN):
+                whole.setdefault(node.arg, tuple(shape[1:]))
+            elif node.op is Ops.HEAD:
+                heads.setdefault(node.args[0].arg, {}).setdefault(node.arg, tuple(shape[1:]))
+        shown = {name: str(shape) for name, shape in whole.items()}
+        for name, found in heads.items():  # in the order the network declares its heads
+            shown[name] = "{" + ", ".join(f"{head} {shape}" for (head, _), shape in sorted(found.items(), key=lambda item: item[0][1])) + "}"
+        return shown
+
     def draw(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """`inputs` with every random variable it lacks drawn; a supplied one is kept as given."""
         missing = [name for name in self.graph.random if name not in inputs]

@@ -17,6 +17,15 @@ def test_check_passes_on_every_shipped_spec(spec, capsys):
     assert "ok:" in out and "minimizes" in out
 
 
+def test_check_lists_each_networks_real_output(capsys):
+    """Per sample, as the shape check found it: an encoder's map and a network's heads, not the
+    builder's nominal output channels."""
+    assert main(["check", "specs/tunit.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "C: tunit_guide 3 -> {cls (4,), style (128,)}" in out
+    assert "Enc: munit_content_encoder 3 -> (64, 8, 8)" in out and "Dec: munit_decoder 192 -> (3, 32, 32)" in out
+
+
 def test_show_prints_unicode_math_as_written(capsys):
     assert main(["show", "discogan"]) == 0
     out = capsys.readouterr().out

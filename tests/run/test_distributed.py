@@ -104,6 +104,14 @@ def assert_same_metrics(expected: Path, actual: Path) -> None:
             assert float(row_got[key]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), (row_want["step"], key)
 
 
+def assert_same_runs(one: Path, two: Path) -> None:
+    """The same metrics at every step, and the same networks at the end."""
+    assert_same_metrics(one / "metrics.csv", two / "metrics.csv")
+    expected, actual = final_networks(one), final_networks(two)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
 def final_networks(run: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -192,10 +200,7 @@ def test_a_generator_first_schedule_trains_as_one_process(tmp_path):
     spec.write_text(text + "\n")
     one_process(spec, tmp_path / "one", "--steps", "6")
     torchrun(spec, tmp_path / "two", "--steps", "6")
-    assert_same_metrics(tmp_path / "one" / "metrics.csv", tmp_path / "two" / "metrics.csv")
-    one, two = final_networks(tmp_path / "one"), final_networks(tmp_path / "two")
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_runs(tmp_path / "one", tmp_path / "two")
 
 
 def test_a_moving_average_in_a_loss_and_a_warm_up_train_as_one_process(tmp_path):
@@ -209,7 +214,4 @@ def test_a_moving_average_in_a_loss_and_a_warm_up_train_as_one_process(tmp_path)
     spec.write_text(text)
     one_process(spec, tmp_path / "one", "--steps", "6")
     torchrun(spec, tmp_path / "two", "--steps", "6")
-    assert_same_metrics(tmp_path / "one" / "metrics.csv", tmp_path / "two" / "metrics.csv")
-    one, two = final_networks(tmp_path / "one"), final_networks(tmp_path / "two")
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert_same_runs(tmp_path / "one", tmp_path / "two")
