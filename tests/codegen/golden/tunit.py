@@ -22,47 +22,47 @@ def losses(nets, inputs):
     weight_adv_G = inputs["weight/G/adv"]
     weight_rec = inputs["weight/G/rec"]
     weight_sty = inputs["weight/G/sty"]
-    C_x = C(x)  # tunit.yaml:70 players.C.minimize.moco.expr (+4 more)
-    C_style_x = C_x[1]  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
-    C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
-    C_ema_style_x_tf = C_ema_x_tf[1]  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
-    moco = weight_moco * info_nce(C_style_x, C_ema_style_x_tf, Q, 0.07).mean()  # tunit.yaml:70 players.C.minimize.moco.expr
-    C_cls_x = C_x[0]  # tunit.yaml:53 let.p (+2 more)
-    p = F.softmax(C_cls_x, dim=1)  # tunit.yaml:53 let.p (+1 more)
-    C_x_tf = C(x_tf)  # tunit.yaml:54 let.p_tf
-    C_cls_x_tf = C_x_tf[0]  # tunit.yaml:54 let.p_tf
-    p_tf = F.softmax(C_cls_x_tf, dim=1)  # tunit.yaml:54 let.p_tf (+1 more)
-    mi = weight_mi * mutual_information(p, p_tf)  # tunit.yaml:71 players.C.minimize.mi.expr
+    C_x = C(x)  # tunit.yaml:73 players.C.minimize.moco.expr (+4 more)
+    C_style_x = C_x[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+    C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+    C_ema_style_x_tf = C_ema_x_tf[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+    moco = weight_moco * info_nce(C_style_x, C_ema_style_x_tf, Q, 0.07).mean()  # tunit.yaml:73 players.C.minimize.moco.expr
+    C_cls_x = C_x[0]  # tunit.yaml:56 let.p (+2 more)
+    p = F.softmax(C_cls_x, dim=1)  # tunit.yaml:56 let.p (+1 more)
+    C_x_tf = C(x_tf)  # tunit.yaml:57 let.p_tf
+    C_cls_x_tf = C_x_tf[0]  # tunit.yaml:57 let.p_tf
+    p_tf = F.softmax(C_cls_x_tf, dim=1)  # tunit.yaml:57 let.p_tf (+1 more)
+    mi = weight_mi * mutual_information(p, p_tf)  # tunit.yaml:74 players.C.minimize.mi.expr
     x_in = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
-    D_x_in = D(x_in)  # tunit.yaml:61 let.real
-    y = C_cls_x.argmax(dim=1)  # tunit.yaml:55 let.y (+4 more)
-    pick_D_x_in_y = torch.take_along_dim(D_x_in, y[:, None], dim=1).squeeze(1)  # tunit.yaml:76 players.D.minimize.adv.expr (+3 more)
-    content = Enc(x)  # tunit.yaml:58 let.content (+2 more)
-    x_ref = x.roll(1, 0)  # tunit.yaml:56 let.x_ref (+3 more)
-    C_x_ref = C(x_ref)  # tunit.yaml:59 let.fake
-    C_style_x_ref = C_x_ref[1]  # tunit.yaml:59 let.fake
-    fake = Dec(content, C_style_x_ref)  # tunit.yaml:59 let.fake (+5 more)
-    D_fake = D(fake)  # tunit.yaml:76 players.D.minimize.adv.expr (+1 more)
-    y_ref = y.roll(1, 0)  # tunit.yaml:57 let.y_ref (+2 more)
-    pick_D_fake_y_ref = torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)  # tunit.yaml:76 players.D.minimize.adv.expr (+1 more)
-    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + pick_D_fake_y_ref).mean())  # tunit.yaml:76 players.D.minimize.adv.expr
+    D_x_in = D(x_in)  # tunit.yaml:64 let.real
+    y = C_cls_x.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
+    pick_D_x_in_y = torch.take_along_dim(D_x_in, y[:, None], dim=1).squeeze(1)  # tunit.yaml:79 players.D.minimize.adv.expr (+3 more)
+    content = Enc(x)  # tunit.yaml:61 let.content (+2 more)
+    x_ref = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
+    C_x_ref = C(x_ref)  # tunit.yaml:62 let.fake
+    C_style_x_ref = C_x_ref[1]  # tunit.yaml:62 let.fake
+    fake = Dec(content, C_style_x_ref)  # tunit.yaml:62 let.fake (+5 more)
+    D_fake = D(fake)  # tunit.yaml:79 players.D.minimize.adv.expr (+1 more)
+    y_ref = y.roll(1, 0)  # tunit.yaml:60 let.y_ref (+2 more)
+    pick_D_fake_y_ref = torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)  # tunit.yaml:79 players.D.minimize.adv.expr (+1 more)
+    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + pick_D_fake_y_ref).mean())  # tunit.yaml:79 players.D.minimize.adv.expr
     grad_pick_D_x_in_y = torch.autograd.grad(pick_D_x_in_y.sum(), x_in, create_graph=True)[0]  # stdlib.yaml:22 macros.r1(l, v)
-    r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:77 players.D.minimize.r1.expr (+1 more)
-    rec = Dec(content, C_style_x)  # tunit.yaml:60 let.rec (+4 more)
-    D_rec = D(rec)  # tunit.yaml:62 let.g_adv
-    g_adv = -pick_D_fake_y_ref.mean() - torch.take_along_dim(D_rec, y[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:62 let.g_adv (+1 more)
-    adv_G = weight_adv_G * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+1 more)
-    g_rec = (rec - x).abs().mean()  # tunit.yaml:63 let.g_rec (+2 more)
-    rec_G = weight_rec * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+2 more)
-    C_fake = C(fake)  # tunit.yaml:64 let.g_sty
-    C_style_fake = C_fake[1]  # tunit.yaml:64 let.g_sty
-    C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:64 let.g_sty
-    C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:64 let.g_sty
-    g_sty = info_nce(C_style_fake, C_ema_style_x_ref, Q, 0.07).mean()  # tunit.yaml:64 let.g_sty (+1 more)
-    sty = weight_sty * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+1 more)
-    loss_C = moco + mi  # tunit.yaml:69 players.C.minimize
-    loss_D = adv_D + r1  # tunit.yaml:75 players.D.minimize
-    loss_G = adv_G + rec_G + sty  # tunit.yaml:81 players.G.minimize
+    r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:80 players.D.minimize.r1.expr (+1 more)
+    rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
+    D_rec = D(rec)  # tunit.yaml:65 let.g_adv
+    g_adv = -pick_D_fake_y_ref.mean() - torch.take_along_dim(D_rec, y[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:65 let.g_adv (+1 more)
+    adv_G = weight_adv_G * g_adv  # tunit.yaml:85 players.G.minimize.adv.expr (+1 more)
+    g_rec = (rec - x).abs().mean()  # tunit.yaml:66 let.g_rec (+2 more)
+    rec_G = weight_rec * g_rec  # tunit.yaml:86 players.G.minimize.rec.expr (+2 more)
+    C_fake = C(fake)  # tunit.yaml:67 let.g_sty
+    C_style_fake = C_fake[1]  # tunit.yaml:67 let.g_sty
+    C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:67 let.g_sty
+    C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:67 let.g_sty
+    g_sty = info_nce(C_style_fake, C_ema_style_x_ref, Q, 0.07).mean()  # tunit.yaml:67 let.g_sty (+1 more)
+    sty = weight_sty * g_sty  # tunit.yaml:87 players.G.minimize.sty.expr (+1 more)
+    loss_C = moco + mi  # tunit.yaml:72 players.C.minimize
+    loss_D = adv_D + r1  # tunit.yaml:78 players.D.minimize
+    loss_G = adv_G + rec_G + sty  # tunit.yaml:84 players.G.minimize
     return {
         "C": loss_C,
         "C/moco": moco,
@@ -95,63 +95,63 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     weight_rec = inputs["weight/G/rec"]
     weight_sty = inputs["weight/G/sty"]
     # C: minimize moco + mi over C
-    C_x = C(x)  # tunit.yaml:70 players.C.minimize.moco.expr (+4 more)
-    C_style_x = C_x[1]  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
+    C_x = C(x)  # tunit.yaml:73 players.C.minimize.moco.expr (+4 more)
+    C_style_x = C_x[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
     with torch.no_grad():
-        C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
-        C_ema_style_x_tf = C_ema_x_tf[1]  # tunit.yaml:70 players.C.minimize.moco.expr (+1 more)
-    moco = weight_moco * info_nce(C_style_x, C_ema_style_x_tf, Q, 0.07).mean()  # tunit.yaml:70 players.C.minimize.moco.expr
-    C_cls_x = C_x[0]  # tunit.yaml:53 let.p (+2 more)
-    p = F.softmax(C_cls_x, dim=1)  # tunit.yaml:53 let.p (+1 more)
-    C_x_tf = C(x_tf)  # tunit.yaml:54 let.p_tf
-    C_cls_x_tf = C_x_tf[0]  # tunit.yaml:54 let.p_tf
-    p_tf = F.softmax(C_cls_x_tf, dim=1)  # tunit.yaml:54 let.p_tf (+1 more)
-    mi = weight_mi * mutual_information(p, p_tf)  # tunit.yaml:71 players.C.minimize.mi.expr
-    loss_C = moco + mi  # tunit.yaml:69 players.C.minimize
+        C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+        C_ema_style_x_tf = C_ema_x_tf[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+    moco = weight_moco * info_nce(C_style_x, C_ema_style_x_tf, Q, 0.07).mean()  # tunit.yaml:73 players.C.minimize.moco.expr
+    C_cls_x = C_x[0]  # tunit.yaml:56 let.p (+2 more)
+    p = F.softmax(C_cls_x, dim=1)  # tunit.yaml:56 let.p (+1 more)
+    C_x_tf = C(x_tf)  # tunit.yaml:57 let.p_tf
+    C_cls_x_tf = C_x_tf[0]  # tunit.yaml:57 let.p_tf
+    p_tf = F.softmax(C_cls_x_tf, dim=1)  # tunit.yaml:57 let.p_tf (+1 more)
+    mi = weight_mi * mutual_information(p, p_tf)  # tunit.yaml:74 players.C.minimize.mi.expr
+    loss_C = moco + mi  # tunit.yaml:72 players.C.minimize
     optimizers["C"].zero_grad(set_to_none=True)
     loss_C.backward(inputs=parameters["C"])
     optimizers["C"].step()
     # D: minimize adv + r1 over D
     x_in = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
-    D_x_in = D(x_in)  # tunit.yaml:61 let.real
-    C_x_D = C(x)  # tunit.yaml:53 let.p (+4 more)
-    C_cls_x_D = C_x_D[0]  # tunit.yaml:53 let.p (+2 more)
-    y = C_cls_x_D.argmax(dim=1)  # tunit.yaml:55 let.y (+4 more)
-    pick_D_x_in_y = torch.take_along_dim(D_x_in, y[:, None], dim=1).squeeze(1)  # tunit.yaml:76 players.D.minimize.adv.expr (+3 more)
-    content = Enc(x)  # tunit.yaml:58 let.content (+2 more)
-    x_ref = x.roll(1, 0)  # tunit.yaml:56 let.x_ref (+3 more)
-    C_x_ref = C(x_ref)  # tunit.yaml:59 let.fake
-    C_style_x_ref = C_x_ref[1]  # tunit.yaml:59 let.fake
-    fake = Dec(content, C_style_x_ref)  # tunit.yaml:59 let.fake (+5 more)
-    D_fake = D(fake.detach())  # tunit.yaml:76 players.D.minimize.adv.expr (+1 more)
-    y_ref = y.roll(1, 0)  # tunit.yaml:57 let.y_ref (+2 more)
-    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)).mean())  # tunit.yaml:76 players.D.minimize.adv.expr
+    D_x_in = D(x_in)  # tunit.yaml:64 let.real
+    C_x_D = C(x)  # tunit.yaml:56 let.p (+4 more)
+    C_cls_x_D = C_x_D[0]  # tunit.yaml:56 let.p (+2 more)
+    y = C_cls_x_D.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
+    pick_D_x_in_y = torch.take_along_dim(D_x_in, y[:, None], dim=1).squeeze(1)  # tunit.yaml:79 players.D.minimize.adv.expr (+3 more)
+    content = Enc(x)  # tunit.yaml:61 let.content (+2 more)
+    x_ref = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
+    C_x_ref = C(x_ref)  # tunit.yaml:62 let.fake
+    C_style_x_ref = C_x_ref[1]  # tunit.yaml:62 let.fake
+    fake = Dec(content, C_style_x_ref)  # tunit.yaml:62 let.fake (+5 more)
+    D_fake = D(fake.detach())  # tunit.yaml:79 players.D.minimize.adv.expr (+1 more)
+    y_ref = y.roll(1, 0)  # tunit.yaml:60 let.y_ref (+2 more)
+    adv_D = weight_adv_D * (torch.relu(1 - pick_D_x_in_y).mean() + torch.relu(1 + torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1)).mean())  # tunit.yaml:79 players.D.minimize.adv.expr
     grad_pick_D_x_in_y = torch.autograd.grad(pick_D_x_in_y.sum(), x_in, create_graph=True)[0]  # stdlib.yaml:22 macros.r1(l, v)
-    r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:77 players.D.minimize.r1.expr (+1 more)
-    loss_D = adv_D + r1  # tunit.yaml:75 players.D.minimize
+    r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:80 players.D.minimize.r1.expr (+1 more)
+    loss_D = adv_D + r1  # tunit.yaml:78 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + rec + sty over C, Dec, Enc
-    x_ref_G = x.roll(1, 0)  # tunit.yaml:56 let.x_ref (+3 more)
-    D_fake = D(fake)  # tunit.yaml:62 let.g_adv (+1 more)
-    y_G = C_cls_x_D.argmax(dim=1)  # tunit.yaml:55 let.y (+4 more)
-    y_ref_G = y_G.roll(1, 0)  # tunit.yaml:57 let.y_ref (+2 more)
-    C_style_x = C_x_D[1]  # tunit.yaml:60 let.rec (+1 more)
-    rec = Dec(content, C_style_x)  # tunit.yaml:60 let.rec (+4 more)
-    D_rec = D(rec)  # tunit.yaml:62 let.g_adv
-    g_adv = -torch.take_along_dim(D_fake, y_ref_G[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y_G[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:62 let.g_adv (+1 more)
-    adv_G = weight_adv_G * g_adv  # tunit.yaml:82 players.G.minimize.adv.expr (+1 more)
-    g_rec = (rec - x).abs().mean()  # tunit.yaml:63 let.g_rec (+2 more)
-    rec_G = weight_rec * g_rec  # tunit.yaml:83 players.G.minimize.rec.expr (+2 more)
-    C_fake = C(fake)  # tunit.yaml:64 let.g_sty
-    C_style_fake = C_fake[1]  # tunit.yaml:64 let.g_sty
+    x_ref_G = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
+    D_fake = D(fake)  # tunit.yaml:65 let.g_adv (+1 more)
+    y_G = C_cls_x_D.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
+    y_ref_G = y_G.roll(1, 0)  # tunit.yaml:60 let.y_ref (+2 more)
+    C_style_x = C_x_D[1]  # tunit.yaml:63 let.rec (+1 more)
+    rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
+    D_rec = D(rec)  # tunit.yaml:65 let.g_adv
+    g_adv = -torch.take_along_dim(D_fake, y_ref_G[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y_G[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:65 let.g_adv (+1 more)
+    adv_G = weight_adv_G * g_adv  # tunit.yaml:85 players.G.minimize.adv.expr (+1 more)
+    g_rec = (rec - x).abs().mean()  # tunit.yaml:66 let.g_rec (+2 more)
+    rec_G = weight_rec * g_rec  # tunit.yaml:86 players.G.minimize.rec.expr (+2 more)
+    C_fake = C(fake)  # tunit.yaml:67 let.g_sty
+    C_style_fake = C_fake[1]  # tunit.yaml:67 let.g_sty
     with torch.no_grad():
-        C_ema_x_ref_G = C_ema(x_ref_G)  # tunit.yaml:64 let.g_sty
-        C_ema_style_x_ref_G = C_ema_x_ref_G[1]  # tunit.yaml:64 let.g_sty
-    g_sty = info_nce(C_style_fake, C_ema_style_x_ref_G, Q, 0.07).mean()  # tunit.yaml:64 let.g_sty (+1 more)
-    sty = weight_sty * g_sty  # tunit.yaml:84 players.G.minimize.sty.expr (+1 more)
-    loss_G = adv_G + rec_G + sty  # tunit.yaml:81 players.G.minimize
+        C_ema_x_ref_G = C_ema(x_ref_G)  # tunit.yaml:67 let.g_sty
+        C_ema_style_x_ref_G = C_ema_x_ref_G[1]  # tunit.yaml:67 let.g_sty
+    g_sty = info_nce(C_style_fake, C_ema_style_x_ref_G, Q, 0.07).mean()  # tunit.yaml:67 let.g_sty (+1 more)
+    sty = weight_sty * g_sty  # tunit.yaml:87 players.G.minimize.sty.expr (+1 more)
+    loss_G = adv_G + rec_G + sty  # tunit.yaml:84 players.G.minimize
     # one backward: G's gradient also steps C's networks with C's optimizer
     optimizers["G"].zero_grad(set_to_none=True)
     optimizers["C"].zero_grad(set_to_none=True)
@@ -181,14 +181,14 @@ def samples(nets, inputs):
     Enc = nets["Enc"]
     x = inputs["x"]
     x_tf = inputs["x_tf"]
-    x_ref = x.roll(1, 0)  # tunit.yaml:56 let.x_ref (+3 more)
-    content = Enc(x)  # tunit.yaml:58 let.content (+2 more)
-    C_x_ref = C(x_ref)  # tunit.yaml:59 let.fake
-    C_style_x_ref = C_x_ref[1]  # tunit.yaml:59 let.fake
-    fake = Dec(content, C_style_x_ref)  # tunit.yaml:59 let.fake (+5 more)
-    C_x = C(x)  # tunit.yaml:53 let.p (+4 more)
-    C_style_x = C_x[1]  # tunit.yaml:60 let.rec (+1 more)
-    rec = Dec(content, C_style_x)  # tunit.yaml:60 let.rec (+4 more)
+    x_ref = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
+    content = Enc(x)  # tunit.yaml:61 let.content (+2 more)
+    C_x_ref = C(x_ref)  # tunit.yaml:62 let.fake
+    C_style_x_ref = C_x_ref[1]  # tunit.yaml:62 let.fake
+    fake = Dec(content, C_style_x_ref)  # tunit.yaml:62 let.fake (+5 more)
+    C_x = C(x)  # tunit.yaml:56 let.p (+4 more)
+    C_style_x = C_x[1]  # tunit.yaml:63 let.rec (+1 more)
+    rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
     return [
         ('x', x),
         ('x_tf', x_tf),
@@ -207,20 +207,20 @@ def evaluate(nets, inputs):
     J = nets["J"]
     x = inputs["x"]
     domain = inputs["domain"]
-    content = Enc(x)  # tunit.yaml:58 let.content (+2 more)
-    x_ref = x.roll(1, 0)  # tunit.yaml:56 let.x_ref (+3 more)
-    C_x_ref = C(x_ref)  # tunit.yaml:59 let.fake
-    C_style_x_ref = C_x_ref[1]  # tunit.yaml:59 let.fake
-    fake = Dec(content, C_style_x_ref)  # tunit.yaml:59 let.fake (+5 more)
-    J_fake = J(fake)  # tunit.yaml:104 evaluate.translation
-    roll_domain = domain.roll(1, 0)  # tunit.yaml:104 evaluate.translation (+1 more)
-    translation = (J_fake.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:104 evaluate.translation
-    J_x = J(x)  # tunit.yaml:105 evaluate.translation_identity (+1 more)
-    translation_identity = (J_x.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:105 evaluate.translation_identity
-    C_x = C(x)  # tunit.yaml:103 evaluate.clusters (+4 more)
-    C_style_x = C_x[1]  # tunit.yaml:60 let.rec (+1 more)
-    rec = Dec(content, C_style_x)  # tunit.yaml:60 let.rec (+4 more)
-    rec_error = (rec - x).abs().mean()  # tunit.yaml:63 let.g_rec (+2 more)
+    content = Enc(x)  # tunit.yaml:61 let.content (+2 more)
+    x_ref = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
+    C_x_ref = C(x_ref)  # tunit.yaml:62 let.fake
+    C_style_x_ref = C_x_ref[1]  # tunit.yaml:62 let.fake
+    fake = Dec(content, C_style_x_ref)  # tunit.yaml:62 let.fake (+5 more)
+    J_fake = J(fake)  # tunit.yaml:107 evaluate.translation
+    roll_domain = domain.roll(1, 0)  # tunit.yaml:107 evaluate.translation (+1 more)
+    translation = (J_fake.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:107 evaluate.translation
+    J_x = J(x)  # tunit.yaml:108 evaluate.translation_identity (+1 more)
+    translation_identity = (J_x.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:108 evaluate.translation_identity
+    C_x = C(x)  # tunit.yaml:106 evaluate.clusters (+4 more)
+    C_style_x = C_x[1]  # tunit.yaml:63 let.rec (+1 more)
+    rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
+    rec_error = (rec - x).abs().mean()  # tunit.yaml:66 let.g_rec (+2 more)
     return {
         "translation": translation,
         "translation_identity": translation_identity,
@@ -234,9 +234,9 @@ def distribution_images(nets, inputs):
     C = nets["C"]
     x = inputs["x"]
     domain = inputs["domain"]
-    C_x = C(x)  # tunit.yaml:103 evaluate.clusters (+4 more)
-    C_cls_x = C_x[0]  # tunit.yaml:103 evaluate.clusters (+2 more)
-    y = C_cls_x.argmax(dim=1)  # tunit.yaml:55 let.y (+4 more)
+    C_x = C(x)  # tunit.yaml:106 evaluate.clusters (+4 more)
+    C_cls_x = C_x[0]  # tunit.yaml:106 evaluate.clusters (+2 more)
+    y = C_cls_x.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
     return {
         "clusters/clusters": y,
         "clusters/classes": domain,
