@@ -234,6 +234,14 @@ class TrainSpec(_Model):
     fid_weights: str | None = None  # the FID Inception weights file (pt_inception-2015-12-05), read, never downloaded
 
 
+class EmaSpec(_Model):
+    """`ema: {Dec: {decay: 0.999, start: 710}}`: an average that copies the network through
+    iteration `start` - 1 and averages from `start` on (TUNIT's G_ema from iteration 66000)."""
+
+    decay: float = Field(gt=0, lt=1)
+    start: int = Field(default=0, ge=0)
+
+
 class Spec(_Model):
     """A whole spec, validated; `source` locates each of its values, `path` names its file."""
 
@@ -252,11 +260,17 @@ class Spec(_Model):
     samples: list[str] = Field(default_factory=list)
     evaluate: dict[str, str] = Field(default_factory=dict)
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
-    ema: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(default_factory=dict)  # network -> decay of its weights' moving average
+    ema: dict[str, Annotated[float, Field(gt=0, lt=1)] | EmaSpec] = Field(default_factory=dict)  # network -> decay, or {decay, start}
     queues: dict[str, QueueSpec] = Field(default_factory=dict)  # queues of past values a loss reads (queues.py)
 
     _source: Source | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def ema_settings(self) -> dict[str, tuple[float, int]]:
+        """(decay, start) of each `ema:` average; a bare decay starts at 0."""
+        return {name: (value.decay, value.start) if isinstance(value, EmaSpec) else (float(value), 0)
+                for name, value in self.ema.items()}
 
     @model_validator(mode="before")
     @classmethod
@@ -361,6 +375,7 @@ MODELS_BY_PATH = {
     ("train",): TrainSpec,
     ("train", "keep_best"): KeepBestSpec,
     ("judges", "*"): JudgeSpec,
+    ("ema", "*"): EmaSpec,
     ("judges", "*", "optim"): OptimizerSpec,
     ("judges", "*", "optim", "adam"): AdamSpec,
     ("judges", "*", "optim", "rmsprop"): RMSpropSpec,

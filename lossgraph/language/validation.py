@@ -18,7 +18,7 @@ from lossgraph.language.dataset_options import check_dataset_options
 from lossgraph.language.errors import Problems, did_you_mean
 from lossgraph.language.names import check_names
 from lossgraph.language.schedules import check_units
-from lossgraph.language.schema import Spec, TermSpec, WeightSchedule, model_at
+from lossgraph.language.schema import EmaSpec, Spec, TermSpec, WeightSchedule, model_at
 from lossgraph.language.source import Layered, Source
 
 
@@ -83,8 +83,8 @@ def _collect_validation(error: ValidationError, source: Source, data: Any, probl
             continue  # a union reports one error per member; one is enough
         if kind == "string_type" and model_at(path) is TermSpec and isinstance(_value_at(data, path), dict):
             continue  # a term written as a mapping: the TermSpec member's errors say what is wrong
-        if kind == "float_type" and model_at(path) is WeightSchedule and isinstance(_value_at(data, path), dict):
-            continue  # a weight written as a mapping: the schedule's errors say what is wrong
+        if kind == "float_type" and model_at(path) in (WeightSchedule, EmaSpec) and isinstance(_value_at(data, path), dict):
+            continue  # a weight or an average written as a mapping: its model's errors say what is wrong
         if kind == "missing":
             missing = loc[-1]
             if (path, missing) not in seen:  # every missing key of a mapping is reported
@@ -101,7 +101,12 @@ def _message(item: dict, path: tuple, source: Source) -> str:
         return "a term is a formula string or {weight: <number>, expr: <formula>}"
     if path[:1] == ("ema",):
         if len(path) == 2:
-            return f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999 ({item['msg'][0].lower() + item['msg'][1:]})"
+            return (f"an EMA decay is a number strictly between 0 and 1, e.g. 0.999, or {{decay: 0.999, start: 1000}} "
+                    f"({item['msg'][0].lower() + item['msg'][1:]})")
+        if len(path) == 3 and path[2] in ("decay", "start"):
+            return ("an EMA decay is a number strictly between 0 and 1" if path[2] == "decay" else
+                    "an EMA's start is the iteration its averaging starts at, a whole number >= 0") + \
+                f" ({item['msg'][0].lower() + item['msg'][1:]})"
         return "ema maps a network to the decay of its weights' moving average, e.g. {G_XY: 0.999}"
     message = item["msg"].removeprefix("Value error, ")  # a validator's own words
     return message[0].lower() + message[1:]

@@ -6,7 +6,8 @@ weights: once per iteration of the schedule, after its last step (`Trainer.step`
     shadow <- decay * shadow + (1 - decay) * live        (every floating-point tensor)
     shadow <- live                                       (integer buffers, e.g. BatchNorm's counter)
 
-starting from the initial weights, with no bias correction. However many steps update G_XY in an
+starting from the initial weights, with no bias correction. With `{decay: 0.999, start: 710}` the
+shadow is a copy of the live weights after iterations 0 to 709 and an average from 710 on. However many steps update G_XY in an
 iteration (a critic's `{D: 5}`, StarGAN v2's two steps of G), the average moves once, after the last
 of them (and after a clip's clamp), as the released code of StarGAN v2 moves its averages once per
 iteration, after both generator steps. The run loop samples and evaluates with the averages, and
@@ -42,10 +43,10 @@ def is_ema_name(name: str) -> bool:
 class EMA:
     """A shadow copy of `network` whose floating-point parameters and buffers are a moving average."""
 
-    def __init__(self, network: nn.Module, decay: float):
+    def __init__(self, network: nn.Module, decay: float, start: int = 0):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"an EMA decay is strictly between 0 and 1, got {decay}")
-        self.decay = float(decay)
+        self.decay, self.start = float(decay), int(start)
         self.live = network
         self.module = copy.deepcopy(network)
         self.module.requires_grad_(False)
@@ -64,8 +65,12 @@ class EMA:
             pairs[1].append(live[key].detach())
 
     @torch.no_grad()
-    def update(self) -> None:
-        """One step of the average towards the live weights."""
+    def update(self, iteration: int | None = None) -> None:
+        """One step of the average towards the live weights after iteration `iteration` (from 0);
+        before `start` a copy of them."""
+        if iteration is not None and iteration < self.start:
+            self.reset()
+            return
         shadow, live = self._averaged
         if shadow:
             torch._foreach_lerp_(shadow, live, 1.0 - self.decay)

@@ -142,7 +142,7 @@ class Trainer:
         for average in self.loss_averages.values():  # after every step of the iteration (averages.py)
             average.update(self.iteration)
         for average in self.ema.values():  # once per iteration, after every step (ema.py)
-            average.update()
+            average.update(self.iteration)
         self.iteration += 1
         rates = self._step_schedules()  # the learning rates this iteration used, `lr/<player>`
         # one device-to-host copy for all the numbers, not one sync per value
@@ -221,7 +221,7 @@ class Trainer:
                                                            self.steps_per_epoch)
                 except ValueError as error:
                     raise LossgraphError(f"optim.{name}.schedule: {error}") from None
-        self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay) for name, decay in spec.ema.items()}
+        self.ema: dict[str, EMA] = {name: EMA(self.nets[name], decay, start) for name, (decay, start) in spec.ema_settings.items()}
         # networks a loss reads that average another (`average:`), updated after each iteration
         self.loss_averages: dict[str, LossAverage] = {
             name: LossAverage(self.nets[name], self.nets[net.average.of], net.average.decay, net.average.start, net.average.buffers_every)

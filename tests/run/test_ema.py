@@ -75,6 +75,36 @@ def test_bad_ema_entries_are_located_errors(override, message):
     assert "<override 1>:1:" in str(caught.value)
 
 
+@pytest.mark.parametrize("override, message", [
+    ("+ema.G={decay: 1.5, start: 3}", "ema.G.decay: an EMA decay is a number strictly between 0 and 1"),
+    ("+ema.G={decay: 0.9, start: -2}", "ema.G.start: an EMA's start is the iteration its averaging starts at"),
+    ("+ema.G={decay: 0.9, begin: 3}", "ema.G.begin: unknown key 'begin' (expected one of 'decay', 'start')"),
+    ("+ema.G={start: 3}", "ema.G: missing key 'decay'"),
+])
+def test_an_average_with_a_start_is_checked_key_by_key(override, message):
+    with pytest.raises(SpecError) as caught:
+        lossgraph.load(TINY, overrides=[override])
+    assert message in str(caught.value) and "problems:" not in str(caught.value)  # one error, not one per member
+
+
+def test_an_average_with_a_start_copies_the_network_until_then():
+    """`{decay, start: 2}`: after iterations 0 and 1 the average is the network itself; from
+    iteration 2 on it follows the recurrence from the weights after iteration 1."""
+    program = compile_tiny(f"+ema.G={{decay: {DECAY}, start: 2}}")
+    assert program.spec.ema_settings == {"G": (DECAY, 2)}
+    nets = program.build_networks(seed=0)
+    trainer = program.trainer(nets)
+    history = []
+    for step in range(1, 6):
+        trainer.step(program.example_inputs(batch_size=2, seed=step))
+        history.append(snapshot(nets["G"]))
+        average = {key: value.double() for key, value in trainer.ema_nets["G"].state_dict().items()}
+        if step <= 2:  # iterations 0 and 1
+            assert all(torch.equal(average[key], history[-1][key]) for key in average), step
+    for key, expected in closed_form(DECAY, history[1:]).items():
+        assert torch.allclose(average[key], expected, rtol=1e-5, atol=1e-6), key
+
+
 def test_an_average_of_a_network_no_player_trains_is_refused():
     overrides = ["+networks.C={arch: patchgan, width: 4, layers: 1, norm: none}",
                  "+judges.C={minimize: 'E[C(x)^2]', steps: 1}", "+ema.C=0.99"]
