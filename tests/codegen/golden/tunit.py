@@ -212,12 +212,12 @@ def evaluate(nets, inputs):
     C_x_ref = C(x_ref)  # tunit.yaml:62 let.fake
     C_style_x_ref = C_x_ref[1]  # tunit.yaml:62 let.fake
     fake = Dec(content, C_style_x_ref)  # tunit.yaml:62 let.fake (+5 more)
-    J_fake = J(fake)  # tunit.yaml:107 evaluate.translation
-    roll_domain = domain.roll(1, 0)  # tunit.yaml:107 evaluate.translation (+1 more)
-    translation = (J_fake.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:107 evaluate.translation
-    J_x = J(x)  # tunit.yaml:108 evaluate.translation_identity (+1 more)
-    translation_identity = (J_x.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:108 evaluate.translation_identity
-    C_x = C(x)  # tunit.yaml:106 evaluate.clusters (+4 more)
+    J_fake = J(fake)  # tunit.yaml:113 evaluate.translation
+    roll_domain = domain.roll(1, 0)  # tunit.yaml:113 evaluate.translation (+1 more)
+    translation = (J_fake.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:113 evaluate.translation
+    J_x = J(x)  # tunit.yaml:114 evaluate.translation_identity (+1 more)
+    translation_identity = (J_x.argmax(dim=1) == roll_domain).float().mean()  # tunit.yaml:114 evaluate.translation_identity
+    C_x = C(x)  # tunit.yaml:112 evaluate.clusters (+4 more)
     C_style_x = C_x[1]  # tunit.yaml:63 let.rec (+1 more)
     rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
     rec_error = (rec - x).abs().mean()  # tunit.yaml:66 let.g_rec (+2 more)
@@ -234,8 +234,8 @@ def distribution_images(nets, inputs):
     C = nets["C"]
     x = inputs["x"]
     domain = inputs["domain"]
-    C_x = C(x)  # tunit.yaml:106 evaluate.clusters (+4 more)
-    C_cls_x = C_x[0]  # tunit.yaml:106 evaluate.clusters (+2 more)
+    C_x = C(x)  # tunit.yaml:112 evaluate.clusters (+4 more)
+    C_cls_x = C_x[0]  # tunit.yaml:112 evaluate.clusters (+2 more)
     y = C_cls_x.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
     return {
         "clusters/clusters": y,
