@@ -18,6 +18,7 @@ from lossgraph.language.queues import QueueSpec
 from lossgraph.language import schema
 from lossgraph.language.schema import (
     AdamSpec,
+    EmaSpec,
     JudgeSpec,
     KeepBestSpec,
     LRScheduleSpec,
@@ -88,7 +89,7 @@ def test_the_table_reaches_every_model_the_schema_nests():
     nested = _nested(Spec, ())
     assert {model for _, model in nested} == {
         Spec, NetworkSpec, PlayerSpec, TermSpec, WeightSchedule, OptimizerSpec, AdamSpec, RMSpropSpec, SGDSpec, LRScheduleSpec, TrainSpec, JudgeSpec,
-        KeepBestSpec, AverageSpec, QueueSpec,
+        KeepBestSpec, AverageSpec, QueueSpec, EmaSpec,
     }
     for path, model in nested:
         concrete = tuple("K" if part == "*" else part for part in path)
