@@ -58,6 +58,10 @@ penalty's own draws; tests/run/test_distributed.py checks a spec built to hit ea
 - Batch norm: DDP broadcasts rank 0's buffers (running statistics) at forwards; batch statistics
   are each rank's own slice's, as usual for data parallelism, so such a spec does not repeat the
   single-process run exactly.
+A network that two backward passes of an iteration reach in different parts (TUNIT's guide C: its
+own step reaches both heads, G's step, which also steps C, only the style head) is refused before
+training with an error that says so (`_check_whole_passes`): DDP would stop the run at C's next
+forward, its reduction unfinished.
 As a guard against a path none of this foresaw, every checkpoint first checks that all ranks hold
 the same parameters, and stops with an error naming the networks that differ.
 """
@@ -202,8 +206,9 @@ class Distributed:
 
         nets = trainer.nets
         self.broadcast_networks(nets)  # judges included: fitted alike everywhere, now bitwise alike
-        used = _used_parameters(program, trainer, self.local_slice(global_batch), self.device)
+        used, passes = _used_parameters(program, trainer, self.local_slice(global_batch), self.device)
         trained = dict.fromkeys(name for player in program.graph.players for name in player.networks)
+        _check_whole_passes(nets, trained, passes)
         step_nets = dict(nets)
         sync_buffers = _buffer_sync_option()
         for name in trained:
@@ -347,8 +352,9 @@ def _load_slice(dataset: Dataset, step: int, global_batch: int, part: slice) -> 
             for name, value in dataset.batch(step, global_batch).items()}
 
 
-def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, device: torch.device) -> set[int]:
-    """The ids of the parameters that get a gradient in an iteration of the schedule.
+def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, device: torch.device) -> tuple[set[int], list[set[int]]]:
+    """The ids of the parameters that get a gradient in an iteration of the schedule, and those
+    each backward pass reaches (a pass ends where an optimizer steps).
 
     Found by running one iteration on copies of the networks, with an example batch of this rank's
     size; the RNG streams and the networks themselves are left as they were. The iteration probed
@@ -358,20 +364,51 @@ def _used_parameters(program: DistributedProgram, trainer: Trainer, part: slice,
     """
     size = part.stop - part.start
     used: set[int] = set()
+    passes: list[set[int]] = [set()]  # the parameters each backward pass reached, in order
+
+    def reached(key: int) -> None:
+        used.add(key)
+        passes[-1].add(key)
+
+    def next_pass(*_: Any) -> None:  # an optimizer steps: the backward before it is over
+        if passes[-1]:
+            passes.append(set())
+
     with forked_rng(device):
         copies = copy.deepcopy(trainer.nets)  # one deepcopy: modules shared between networks stay shared
         for name, net in trainer.nets.items():
             for original, twin in zip(net.parameters(), copies[name].parameters()):
                 if twin.requires_grad:
-                    twin.register_post_accumulate_grad_hook(lambda _, key=id(original): used.add(key))
+                    twin.register_post_accumulate_grad_hook(lambda _, key=id(original): reached(key))
         # eager: nothing compiled or graphed for one probing iteration (and torch's tree of
         # CUDA graphs, which a graphed trainer resets, is left to the run's own trainer)
         per_epoch = getattr(trainer, "steps_per_epoch", None)  # a schedule in epochs needs it (epochs.py)
         probe = program.trainer(copies, device=device, **EAGER, **({} if per_epoch is None else {"steps_per_epoch": per_epoch}))
         probe.iteration = full_iteration(program)
+        for optimizer in {id(o): o for o in getattr(probe, "optimizers", {}).values()}.values():
+            optimizer.register_step_pre_hook(next_pass)
         inputs = program.example_inputs(batch_size=size, seed=0)
         probe.step({name: value.to(device) for name, value in inputs.items()})
-    return used
+    return used, [reach for reach in passes if reach]
+
+
+def _check_whole_passes(nets: Mapping[str, nn.Module], trained: Mapping[str, Any], passes: list[set[int]]) -> None:
+    """DDP averages a network's gradients once per backward pass, and expects every pass that
+    reaches the network to reach all of its parameters DDP watches. A network two passes reach in
+    different parts (TUNIT's C: its own step reaches both heads, G's step only the style head)
+    would stop the run at the next forward; say so before training."""
+    for name in trained:
+        parameters = {id(p): key for key, p in nets[name].named_parameters()}
+        reaches = [reach & parameters.keys() for reach in passes if reach & parameters.keys()]
+        every = set().union(*reaches) if reaches else set()
+        partial = [reach for reach in reaches if reach != every]
+        if partial:
+            missing = sorted(parameters[key] for key in every - partial[0])
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise LossgraphError(
+                f"several processes: network '{name}' takes gradients in {len(reaches)} backward passes of an "
+                f"iteration, and one of them does not reach {shown}; DDP averages a network's gradients pass by "
+                f"pass only when each pass reaches the same parameters. Train this spec in one process (without torchrun)")
 
 
 def full_iteration(program: DistributedProgram) -> int:
