@@ -1,8 +1,8 @@
 """Which parameters DDP averages, found before training (distributed.py, Note [DDP per network]).
 
 `used_parameters` runs one iteration of the schedule on copies of the networks and records the
-parameters each backward pass reaches; `check_whole_passes` refuses a network that two passes reach
-in different parts, which DDP cannot average pass by pass.
+parameters each backward pass reaches; `partly_reached` names the networks that two passes reach in
+different parts, which DDP cannot average pass by pass.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from torch import nn
 
-from lossgraph.language.errors import LossgraphError
 from lossgraph.train.accelerate import EAGER
 from lossgraph.train.protocols import DistributedProgram
 from lossgraph.train.rng import forked_rng
@@ -62,23 +61,19 @@ def used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, 
     return used, [reach for reach in passes if reach]
 
 
-def check_whole_passes(nets: Mapping[str, nn.Module], trained: Mapping[str, Any], passes: list[set[int]]) -> None:
-    """DDP averages a network's gradients once per backward pass, and expects every pass that
-    reaches the network to reach all of its parameters DDP watches. A network two passes reach in
-    different parts (TUNIT's C: its own step reaches both heads, G's step only the style head)
-    would stop the run at the next forward; say so before training."""
+def partly_reached(nets: Mapping[str, nn.Module], trained: Mapping[str, Any], passes: list[set[int]]) -> list[str]:
+    """The trained networks that two backward passes of an iteration reach in different parts
+    (TUNIT's C: its own step reaches both heads, G's step only the style head). DDP averages a
+    network's gradients pass by pass and expects each pass to reach every parameter it watches, so
+    it would stop the run at such a network's next forward: distributed.py averages these by hand."""
+    found = []
     for name in trained:
-        parameters = {id(p): key for key, p in nets[name].named_parameters()}
-        reaches = [reach & parameters.keys() for reach in passes if reach & parameters.keys()]
+        parameters = {id(p) for p in nets[name].parameters()}
+        reaches = [reach & parameters for reach in passes if reach & parameters]
         every = set().union(*reaches) if reaches else set()
-        partial = [reach for reach in reaches if reach != every]
-        if partial:
-            missing = sorted(parameters[key] for key in every - partial[0])
-            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise LossgraphError(
-                f"several processes: network '{name}' takes gradients in {len(reaches)} backward passes of an "
-                f"iteration, and one of them does not reach {shown}; DDP averages a network's gradients pass by "
-                f"pass only when each pass reaches the same parameters. Train this spec in one process (without torchrun)")
+        if any(reach != every for reach in reaches):
+            found.append(name)
+    return found
 
 
 def full_iteration(program: DistributedProgram) -> int:

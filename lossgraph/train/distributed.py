@@ -59,9 +59,10 @@ penalty's own draws; tests/run/test_distributed.py checks a spec built to hit ea
   are each rank's own slice's, as usual for data parallelism, so such a spec does not repeat the
   single-process run exactly.
 A network that two backward passes of an iteration reach in different parts (TUNIT's guide C: its
-own step reaches both heads, G's step, which also steps C, only the style head) is refused before
-training with an error that says so (`check_whole_passes`, ddp_probe.py): DDP would stop the run at C's next
-forward, its reduction unfinished.
+own step reaches both heads, G's step, which also steps C, only the style head) is not wrapped: DDP
+would stop the run at C's next forward, its reduction unfinished. Its gradients are averaged
+instead right before each optimizer step that updates it (`_average_at_steps`; the probe's
+`partly_reached`, ddp_probe.py); its buffers stay each process's own.
 As a guard against a path none of this foresaw, every checkpoint first checks that all ranks hold
 the same parameters, and stops with an error naming the networks that differ.
 """
@@ -79,7 +80,7 @@ from torch import nn
 
 from lossgraph.data.seeds import derive_seed
 from lossgraph.language.errors import LossgraphError
-from lossgraph.train.ddp_probe import check_whole_passes, used_parameters
+from lossgraph.train.ddp_probe import partly_reached, used_parameters
 from lossgraph.train.device import to_device
 from lossgraph.train.protocols import Dataset, DistributedProgram
 from lossgraph.train.rng import forked_rng
@@ -207,10 +208,13 @@ class Distributed:
         self.broadcast_networks(nets)  # judges included: fitted alike everywhere, now bitwise alike
         used, passes = used_parameters(program, trainer, self.local_slice(global_batch), self.device)
         trained = dict.fromkeys(name for player in program.graph.players for name in player.networks)
-        check_whole_passes(nets, trained, passes)
+        by_hand = partly_reached(nets, trained, passes)
+        self._average_at_steps(trainer, [nets[name] for name in by_hand])
         step_nets = dict(nets)
         sync_buffers = _buffer_sync_option()
         for name in trained:
+            if name in by_hand:
+                continue  # its gradients are averaged at its optimizer's steps
             net = nets[name]
             names = [key for key, parameter in net.named_parameters() if id(parameter) not in used]
             if len(names) == len(list(net.parameters())):
@@ -219,6 +223,28 @@ class Distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             step_nets[name] = self.wrappers[name] = DistributedDataParallel(net, device_ids=device_ids, **sync_buffers)
         trainer.step_nets = trainer.accelerated(step_nets)
+
+    def _average_at_steps(self, trainer: Trainer, networks: list[nn.Module]) -> None:
+        """Average these networks' gradients over the processes right before each optimizer step
+        that updates them (a step pre-hook): every process steps in the same order with the same
+        gradients present, so the collectives match. Slower than DDP's averaging, which overlaps
+        the backward, and used only where DDP cannot serve (ddp_probe.partly_reached)."""
+        import torch.distributed as dist
+
+        watched = {id(parameter) for net in networks for parameter in net.parameters()}
+        optimizers = {id(optimizer): optimizer for optimizer in getattr(trainer, "optimizers", {}).values()}
+        for optimizer in optimizers.values():
+            mine = [p for group in optimizer.param_groups for p in group["params"] if id(p) in watched]
+            if not mine:
+                continue
+
+            def average(*_: Any, parameters: list[torch.Tensor] = mine) -> None:
+                for parameter in parameters:
+                    if parameter.grad is not None:
+                        dist.all_reduce(parameter.grad)
+                        parameter.grad.div_(self.world_size)
+
+            optimizer.register_step_pre_hook(average)
 
     # ----------------------------------------------------------------------------- checkpoints
 
