@@ -104,7 +104,7 @@ class Result:
     spec_seconds: float
     compiled_as: str | None  # the compiled pair's settings in words, None when not run
     sides: dict[str, Side]
-    start: int = 0  # the iteration the steps start from (past a warm-up: first_full_iteration)
+    start: int = 0  # the iteration the steps start from (past a warm-up: program.full_iteration)
 
 
 def load_program(method: str, image_size: int | None):
@@ -128,12 +128,6 @@ def time_spec_compile(method: str, repeats: int = COMPILE_REPEATS) -> float:
 def compiled_settings(device: torch.device, given: Mapping[str, object]) -> accelerate.Acceleration:
     """The compiled pair's settings: compiled unless `--no-compile`, the rest the device's default."""
     return accelerate.Acceleration.for_device(device, **{"compile": True, **given})
-
-
-def first_full_iteration(program) -> int:
-    """The first iteration at which no step is idle: 0, or the end of a warm-up whose idle steps
-    (TUNIT's D and G: program.idle_steps) would leave them out of every measured iteration."""
-    return next((i for i in range(program.spec.train.steps) if not program.idle_steps(i)), 0)
 
 
 def make_sides(method: str, program, baseline, *, batch_size: int, device: torch.device, seed: int,
@@ -173,7 +167,7 @@ def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int 
     program = load_program(method, image_size)
     batch_size = batch_size or program.spec.train.batch_size
     inputs = {name: value.to(device) for name, value in program.example_inputs(batch_size=batch_size, seed=seed).items()}
-    first = first_full_iteration(program)
+    first = program.full_iteration
     sides = make_sides(method, program, baseline, batch_size=batch_size, device=device, seed=seed, acceleration=acceleration,
                        start=first)
 

@@ -171,7 +171,7 @@ def _compile(spec, overrides=()):
 
 
 def _check(args) -> int:
-    from lossgraph.views.show import render
+    from lossgraph.views.show import network_outputs, render
 
     program = _compile(args.spec, _overrides(args))
     if "builtin" in program.spec.dataset:  # built-in data needs no files: open it, as run will
@@ -179,7 +179,7 @@ def _check(args) -> int:
 
         open_located(program.spec, dict(program.spec.dataset), program.spec.train.image_size)
     sys.stdout.write(render(program.written, paper=program.spec.paper))
-    outputs = program.network_outputs()  # the shapes the dry run found: an encoder's real output, a network's heads
+    outputs = network_outputs(program.batchable.shapes)  # the dry run's: an encoder's real output, a network's heads
     networks = ", ".join(f"{c.name}: {c.arch} {c.in_channels} -> {outputs.get(c.name, c.out_channels)}"
                          for c in program.network_configs.values())
     if args.explain:

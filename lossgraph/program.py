@@ -118,21 +118,6 @@ class Program:
             inputs[name] = torch.randn(size, *self.like_shapes[name], generator=generator)
         return self.draw(inputs, generator)
 
-    def network_outputs(self) -> dict[str, str]:
-        """Each network's per-sample output as the shape check found it, `(3, 32, 32)`, or its heads',
-        `cls (4,), style (128,)`; networks no formula applies are left out."""
-        whole: dict[str, tuple[int, ...]] = {}
-        heads: dict[str, dict[tuple[str, int], tuple[int, ...]]] = {}
-        for node, shape in self.batchable.shapes.items():
-            if node.op in (Ops.APPLY, Ops.FROZEN):
-                whole.setdefault(node.arg, tuple(shape[1:]))
-            elif node.op is Ops.HEAD:
-                heads.setdefault(node.args[0].arg, {}).setdefault(node.arg, tuple(shape[1:]))
-        shown = {name: str(shape) for name, shape in whole.items()}
-        for name, found in heads.items():  # in the order the network declares its heads
-            shown[name] = "{" + ", ".join(f"{head} {shape}" for (head, _), shape in sorted(found.items(), key=lambda item: item[0][1])) + "}"
-        return shown
-
     def draw(self, inputs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """`inputs` with every random variable it lacks drawn; a supplied one is kept as given."""
         missing = [name for name in self.graph.random if name not in inputs]
@@ -175,12 +160,15 @@ class Program:
         """Each scheduled term weight at `iteration` (from 0), by input name: `{"weight/G/ds": 1.96}`."""
         return {name: schedule.at(iteration) for name, schedule in self.graph.weights.items()}
 
-    def weigh(self, inputs: Mapping[str, torch.Tensor], iteration: int) -> dict[str, torch.Tensor]:
+    def weigh(self, inputs: Mapping[str, torch.Tensor], iteration: int,
+              weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
         """`inputs` with each scheduled weight at `iteration` it lacks, as a number tensor on the
         inputs' device and in their floating dtype: data of the step, so the generated code, a
-        compiled network or a CUDA graph never changes as the weights do."""
+        compiled network or a CUDA graph never changes as the weights do. `weights`: those
+        `weights(iteration)` gives, where the caller has them already."""
         out = dict(inputs)
-        missing = {name: value for name, value in self.weights(iteration).items() if name not in out}
+        weights = self.weights(iteration) if weights is None else weights
+        missing = {name: value for name, value in weights.items() if name not in out}
         if missing:
             floating = next((value for value in out.values() if value.is_floating_point()), None)
             dtype = floating.dtype if floating is not None else torch.get_default_dtype()
@@ -194,12 +182,28 @@ class Program:
         module: one optimizer step of that judge on a real batch (`Trainer.fit_judges` runs it)."""
         return self._judges[judge]["iteration"]
 
-    def idle_steps(self, iteration: int) -> frozenset[str]:
+    def idle_steps(self, iteration: int, weights: Mapping[str, float] | None = None) -> frozenset[str]:
         """The players (steps) that skip their step at `iteration` (from 0): those whose every term
-        has a scheduled weight of 0 there (a warm-up). Their optimizer would still move the
+        has a scheduled weight of 0 there (a warm-up), in `weights` where the caller has them
+        (`weights(iteration)`, or the weights a step is given). Their optimizer would still move the
         parameters on a zero gradient (Adam's momentum, weight decay), so the step is not taken."""
+        weights = self.weights(iteration) if weights is None else weights
         return frozenset(player.name for player in self.graph.players if player.terms and all(
-            term.schedule is not None and term.schedule.at(iteration) == 0 for term in player.terms))
+            term.weight_input is not None and weights[term.weight_input] == 0 for term in player.terms))
+
+    @functools.cached_property
+    def full_iteration(self) -> int:
+        """The first iteration (from 0) at which no step is idle: 0 without a warm-up, the warm-up's
+        end with one (TUNIT's 700); the first with the fewest idle steps where every iteration of
+        the run leaves some out. Probes and benchmarks measure there (ddp_probe.py, benchmarks/)."""
+        best, fewest = 0, None
+        for iteration in range(max(int(self.spec.train.steps), 1)):
+            idle = len(self.idle_steps(iteration))
+            if fewest is None or idle < fewest:
+                best, fewest = iteration, idle
+            if idle == 0:
+                break
+        return best
 
     def idle_iteration(self, idle: frozenset[str], nets: Mapping[str, torch.nn.Module] | None = None):
         """The generated `iteration` of the schedule without the steps of `idle` (`idle_steps`),

@@ -27,7 +27,7 @@ def used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, 
 
     Found by running one iteration on copies of the networks, with an example batch of this rank's
     size; the RNG streams and the networks themselves are left as they were. The iteration probed
-    is the first that takes every step (`full_iteration`): a warm-up's idle steps would leave their
+    is the first that takes every step (`program.full_iteration`): a warm-up's idle steps would leave their
     networks' parameters looking unused. Parameters that never take a gradient (a moving average's)
     are not watched.
     """
@@ -53,7 +53,7 @@ def used_parameters(program: DistributedProgram, trainer: Trainer, part: slice, 
         # CUDA graphs, which a graphed trainer resets, is left to the run's own trainer)
         per_epoch = getattr(trainer, "steps_per_epoch", None)  # a schedule in epochs needs it (epochs.py)
         probe = program.trainer(copies, device=device, **EAGER, **({} if per_epoch is None else {"steps_per_epoch": per_epoch}))
-        probe.iteration = full_iteration(program)
+        probe.iteration = program.full_iteration
         for optimizer in {id(o): o for o in getattr(probe, "optimizers", {}).values()}.values():
             optimizer.register_step_pre_hook(next_pass)
         inputs = program.example_inputs(batch_size=size, seed=0)
@@ -74,17 +74,3 @@ def partly_reached(nets: Mapping[str, nn.Module], trained: Mapping[str, Any], pa
         if any(reach != every for reach in reaches):
             found.append(name)
     return found
-
-
-def full_iteration(program: DistributedProgram) -> int:
-    """The first iteration at which no step is idle (0 without a warm-up); the first with the fewest
-    idle steps when every iteration of the run leaves some out."""
-    steps = max(int(program.spec.train.steps), 1)
-    best, fewest = 0, None
-    for iteration in range(steps):
-        idle = len(program.idle_steps(iteration))
-        if fewest is None or idle < fewest:
-            best, fewest = iteration, idle
-        if idle == 0:
-            break
-    return best

@@ -154,5 +154,6 @@ class DistributedProgram(Program, Protocol):
 
     def example_inputs(self, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]: ...
 
-    def idle_steps(self, iteration: int) -> frozenset[str]:
-        """The steps a warm-up leaves out at `iteration` (their terms all weigh 0 there)."""
+    @property
+    def full_iteration(self) -> int:
+        """The first iteration at which no step is idle (a warm-up's end, else 0)."""

@@ -120,9 +120,9 @@ class Trainer:
         batch = {name: value.to(self.device, non_blocking=True) for name, value in inputs.items()}
         # one draw of each random variable per iteration, shared by every player's step, and the
         # scheduled term weights of this iteration (a pure function of it: exact on resume)
-        batch = self.program.weigh(self.program.draw(batch), self.iteration)
         weights = {name: float(inputs[name]) if name in inputs else value  # logged as `weight/G/ds`
                    for name, value in self.program.weights(self.iteration).items()}
+        batch = self.program.weigh(self.program.draw(batch), self.iteration, weights)
         if self.queues:  # read by the steps as inputs; started from the first batch (train/queues.py)
             self.queues.fill(self.nets, batch)
             batch = {**batch, **self.queues.values}
@@ -132,7 +132,7 @@ class Trainer:
         # calls across steps (the phase plan); repeated steps (a critic's 5 per generator step)
         # reuse this iteration's batch
         # a step whose terms all weigh 0 this iteration (a warm-up) is not taken (program.idle_steps)
-        idle = self.program.idle_steps(self.iteration)
+        idle = self.program.idle_steps(self.iteration, weights)
         iterate = self.program.idle_iteration(idle, self.nets) if idle else self.iterate
         stats = iterate(self.step_nets, batch, self.optimizers, self.parameters, self.pools)
         # rows a step computed with the weights the iteration ends with (phases.py): not computed again

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import PurePath
+from typing import Mapping
 
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph
@@ -237,3 +238,20 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
         lines += [f"  {name} = {defined[name]}" for name in names.values() if name in defined]
         lines.append("")
     return "\n".join(lines + body).rstrip() + "\n"
+
+
+def network_outputs(shapes: Mapping[Expr, tuple[int, ...]]) -> dict[str, str]:
+    """Each network's per-sample output as the shape check found it (`program.batchable.shapes`),
+    `(3, 32, 32)`, or its heads', `{cls (4,), style (128,)}`; networks no formula applies are left
+    out. `lossgraph check` lists them."""
+    whole: dict[str, tuple[int, ...]] = {}
+    heads: dict[str, dict[tuple[str, int], tuple[int, ...]]] = {}
+    for node, shape in shapes.items():
+        if node.op in (Ops.APPLY, Ops.FROZEN):
+            whole.setdefault(node.arg, tuple(shape[1:]))
+        elif node.op is Ops.HEAD:
+            heads.setdefault(node.args[0].arg, {}).setdefault(node.arg, tuple(shape[1:]))
+    shown = {name: str(shape) for name, shape in whole.items()}
+    for name, found in heads.items():  # in the order the network declares its heads
+        shown[name] = "{" + ", ".join(f"{head} {shape}" for (head, _), shape in sorted(found.items(), key=lambda item: item[0][1])) + "}"
+    return shown

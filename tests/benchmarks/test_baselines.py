@@ -201,8 +201,8 @@ def test_bench_runs_end_to_end_and_prints_the_table(capsys):
 
 def test_bench_measures_tunit_past_its_warm_up(capsys):
     # through the warm-up only C would step: both sides start at iteration 700, where D and G join
-    assert bench.first_full_iteration(lossgraph.compile("tunit")) == 700
-    assert bench.first_full_iteration(lossgraph.compile("pix2pix")) == 0
+    assert lossgraph.compile("tunit").full_iteration == 700
+    assert lossgraph.compile("pix2pix").full_iteration == 0
     code = run_bench("--methods", "tunit", "--no-compile")
     out = capsys.readouterr().out
     assert code == 0

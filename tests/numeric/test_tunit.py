@@ -200,6 +200,12 @@ def test_the_warm_up_trains_the_guide_alone():
     program = lossgraph.compile("tunit")
     assert program.idle_steps(0) == program.idle_steps(WARMUP - 1) == {"D", "G"}
     assert program.idle_steps(WARMUP) == frozenset()
+    # the weights a step is given decide, where it is given them (a weight input of 1 takes D's step)
+    given = {**program.weights(0), "weight/D/adv": 1.0}
+    assert program.idle_steps(0, given) == {"G"}
+    # the first iteration that takes every step; a run that ends in its warm-up has none: the first
+    assert program.full_iteration == WARMUP
+    assert lossgraph.compile("tunit", ["train.steps=100"]).full_iteration == 0
     nets = program.build_networks(seed=0)
     before = {name: [p.detach().clone() for p in nets[name].parameters()] for name in ("C", "D", "Enc", "Dec")}
     trainer = program.trainer(nets)
