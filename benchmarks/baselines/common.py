@@ -49,6 +49,20 @@ def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
             parameter.requires_grad_(flag)
 
 
+def pick(values: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Each sample's row of its label (a domain, a pseudo-domain): (N, K, ...) -> (N, ...)."""
+    return values[torch.arange(values.shape[0], device=values.device), label]
+
+
+def picked_with_r1(D: nn.Module, x: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """pick(D(x), label) from one forward of D on x as a leaf, and R1 on it: the batch mean of each
+    sample's squared gradient norm, differentiable again (StarGAN v2's and TUNIT's real term)."""
+    leaf = x.detach().requires_grad_(True)
+    real = pick(D(leaf), label)
+    (slope,) = torch.autograd.grad(real.sum(), leaf, create_graph=True)
+    return real, slope.pow(2).flatten(1).sum(1).mean()
+
+
 def real_loss(logits: torch.Tensor) -> torch.Tensor:
     """-E[log sigmoid(logits)]: BCE against 'real', stable for any logit."""
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))

@@ -28,7 +28,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .common import adam, fake_loss, floats, prepare, real_loss, set_requires_grad, to_device
+from .common import adam, fake_loss, floats, pick, picked_with_r1, prepare, real_loss, set_requires_grad, to_device
 
 LAMBDA_R1 = 0.5     # gamma / 2
 LAMBDA_DS = 2.0     # AFHQ's, at iteration 0
@@ -37,21 +37,13 @@ EMA_DECAY = 0.999
 AVERAGED = ("G", "M", "S")
 
 
-def pick(values: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-    """Each sample's row of its domain: (N, K, ...) -> (N, ...)."""
-    return values[torch.arange(values.shape[0], device=values.device), domain]
-
-
 def lambda_ds(iteration: int) -> float:
     return LAMBDA_DS * max(0.0, 1.0 - iteration / DS_ITERATIONS)
 
 
 def d_loss(D: nn.Module, x: torch.Tensor, c_s: torch.Tensor, fake: torch.Tensor, c_t: torch.Tensor) -> torch.Tensor:
     """D's objective on one fake: the real term and R1 from one forward of D on x as a leaf."""
-    leaf = x.detach().requires_grad_(True)
-    real = pick(D(leaf), c_s)
-    (slope,) = torch.autograd.grad(real.sum(), leaf, create_graph=True)
-    r1 = slope.pow(2).flatten(1).sum(1).mean()
+    real, r1 = picked_with_r1(D, x, c_s)
     return real_loss(real) + fake_loss(pick(D(fake), c_t)) + LAMBDA_R1 * r1
 
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import adam, floats, prepare, rmsprop, set_requires_grad, to_device
+from .common import adam, floats, pick, picked_with_r1, prepare, rmsprop, set_requires_grad, to_device
 
 WARMUP = 700           # the spec's: a third of its 2000 iterations (the code: 65k of 200k)
 W_C_AFTER = 0.1        # C's own loss after the warm-up
@@ -49,11 +49,6 @@ TAU = 0.07
 QUEUE = 1024
 EMA_DECAY = 0.999
 BUFFERS_EVERY = 1000   # C_ema takes C's batch-norm statistics after iterations 0, 1000, ...
-
-
-def pick(values: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Each sample's entry of its label: (N, K) -> (N,)."""
-    return values[torch.arange(values.shape[0], device=values.device), label]
 
 
 def nce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
@@ -94,10 +89,7 @@ def c_loss(C: nn.Module, C_ema: nn.Module, x: torch.Tensor, x_tf: torch.Tensor, 
 
 def d_loss(D: nn.Module, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, y_ref: torch.Tensor) -> torch.Tensor:
     """Hinge on the real images and the fakes, and R1 from the same forward of D on x as a leaf."""
-    leaf = x.detach().requires_grad_(True)
-    real = pick(D(leaf), y)
-    (slope,) = torch.autograd.grad(real.sum(), leaf, create_graph=True)
-    r1 = slope.pow(2).flatten(1).sum(1).mean()
+    real, r1 = picked_with_r1(D, x, y)
     return F.relu(1 - real).mean() + F.relu(1 + pick(D(fake), y_ref)).mean() + LAMBDA_R1 * r1
 
 
