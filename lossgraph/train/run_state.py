@@ -59,7 +59,8 @@ class RunNetworks:
     def describe_averages(self) -> str | None:
         if not self.averages:
             return None
-        decays = ", ".join(f"{name} (decay {average.decay:g})" for name, average in self.averages.items())
+        decays = ", ".join(f"{name} (decay {average.decay:g}{f', from iteration {average.start}' if average.start else ''})"
+                           for name, average in self.averages.items())
         return f"samples and evaluation use the moving averages (EMA) of {decays}"
 
 

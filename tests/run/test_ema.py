@@ -202,6 +202,11 @@ def test_a_clipped_critic_averages_its_clipped_weights():
 # ----------------------------------------------------------------------------- runs
 
 
+def test_a_run_says_where_an_average_starts(tmp_path, capsys):
+    run(compile_tiny(f"+ema.G={{decay: {DECAY}, start: 2}}"), tmp_path, 3, eval_every=3)
+    assert "moving averages (EMA) of G (decay 0.9, from iteration 2)" in capsys.readouterr().err
+
+
 def test_a_run_saves_the_averages_and_samples_and_evaluates_with_them(tmp_path, capsys):
     program = compile_tiny(f"+ema.G={DECAY}")
     run(program, tmp_path, 6, eval_every=3)
