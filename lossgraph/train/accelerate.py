@@ -45,7 +45,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from lossgraph.train.measured import Measured
+from lossgraph.train.measured import Choice, Measured
 
 PRECISIONS = ("fp32", "bf16")
 SETTINGS = ("compile", "precision", "cuda_graphs")
@@ -93,6 +93,14 @@ class Acceleration:
             parts.append("eager")
         return ", ".join(parts)
 
+    def caveat(self, device: torch.device) -> str | None:
+        """A note for the run's log where these settings are slower than they look: bf16 on a CPU
+        whose oneDNN has no native bf16 (AVX512-BF16 or AMX) runs emulated, slower than fp32."""
+        if self.precision == "bf16" and device.type == "cpu" and not native_cpu_bf16():
+            return ("this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated here and runs "
+                    "slower than fp32 (--precision fp32)")
+        return None
+
     def wrap(self, nets: Mapping[str, nn.Module], device: torch.device, eager: frozenset[str] = frozenset()) -> dict[str, nn.Module]:
         """`nets` as the generated steps should call them; `eager` names networks never compiled."""
         if not self.active:
@@ -103,8 +111,46 @@ class Acceleration:
             # a generator-first step differentiates D's calls on the fakes twice (G's backward keeps
             # their graph for D's, phases.py): compiled backward graphs must not donate buffers
             torch._functorch.config.donated_buffer = False
-        return {name: Accelerated(net, device.type, dtype, compile=self.compile and name not in eager, mode=mode)
+        # networks that share weights or buffers run all compiled or all eager (Note [Tied networks
+        # choose together] in measured.py): one left eager makes the whole group eager, and on the
+        # CPU the group's first call measures for all of them
+        groups = tied_groups(nets)
+        eager = frozenset(eager).union(*(group for group in groups if group & eager))
+        choices: dict[str, Choice] = {}
+        for group in groups:
+            choices.update(dict.fromkeys(group, Choice()))
+        return {name: Accelerated(net, device.type, dtype, compile=self.compile and name not in eager, mode=mode,
+                                  choice=choices.get(name))
                 for name, net in nets.items()}
+
+
+def tied_groups(nets: Mapping[str, nn.Module]) -> list[frozenset[str]]:
+    """The networks that hold a common parameter or buffer (a shared trunk), grouped transitively;
+    networks that share nothing are left out."""
+    owner: dict[int, str] = {}
+    parent = {name: name for name in nets}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for name, net in nets.items():
+        for tensor in [*net.parameters(), *net.buffers()]:
+            other = owner.setdefault(id(tensor), name)
+            if other != name:
+                parent[root(name)] = root(other)
+    groups: dict[str, set[str]] = {}
+    for name in nets:
+        groups.setdefault(root(name), set()).add(name)
+    return sorted((frozenset(group) for group in groups.values() if len(group) > 1), key=sorted)
+
+
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN computes bf16 natively on this CPU; where it does, bf16 convolutions take
+    about half of fp32's time (the README's bf16 table), where not, more."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None and torch.backends.mkldnn.is_available() else False
 
 
 class Accelerated(nn.Module):
@@ -114,7 +160,8 @@ class Accelerated(nn.Module):
     module's named parameters (a term that leaves the network's weights alone) reaches it.
     """
 
-    def __init__(self, net: nn.Module, device_type: str, dtype: torch.dtype | None, compile: bool, mode: str | None):
+    def __init__(self, net: nn.Module, device_type: str, dtype: torch.dtype | None, compile: bool, mode: str | None,
+                 choice: "Choice | None" = None):
         super().__init__()
         self.net = net
         self.device_type = device_type
@@ -123,7 +170,8 @@ class Accelerated(nn.Module):
         call = compiled(net, device_type, mode) if compile else net
         if compile and device_type == "cpu":
             # compiled only where its first call measures it faster (Note in measured.py)
-            call = Measured(net, call, on_choice=lambda chosen: object.__setattr__(self, "call", chosen))
+            call = Measured(net, call, on_choice=lambda chosen: object.__setattr__(self, "call", chosen),
+                            choice=choice or Choice())
         object.__setattr__(self, "call", call)
         object.__setattr__(self, "chooser", call if isinstance(call, Measured) else None)
 

@@ -14,6 +14,13 @@ Note [Compiled only where faster on the CPU]
     network's buffers (batch-norm statistics), the RNG state is restored, and no `.grad` is written.
     The choice follows timings, so two runs may choose differently; both paths compute the same
     function (compiled kernels round differently, as compiled steps always do).
+
+Note [Tied networks choose together]
+    Networks that share weights or buffers (CoGAN's trunks) take one choice: the group's first
+    call measures, and the others follow it. Mixed, a step can fail: an eager batch norm saves its
+    running statistics for its backward, and a compiled call of the same module later in the step
+    writes them back in place (`copy_`), bumping their version before that backward reads them.
+    CoGAN with G2 compiled and G1 eager under bf16 failed so ("modified by an inplace operation").
 """
 
 from __future__ import annotations
@@ -30,17 +37,28 @@ REPEATS = 3
 MARGIN = 0.97  # compiled must save at least 3%: below that, guards and timing noise decide
 
 
-class Measured:
-    """Calls `eager` or `compiled`, whichever the first call measures faster (Note above)."""
+class Choice:
+    """Compiled or eager, once decided: one per network, or one for networks tied together."""
 
-    def __init__(self, net: nn.Module, compiled: Callable[..., Any], on_choice: Callable[[Callable[..., Any]], None]):
+    def __init__(self) -> None:
+        self.compiled: bool | None = None
+
+
+class Measured:
+    """Calls `eager` or `compiled`, whichever the first call measures faster (Notes above)."""
+
+    def __init__(self, net: nn.Module, compiled: Callable[..., Any], on_choice: Callable[[Callable[..., Any]], None],
+                 choice: Choice | None = None):
         self.net = net
         self.compiled = compiled
         self.on_choice = on_choice
+        self.choice = choice or Choice()
         self.timings: dict[str, float] = {}
 
     def __call__(self, *args: Any) -> Any:
-        chosen = self.choose(args)
+        if self.choice.compiled is None:  # the first call of its group measures
+            self.choice.compiled = self.choose(args) is self.compiled
+        chosen = self.compiled if self.choice.compiled else self.net
         self.on_choice(chosen)
         return chosen(*args)
 

@@ -175,6 +175,9 @@ def _build(program: Program, plan: Plan, notes: list[str]) -> tuple[RunNetworks,
     trainer = program.trainer(nets, device=str(plan.device), **plan.trainer_settings())
     if isinstance(trainer, Accelerating) and trainer.acceleration.active:
         notes.append(f"training steps: {trainer.acceleration.describe()}")
+        caveat = trainer.acceleration.caveat(plan.device)
+        if caveat is not None:
+            notes.append(caveat)
     networks = RunNetworks.of(nets, trainer)
     averages = networks.describe_averages()
     if averages is not None:

@@ -108,3 +108,28 @@ def test_compiled_steps_match_eager(path):
         for key in reference:
             # compiled kernels round differently; Adam turns that into small drifts over the steps
             assert value[key] == pytest.approx(reference[key], rel=5e-3, abs=1e-3), key
+
+
+@pytest.mark.parametrize("native, precision, said", [(False, "bf16", True), (True, "bf16", False),
+                                                     (False, "fp32", False)])
+def test_a_run_says_when_bf16_is_emulated_on_this_cpu(tmp_path, capsys, monkeypatch, native, precision, said):
+    from pathlib import Path
+
+    from lossgraph.data import open_dataset
+    from lossgraph.train import accelerate
+    from lossgraph.train.run import train
+
+    monkeypatch.setattr(accelerate, "native_cpu_bf16", lambda: native)
+    tiny = Path(__file__).with_name("tiny.yaml")
+    program = lossgraph.compile(tiny)
+    spec = program.spec
+    dataset = open_dataset(spec.dataset, spec.kinds, spec.train.image_size, seed=0, base_dir=tiny.parent)
+    train(program, dataset, RunOptions(out_dir=tmp_path, device="cpu", steps=1, precision=precision,
+                                       progress=False, tensorboard=False))
+    assert ("no native bf16" in capsys.readouterr().err) == said
+
+
+def test_native_cpu_bf16_follows_onednn():
+    from lossgraph.train.accelerate import native_cpu_bf16
+
+    assert native_cpu_bf16() == (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -87,3 +87,61 @@ def test_a_trial_mid_step_keeps_earlier_graphs_differentiable():
     Measured(second, lambda x: second(x), on_choice=lambda chosen: None).choose((x,))
     pending.backward()  # an in-place restore of the statistics would fail here
     assert torch.equal(shared[1].running_mean, statistics)
+
+
+# Note [Tied networks choose together]
+
+
+def test_tied_networks_are_grouped_by_the_tensors_they_hold():
+    import lossgraph
+    from lossgraph.train.accelerate import tied_groups
+
+    cogan = lossgraph.compile("cogan")
+    assert tied_groups(cogan.build_networks(seed=0)) == [frozenset({"D1", "D2"}), frozenset({"G1", "G2"})]
+    cyclegan = lossgraph.compile("cyclegan")
+    assert tied_groups(cyclegan.build_networks(seed=0)) == []
+    norm = nn.BatchNorm2d(4)  # a buffer alone ties too, and ties chain: a-b and b-c make one group
+    a, b, c, d = nn.Sequential(conv(), norm), nn.Sequential(norm, nn.ReLU()), conv(), conv()
+    c.weight = b[0].weight
+    assert tied_groups({"a": a, "b": b, "c": c, "d": d}) == [frozenset({"a", "b", "c"})]
+
+
+def test_a_tied_group_measures_once_and_takes_one_choice(monkeypatch):
+    # the first call of a group measures; a second network tied to it would measure otherwise
+    # and could choose the other way (here: it would, since the stub alternates)
+    from lossgraph.train.accelerate import Acceleration
+
+    answers = iter([True, False, True, False])
+    monkeypatch.setattr(Measured, "choose", lambda self, args: self.compiled if next(answers) else self.net)
+    trunk = conv()
+    nets = {"G1": nn.Sequential(trunk, nn.Tanh()), "G2": nn.Sequential(trunk, nn.Sigmoid()), "D": conv()}
+    wrapped = Acceleration(compile=True).wrap(nets, torch.device("cpu"))
+    x = torch.randn(2, 3, 8, 8)
+    for name in ("G1", "G2", "D"):
+        wrapped[name](x)
+    assert wrapped["G1"].runs_compiled and wrapped["G2"].runs_compiled  # one choice, the first call's
+    assert wrapped["D"].runs_compiled is False                           # D measured on its own
+
+
+def test_a_network_left_eager_leaves_its_tied_networks_eager():
+    from lossgraph.train.accelerate import Acceleration
+
+    trunk = conv()
+    nets = {"D1": nn.Sequential(trunk), "D2": nn.Sequential(trunk), "G": conv()}
+    wrapped = Acceleration(compile=True).wrap(nets, torch.device("cpu"), eager=frozenset({"D1"}))
+    assert wrapped["D1"].call is nets["D1"] and wrapped["D2"].call is nets["D2"]
+    assert wrapped["G"].chooser is not None
+
+
+def test_cogan_under_bf16_with_its_generators_chosen_apart_trains(monkeypatch):
+    # the failure this guards against: G2 compiled writing back the batch-norm statistics that
+    # G1's eager graph saved; with one choice per group the step runs
+    import lossgraph
+
+    answers = iter([False, True, False, True, False, True])
+    monkeypatch.setattr(Measured, "choose", lambda self, args: self.compiled if next(answers) else self.net)
+    program = lossgraph.compile("cogan")
+    trainer = program.trainer(program.build_networks(seed=0), device="cpu", compile=True, precision="bf16")
+    for seed in range(2):
+        trainer.step(program.example_inputs(batch_size=2, seed=seed))
+    assert trainer.step_nets["G1"].runs_compiled == trainer.step_nets["G2"].runs_compiled
