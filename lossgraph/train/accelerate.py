@@ -147,8 +147,8 @@ def tied_groups(nets: Mapping[str, nn.Module]) -> list[frozenset[str]]:
 
 
 def native_cpu_bf16() -> bool:
-    """Whether oneDNN computes bf16 natively on this CPU; where it does, bf16 convolutions take
-    about half of fp32's time (the README's bf16 table), where not, more."""
+    """Whether oneDNN computes bf16 natively on this CPU (AVX512-BF16 or AMX): where it does, bf16
+    is the fastest CPU path (the README's bf16 table); where not, it is emulated and slower."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(check()) if check is not None and torch.backends.mkldnn.is_available() else False
 
