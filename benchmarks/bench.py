@@ -41,6 +41,7 @@ import gc
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -264,25 +265,34 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     print(f"lossgraph {lossgraph.__version__} against hand-written steps, eager and compiled")
     print(report.machine(device) + ("; step times in thread CPU time" if args.clock == "thread" else ""))
-    results = []
+    results, failures = [], {}
     # compile times as a first run sees them: nothing read back from inductor's on-disk caches
     with torch._inductor.config.patch(fx_graph_cache=False), torch._functorch.config.patch(enable_autograd_cache=False):
         if args.acceleration.compile:
             print(f"torch.compile's one-off start (imports, compile workers), on a small network: {warm_compiler(device):.1f} s")
         for method in args.methods:
-            result = benchmark(method, args.baselines[method], batch_size=args.batch_size, image_size=args.image_size,
-                               iters=args.iters, warmup=args.warmup, device=device, seed=args.seed,
-                               acceleration=args.acceleration, clock=args.clock)
+            try:
+                result = benchmark(method, args.baselines[method], batch_size=args.batch_size,
+                                   image_size=args.image_size, iters=args.iters, warmup=args.warmup, device=device,
+                                   seed=args.seed, acceleration=args.acceleration, clock=args.clock)
+            except Exception as error:  # one method's failure is reported; the others are still measured
+                traceback.print_exc()
+                failures[method] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                print(f"\n### {method}: failed ({failures[method]})")
+                sys.stdout.flush()
+                continue
             results.append(result)
             print()
             print(report.method_table(result, device, COMPILE_REPEATS))
             sys.stdout.flush()
-    if len(results) > 1:
+    if len(args.methods) > 1 and results:
         print()
         print("### summary")
         print()
         print(report.summary_table(results))
-    return 0
+    for method, why in failures.items():
+        print(f"failed: {method} ({why})")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

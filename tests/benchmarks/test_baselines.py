@@ -199,6 +199,23 @@ def test_bench_runs_end_to_end_and_prints_the_table(capsys):
     assert f"torch {torch.__version__}" in out
 
 
+def test_a_failing_method_is_reported_and_the_others_still_run(capsys, monkeypatch):
+    class Broken:
+        def __init__(self, nets, device="cpu"):
+            self.nets = nets
+
+        def step(self, inputs):
+            raise RuntimeError("one of the variables needed for gradient computation has been modified")
+
+    monkeypatch.setitem(bench.SCALES["small"][0], "cogan", Broken)
+    code = run_bench("--methods", "cogan,pix2pix", "--no-compile")
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "### cogan: failed (RuntimeError: one of the variables" in out
+    assert "| pix2pix | 2 |" in out.split("### summary")[1]  # measured after the failure, in the summary
+    assert out.rstrip().endswith("failed: cogan (RuntimeError: one of the variables needed for gradient computation has been modified)")
+
+
 def test_bench_measures_tunit_past_its_warm_up(capsys):
     # through the warm-up only C would step: both sides start at iteration 700, where D and G join
     assert lossgraph.compile("tunit").full_iteration == 700
