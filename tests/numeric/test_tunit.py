@@ -216,3 +216,38 @@ def test_the_warm_up_trains_the_guide_alone():
     assert not all(torch.equal(a, b) for a, b in zip(before["C"], nets["C"].parameters()))
     state = trainer.optimizers["C"].state_dict()["state"]
     assert all(int(entry["step"]) == 1 for entry in state.values())  # one Adam step: C's own
+
+
+def iteration_steps(program) -> dict[str, str]:
+    """The generated iteration's code, step by step (each starts at its `# P: minimize` line)."""
+    code = program.code.split("def iteration(")[1].split("\ndef ")[0]
+    steps, player = {}, None
+    for line in code.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ") and ": minimize" in stripped:
+            player = stripped[2:].split(":")[0]
+        if player:
+            steps[player] = steps.get(player, "") + line + "\n"
+    return steps
+
+
+def test_g_reads_the_pseudo_labels_and_references_d_computed(program):
+    # the labels are an argmax of C(x) as C's step left it, and G's step reads that same call:
+    # the values carry no gradient, so G reads D's variables instead of computing them again
+    steps = iteration_steps(program)
+    assert "argmax" in steps["D"] and "roll" in steps["D"]
+    assert "argmax" not in steps["G"] and "roll" not in steps["G"]
+    assert "y_ref[:, None]" in steps["G"] and "C_ema(x_ref)" in steps["G"]
+
+
+def test_without_fresh_g_computes_the_labels_again_from_its_own_call():
+    # without `fresh: [C]` D's labels come from C's call as the iteration found it; G's step (which
+    # also steps C) calls C(x) again after C's update, so its labels are that call's, computed there
+    program = lossgraph.compile(lossgraph.load("tunit", overrides=["players.D.fresh=[]", "players.G.fresh=[]"]))
+    steps = iteration_steps(program)
+    assert "argmax" in steps["D"] and "argmax" in steps["G"]
+    assert "roll(1, 0)" not in steps["G"].split("argmax")[0]  # the data's roll is still D's x_ref
+    inputs = program.example_inputs(batch_size=3, seed=4)
+    stats, expected = oracle_losses(program, program.build_networks(seed=1), inputs, iteration=WARMUP + 5, queues={"Q": inputs["Q"]})
+    for player, value in expected.items():
+        assert stats[player] == pytest.approx(value, rel=1e-5, abs=1e-6), player

@@ -3,7 +3,9 @@
 Each phase is a player's step: its network calls (kept ones read from an earlier step, batched
 pairs as one call, calls whose graph a later step differentiates again computed on cut leaves),
 its terms and loss, and its optimizer update. `IterationWriter` holds what crosses phases: the
-variable of each call's latest computation (`kept`), which of those carry autograd, the names
+variable of each call's latest computation (`kept`), which of those carry autograd, the values
+without a gradient computed from them or from data (`carried`: a later step that reads the same
+calls reads these too, as G's step reads the pseudo-labels D's step took), the names
 the function returns, and the names a later step no longer reads (bound again where a call is
 computed anew, as `D_fake = D(fake)` after D's update).
 """
@@ -15,10 +17,10 @@ from typing import Mapping, Sequence
 from lossgraph.compiler.codegen.lines import Line, origin_comment, player_comment
 from lossgraph.compiler.codegen.names import describe, term_names
 from lossgraph.compiler.codegen.update import update_lines
-from lossgraph.compiler.codegen.writer import CALLS, LEAVES, FunctionWriter, needs_line, served
+from lossgraph.compiler.codegen.writer import CALLS, LEAVES, OWN_LINE, FunctionWriter, needs_line, served
 from lossgraph.compiler.expr import Expr
 from lossgraph.compiler.graph import Graph, consumers, differentiated
-from lossgraph.compiler.ops import Ops
+from lossgraph.compiler.ops import NOT_DIFFERENTIABLE, Ops
 from lossgraph.compiler.passes.gradients import PlayerPlan
 from lossgraph.compiler.phases import Phase
 
@@ -36,6 +38,9 @@ class IterationWriter:
         self.terms = term_names(graph)
         self.kept: dict[Expr, str] = {}   # call -> the variable of its latest computation
         self.kept_grad: set[Expr] = set()  # calls whose latest computation has autograd
+        # values that carry no gradient (a pseudo-label's argmax, a rolled batch of data), computed
+        # in an earlier step: their variable and the computation of each call under them
+        self.carried: dict[Expr, tuple[str, dict[Expr, str]]] = {}
         self.pinned: set[str] = set()      # names the function returns: never bound again
         self.stats: dict[str, str] = {}
 
@@ -100,6 +105,7 @@ class _Phase:
         writer.named.clear()
         writer.named.update(self.owner.leaves)
         writer.named.update({node: self.owner.kept[node] for node in phase.reused})
+        writer.named.update(self._carried())
         writer.body.depth = 0
         verb = "maximize" if self.player.sense == "maximize" else "minimize"
         times = f", {phase.repeats} times" if phase.repeats > 1 else ""
@@ -132,11 +138,33 @@ class _Phase:
                 holding.append(loss)
             writer.body.lines.insert(loop_top, Line(" = ".join([*holding, "None"]), "the previous repeat's graph of the calls a later step reuses", False, 1))
         self._update(loss)
+        self._carry()
         self.owner.stats[phase.player] = f"{loss}.detach()"
         for term in phase.live:
             name = writer.named[term.value]
             self.owner.pinned.add(name)
             self.owner.stats[f"{phase.player}/{term.name}"] = f"{name}.detach()"
+
+    def _carried(self) -> dict[Expr, str]:
+        """Gradient-free values an earlier step computed from the very calls this step reads kept:
+        read, not computed again (TUNIT's pseudo-labels in G's step, after D's)."""
+        found = {}
+        for node, (name, calls) in self.owner.carried.items():
+            if node in self.phase.local or node in self.term_values:
+                continue
+            if all(call in self.phase.reused and self.owner.kept.get(call) == kept for call, kept in calls.items()):
+                found[node] = name
+        return found
+
+    def _carry(self) -> None:
+        for node, name in self.writer.named.items():
+            if node.op in CALLS or node.op in LEAVES or node in self.phase.local or node in self.term_values:
+                continue
+            if node == self.phase.loss or not gradient_free(node):
+                continue
+            calls = {sub: self.owner.kept.get(sub) for sub in node.walk() if sub.op in CALLS}
+            if all(calls.values()):
+                self.owner.carried[node] = (name, calls)
 
     def _loss(self) -> str:
         writer, phase = self.writer, self.phase
@@ -222,6 +250,17 @@ class _Phase:
         # a step of another player (step_of) steps that player's optimizer, and also_steps others' too
         for code, no_grad, depth in update_lines(self.player, loss, retain=retain, cut=() if retain else self.cut_leaves, reused_by=list(dict.fromkeys(later))):
             self.writer.body.add(code, no_grad=no_grad, depth=depth)
+
+
+def gradient_free(node: Expr) -> bool:
+    """Whether `node`'s value carries no gradient whichever step computes it: data, or what a
+    function without a gradient (argmax, ==) makes of anything. A grad's variable, a gradient and
+    a random interpolation are each step's own."""
+    if node.op in LEAVES or node.op in NOT_DIFFERENTIABLE:
+        return not any(sub.op in OWN_LINE for sub in node.walk())
+    if node.op in CALLS or node.op in OWN_LINE:
+        return False
+    return all(gradient_free(arg) for arg in node.args if isinstance(arg, Expr))
 
 
 def _batch_positions(pairs, order: list[Expr], own_line) -> tuple[dict[Expr, Expr], dict[Expr, list[Expr]]]:

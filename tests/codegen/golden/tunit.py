@@ -133,23 +133,20 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + rec + sty over C, Dec, Enc
-    x_ref_G = x.roll(1, 0)  # tunit.yaml:59 let.x_ref (+3 more)
     D_fake = D(fake)  # tunit.yaml:65 let.g_adv (+1 more)
-    y_G = C_cls_x_D.argmax(dim=1)  # tunit.yaml:58 let.y (+4 more)
-    y_ref_G = y_G.roll(1, 0)  # tunit.yaml:60 let.y_ref (+2 more)
     C_style_x = C_x_D[1]  # tunit.yaml:63 let.rec (+1 more)
     rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
     D_rec = D(rec)  # tunit.yaml:65 let.g_adv
-    g_adv = -torch.take_along_dim(D_fake, y_ref_G[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y_G[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:65 let.g_adv (+1 more)
+    g_adv = -torch.take_along_dim(D_fake, y_ref[:, None], dim=1).squeeze(1).mean() - torch.take_along_dim(D_rec, y[:, None], dim=1).squeeze(1).mean()  # tunit.yaml:65 let.g_adv (+1 more)
     adv_G = weight_adv_G * g_adv  # tunit.yaml:85 players.G.minimize.adv.expr (+1 more)
     g_rec = (rec - x).abs().mean()  # tunit.yaml:66 let.g_rec (+2 more)
     rec_G = weight_rec * g_rec  # tunit.yaml:86 players.G.minimize.rec.expr (+2 more)
     C_fake = C(fake)  # tunit.yaml:67 let.g_sty
     C_style_fake = C_fake[1]  # tunit.yaml:67 let.g_sty
     with torch.no_grad():
-        C_ema_x_ref_G = C_ema(x_ref_G)  # tunit.yaml:67 let.g_sty
-        C_ema_style_x_ref_G = C_ema_x_ref_G[1]  # tunit.yaml:67 let.g_sty
-    g_sty = info_nce(C_style_fake, C_ema_style_x_ref_G, Q, 0.07).mean()  # tunit.yaml:67 let.g_sty (+1 more)
+        C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:67 let.g_sty
+        C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:67 let.g_sty
+    g_sty = info_nce(C_style_fake, C_ema_style_x_ref, Q, 0.07).mean()  # tunit.yaml:67 let.g_sty (+1 more)
     sty = weight_sty * g_sty  # tunit.yaml:87 players.G.minimize.sty.expr (+1 more)
     loss_G = adv_G + rec_G + sty  # tunit.yaml:84 players.G.minimize
     # one backward: G's gradient also steps C's networks with C's optimizer
