@@ -12,8 +12,8 @@ Note [Calls without autograd first]: a call a step computes without autograd (an
 it runs. Written after the step's calls with autograd, it runs while their graphs are held, and
 its working memory lands on top of them (TUNIT: 2 MiB above the step's backward peak). So such a
 call is written before the step's first call with autograd, with the lines it reads and its heads,
-where nothing it reads comes from a call with autograd or a history pool, it is not part of a
-batched pair, and its network is called nowhere else in the step (a network with batch norm
+where nothing it reads comes from a call with autograd or a history pool, no call it moves is
+part of a batched pair, and no network it moves is called elsewhere in the step (batch norm
 updates its running statistics in call order). The values are the same: the step's weights do not
 change before its backward; only a network drawing random numbers in its forward (dropout) would
 see its draws in another order.
@@ -171,9 +171,10 @@ class _Phase:
         early = []
         for position, node in enumerate(computed):
             below = set(node.walk())
-            if (node in phase.with_grad or calls_of[node.arg] > 1 or node in deferred or node in self.partner
-                    or node in self.cut_below or not below.isdisjoint(self.pooled) or not below.isdisjoint(phase.local)
-                    or any(other in phase.with_grad for other in below if other is not node and other.op in CALLS)
+            calls = [other for other in below if other.op in CALLS and other not in self.writer.named]
+            if (any(calls_of.get(call.arg, 0) > 1 for call in calls if call.op is not Ops.HEAD) or not below.isdisjoint(self.pooled) or not below.isdisjoint(phase.local)
+                    or any(call in phase.with_grad or call in deferred or call in self.partner or call in self.cut_below
+                           for call in calls)
                     or not any(other in phase.with_grad for other in computed[:position])):
                 continue
             early.append(node)
