@@ -6,6 +6,7 @@
     writer.py     one function: prologue, named values, straight-line computation
     update.py     an optimizer step's lines (Note [Cut leaves])
     iteration.py  the one training function, following the phase plan
+    release.py    names a backward no longer needs, deleted before it
     functions.py  losses, samples, evaluate
     module.py     the whole module; a judge's module
 """

@@ -8,6 +8,17 @@ without a gradient computed from them or from data (`carried`: a later step that
 calls reads these too, as G's step reads the pseudo-labels D's step took), the names
 the function returns, and the names a later step no longer reads (bound again where a call is
 computed anew, as `D_fake = D(fake)` after D's update).
+
+Note [Calls without autograd first]: a call a step computes without autograd (an average's,
+`C_ema(x_ref)` in TUNIT's G step) keeps no graph, only its output; its own activations live while
+it runs. Written after the step's calls with autograd, it runs while their graphs are held, and
+its working memory lands on top of them (TUNIT: 2 MiB above the step's backward peak). So such a
+call is written before the step's first call with autograd, with the lines it reads and its heads,
+where nothing it reads comes from a call with autograd or a history pool, no call it moves is
+part of a batched pair, and no network it moves is called elsewhere in the step (batch norm
+updates its running statistics in call order). The values are the same: the step's weights do not
+change before its backward; only a network drawing random numbers in its forward (dropout) would
+see its draws in another order.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from typing import Mapping, Sequence
 
 from lossgraph.compiler.codegen.lines import Line, origin_comment, player_comment
 from lossgraph.compiler.codegen.names import describe, term_names
+from lossgraph.compiler.codegen.release import release_before_backward
 from lossgraph.compiler.codegen.update import update_lines
 from lossgraph.compiler.codegen.writer import CALLS, LEAVES, OWN_LINE, FunctionWriter, needs_line, served
 from lossgraph.compiler.expr import Expr
@@ -51,6 +63,7 @@ class IterationWriter:
         # values a queue's push takes from the steps (phases.py), under `push/<queue>` (Trainer.step)
         self.stats.update({f"push/{queue}": f"{self.kept[node]}.detach()" for queue, node in self.phases[-1].pushes} if self.phases else {})
         returns = [f'"{key}": {value}' for key, value in self.stats.items()]
+        release_before_backward(self.writer.body, self.stats.values())  # Note [Released before the backward]
         return self.writer.function("iteration(nets, inputs, optimizers, parameters, pools)", DOC, returns)
 
     def _release(self, index: int) -> None:
@@ -119,6 +132,16 @@ class _Phase:
             writer.body.depth = 1
             loop_top, named_before = len(writer.body.lines), dict(writer.named)
         deferred = set(self.partner.values()) | {head for heads in self.waiting.values() for head in heads}
+        for node in self._first_without_autograd(deferred):  # with what they read, and their heads
+            below = set(node.walk())
+            for needed in self.order:
+                if needed in writer.named or needed.op in LEAVES:
+                    continue
+                if needed in below or (needed.op is Ops.HEAD and needed.args[0] is node):
+                    if needed.op in CALLS:
+                        self._compute(needed)
+                    elif self._own_line(needed):
+                        self._assign(needed, self.term_values.get(needed))
         for node in self.order:
             if node in self.pooled:
                 self._query_pool(node)
@@ -165,6 +188,25 @@ class _Phase:
             calls = {sub: self.owner.kept.get(sub) for sub in node.walk() if sub.op in CALLS}
             if all(calls.values()):
                 self.owner.carried[node] = (name, calls)
+
+    def _first_without_autograd(self, deferred: set[Expr]) -> list[Expr]:
+        """Calls this step computes without autograd that it would write after one with autograd:
+        written before the first such call instead (Note [Calls without autograd first])."""
+        phase = self.phase
+        computed = [node for node in self.order if node.op in (Ops.APPLY, Ops.FROZEN) and node not in self.writer.named
+                    and node not in phase.hoisted]
+        calls_of = {name: sum(node.arg == name for node in computed) for name in {node.arg for node in computed}}
+        early = []
+        for position, node in enumerate(computed):
+            below = set(node.walk())
+            calls = [other for other in below if other.op in CALLS and other not in self.writer.named]
+            if (any(calls_of.get(call.arg, 0) > 1 for call in calls if call.op is not Ops.HEAD) or not below.isdisjoint(self.pooled) or not below.isdisjoint(phase.local)
+                    or any(call in phase.with_grad or call in deferred or call in self.partner or call in self.cut_below
+                           for call in calls)
+                    or not any(other in phase.with_grad for other in computed[:position])):
+                continue
+            early.append(node)
+        return early
 
     def _loss(self) -> str:
         writer, phase = self.writer, self.phase

@@ -67,6 +67,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     fake_D = -F.softplus(D1_fake1_in).mean() - F.softplus(D2_fake2_in).mean()  # cogan.yaml:34 players.D.maximize.fake (+1 more)
     loss_D = -(real + fake_D)  # cogan.yaml:32 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake1, fake1_in, D1_fake1_in, fake2, fake2_in, D2_fake2_in, D1_x1, D2_x2  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

@@ -63,6 +63,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     identity = 5 * ((G_XY_y - y).abs().mean() + (G_YX_x - x).abs().mean())  # cyclegan-authors.yaml:30 players.G.minimize.identity.expr
     loss_G = adv + cycle + identity  # cyclegan-authors.yaml:29 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del D_Y_fake_y, D_X_fake_x, G_YX_fake_y, G_XY_fake_x, G_XY_y, G_YX_x  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     # D: minimize adv_Y + adv_X over D_X, D_Y
@@ -74,6 +75,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_X = 0.5 * (((D_X_x - 1) ** 2).mean() + (D_X_fake_x_pool ** 2).mean())  # cyclegan-authors.yaml:27 players.D.minimize.adv_X.expr
     loss_D = adv_Y + adv_X  # cyclegan-authors.yaml:25 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake_y, fake_x, fake_y_pool, D_Y_fake_y_pool, D_Y_y, fake_x_pool, D_X_fake_x_pool, D_X_x  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

@@ -56,6 +56,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_X = ((D_X_x - 1) ** 2).mean() + (D_X_fake_x_pool ** 2).mean()  # cyclegan.yaml:25 players.D.minimize.adv_X
     loss_D = adv_Y + adv_X  # cyclegan.yaml:23 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake_y_pool, D_Y_fake_y_pool, D_Y_y, fake_x_pool, D_X_fake_x_pool, D_X_x  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + cycle over G_XY, G_YX
@@ -67,6 +68,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     cycle = 10 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # cyclegan.yaml:31 players.G.minimize.cycle.expr
     loss_G = adv + cycle  # cyclegan.yaml:29 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del fake_y, fake_x, D_Y_fake_y, D_X_fake_x, G_YX_fake_y, G_XY_fake_x  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

@@ -60,6 +60,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # G's backward frees the graph below fake_y_in, fake_x_in but keeps the one above them, which D's step
     # differentiates again: it runs to fake_y_in, fake_x_in retaining the graph, then on from fake_y, fake_x
     torch.autograd.backward(loss_G, inputs=(fake_y_in, fake_x_in), retain_graph=True)
+    del G_YX_fake_y, G_XY_fake_x  # no later line reads them: the backward frees what only they held
     torch.autograd.backward((loss_G, fake_y, fake_x), (None, fake_y_in.grad, fake_x_in.grad), inputs=parameters["G"])
     fake_y_in.grad = fake_x_in.grad = None
     optimizers["G"].step()
@@ -70,6 +71,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_X = -F.softplus(-D_X_x).mean() - F.softplus(D_X_fake_x_in).mean()  # discogan.yaml:24 players.D.maximize.adv_X
     loss_D = -(adv_Y + adv_X)  # discogan.yaml:22 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake_y, fake_y_in, D_Y_fake_y_in, fake_x, fake_x_in, D_X_fake_x_in, D_Y_y, D_X_x  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

@@ -57,6 +57,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         adv_X = D_X_x.mean() - D_X_fake_x.mean()  # dualgan.yaml:26 players.D.maximize.adv_X
         loss_D = -(adv_Y + adv_X)  # dualgan.yaml:24 players.D.maximize
         optimizers["D"].zero_grad(set_to_none=True)
+        del D_Y_fake_y, D_Y_y, D_X_fake_x, D_X_x  # no later line reads them: the backward frees what only they held
         loss_D.backward(inputs=parameters["D"])
         optimizers["D"].step()
         with torch.no_grad():
@@ -71,6 +72,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     recon = 500 * ((G_YX_fake_y - x).abs().mean() + (G_XY_fake_x - y).abs().mean())  # dualgan.yaml:31 players.G.minimize.recon.expr
     loss_G = adv + recon  # dualgan.yaml:29 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del fake_y, fake_x, D_Y_fake_y, D_X_fake_x, G_YX_fake_y, G_XY_fake_x  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

@@ -52,6 +52,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     gp = 100 * ((grad_D_mix_in.flatten(1).norm(dim=1) - 1) ** 2).mean()  # lptn.yaml:43 players.D.minimize.gp.expr (+2 more)
     loss_D = adv_D + gp  # lptn.yaml:41 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del D_fake, D_y, mix, mix_in, D_mix_in, grad_D_mix_in  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + pix over G
@@ -60,6 +61,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     pix = 1000 * ((fake - x) ** 2).mean()  # lptn.yaml:48 players.G.minimize.pix.expr
     loss_G = adv_G + pix  # lptn.yaml:46 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del fake, D_fake  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

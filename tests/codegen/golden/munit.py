@@ -93,6 +93,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_D = ((D1_full_x1 - 1) ** 2).mean() + (D1_full_x21 ** 2).mean() + (((D1_half_x1 - 1) ** 2).mean() + (D1_half_x21 ** 2).mean()) + (((D2_full_x2 - 1) ** 2).mean() + (D2_full_x12 ** 2).mean()) + (((D2_half_x2 - 1) ** 2).mean() + (D2_half_x12 ** 2).mean())  # munit.yaml:53 players.D.minimize.adv
     loss_D = adv_D  # munit.yaml:52 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del D1_x1, D1_x21, D1_full_x1, D1_full_x21, D1_half_x1, D1_half_x21, D2_x12, D2_x2, D2_full_x2, D2_full_x12, D2_half_x2, D2_half_x12  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + recon_x + recon_s + recon_c over Ec1, Ec2, Es1, Es2, G1, G2
@@ -116,6 +117,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     recon_c = (Ec2_x12 - c1).abs().mean() + (Ec1_x21 - c2).abs().mean()  # munit.yaml:60 players.G.minimize.recon_c
     loss_G = adv_G + recon_x + recon_s + recon_c  # munit.yaml:56 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del c2, x21, c1, x12, D1_x21, D1_full_x21, D1_half_x21, D2_x12, D2_full_x12, D2_half_x12, Es1_x1, G1_c1_Es1_x1, Es2_x2, G2_c2_Es2_x2, Es1_x21, Es2_x12, Ec2_x12, Ec1_x21  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

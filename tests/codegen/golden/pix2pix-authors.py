@@ -40,6 +40,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_D = 0.5 * (-F.softplus(D_x_fake).mean() - F.softplus(-D_x_y).mean())  # pix2pix-authors.yaml:25 players.D.maximize.adv.expr
     loss_D = -adv_D  # pix2pix-authors.yaml:24 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
+    del D_x_fake, D_x_y  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + l1 over G
@@ -48,6 +49,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     l1 = 100 * (y - fake).abs().mean()  # pix2pix.yaml:26 players.G.minimize.l1.expr
     loss_G = adv_G + l1  # pix2pix.yaml:24 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del fake, D_x_fake  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

@@ -52,6 +52,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_D = -F.softplus(-D_x_y).mean() - F.softplus(D_x_fake_in).mean()  # pix2pix.yaml:21 players.D.maximize.adv
     loss_D = -adv_D  # pix2pix.yaml:20 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake, fake_in, D_x_fake_in, D_x_y  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

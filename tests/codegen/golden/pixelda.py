@@ -54,6 +54,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # G's backward frees the graph below fake_in but keeps the one above it, which D's step
     # differentiates again: it runs to fake_in retaining the graph, then on from fake
     torch.autograd.backward(loss_G, inputs=(fake_in,), retain_graph=True)
+    del T_fake, T_x_s  # no later line reads them: the backward frees what only they held
     torch.autograd.backward((loss_G, fake), (None, fake_in.grad), inputs=parameters["G"])
     fake_in.grad = None
     optimizers["G"].step()
@@ -62,6 +63,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     adv_D = -F.softplus(-D_x_t).mean() - F.softplus(D_fake_in).mean()  # pixelda.yaml:31 players.D.maximize.adv
     loss_D = -adv_D  # pixelda.yaml:30 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
+    del fake, fake_in, D_fake_in, D_x_t  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

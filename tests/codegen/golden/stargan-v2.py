@@ -115,33 +115,35 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     r1 = 0.5 * (grad_pick_D_x_in_c_s.flatten(1).norm(dim=1) ** 2).mean()  # stargan-v2.yaml:51 players.D.minimize.r1.expr (+2 more)
     loss_D = adv_D + r1  # stargan-v2.yaml:49 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del x_in, D_x_in, pick_D_x_in_c_s, sl1, D_fake_l, grad_pick_D_x_in_c_s  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # D_ref: minimize adv + r1 over D
-    x_in_D_ref = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
-    D_x_in_D_ref = D(x_in_D_ref)  # stargan-v2.yaml:33 let.real
-    pick_D_x_in_D_ref_c_s = torch.take_along_dim(D_x_in_D_ref, c_s[:, None], dim=1).squeeze(1)  # stargan-v2.yaml:55 players.D_ref.minimize.adv (+5 more)
     with torch.no_grad():
         S_x_ref = S(x_ref)  # stargan-v2.yaml:36 let.sr1
     sr1 = torch.take_along_dim(S_x_ref, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:36 let.sr1 (+2 more)
     with torch.no_grad():
         fake_r = G(x, sr1)  # stargan-v2.yaml:39 let.fake_r (+6 more)
+    x_in_D_ref = x.detach().requires_grad_()  # stdlib.yaml:22 macros.r1(l, v)
+    D_x_in_D_ref = D(x_in_D_ref)  # stargan-v2.yaml:33 let.real
+    pick_D_x_in_D_ref_c_s = torch.take_along_dim(D_x_in_D_ref, c_s[:, None], dim=1).squeeze(1)  # stargan-v2.yaml:55 players.D_ref.minimize.adv (+5 more)
     D_fake_r = D(fake_r)  # stargan-v2.yaml:55 players.D_ref.minimize.adv (+1 more)
     adv_D_ref = F.softplus(-pick_D_x_in_D_ref_c_s).mean() + F.softplus(torch.take_along_dim(D_fake_r, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:55 players.D_ref.minimize.adv
     grad_pick_D_x_in_D_ref_c_s = torch.autograd.grad(pick_D_x_in_D_ref_c_s.sum(), x_in_D_ref, create_graph=True)[0]  # stdlib.yaml:22 macros.r1(l, v)
     r1_D_ref = 0.5 * (grad_pick_D_x_in_D_ref_c_s.flatten(1).norm(dim=1) ** 2).mean()  # stargan-v2.yaml:56 players.D_ref.minimize.r1.expr (+2 more)
     loss_D_ref = adv_D_ref + r1_D_ref  # stargan-v2.yaml:54 players.D_ref.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del S_x_ref, sr1, fake_r, x_in_D_ref, D_x_in_D_ref, pick_D_x_in_D_ref_c_s, D_fake_r, grad_pick_D_x_in_D_ref_c_s  # no later line reads them: the backward frees what only they held
     loss_D_ref.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + sty + ds + cyc over G, M, S
+    with torch.no_grad():
+        M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
     sl1_G = torch.take_along_dim(M_z1, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:34 let.sl1 (+2 more)
     D_fake_l = D(fake_l)  # stargan-v2.yaml:60 players.G.minimize.adv (+1 more)
     adv_G = F.softplus(-torch.take_along_dim(D_fake_l, c_t[:, None], dim=1).squeeze(1)).mean()  # stargan-v2.yaml:60 players.G.minimize.adv
     S_fake_l = S(fake_l)  # stargan-v2.yaml:61 players.G.minimize.sty
     sty_G = (torch.take_along_dim(S_fake_l, c_t[:, None, None], dim=1).squeeze(1) - sl1_G).abs().mean()  # stargan-v2.yaml:61 players.G.minimize.sty
-    with torch.no_grad():
-        M_z2 = M(z2)  # stargan-v2.yaml:35 let.sl2
     sl2 = torch.take_along_dim(M_z2, c_t[:, None, None], dim=1).squeeze(1)  # stargan-v2.yaml:35 let.sl2 (+1 more)
     with torch.no_grad():
         G_x_sl2 = G(x, sl2)  # stargan-v2.yaml:64 players.G.minimize.ds.expr
@@ -152,6 +154,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     cyc_G = (G_fake_l_s_src - x).abs().mean()  # stargan-v2.yaml:65 players.G.minimize.cyc
     loss_G = adv_G + sty_G + ds_G + cyc_G  # stargan-v2.yaml:59 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del M_z1, fake_l, M_z2, sl1_G, D_fake_l, S_fake_l, sl2, G_x_sl2, S_x, s_src, G_fake_l_s_src  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     # G_ref: minimize adv + sty + ds + cyc over G, M, S
@@ -176,6 +179,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     cyc_G_ref = (G_fake_r_s_src_G_ref - x).abs().mean()  # stargan-v2.yaml:72 players.G_ref.minimize.cyc.expr
     loss_G_ref = adv_G_ref + sty_G_ref + ds_G_ref + cyc_G_ref  # stargan-v2.yaml:68 players.G_ref.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del S_x_ref, sr1_G_ref, fake_r, D_fake_r, S_fake_r, S_x_ref2, sr2, G_x_sr2, S_x, s_src_G_ref, G_fake_r_s_src_G_ref  # no later line reads them: the backward frees what only they held
     loss_G_ref.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

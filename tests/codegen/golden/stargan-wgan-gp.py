@@ -68,6 +68,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
         cls_D = F.cross_entropy(D_cls_x, c_s, reduction='none').mean()  # stargan.yaml:34 players.D.minimize.cls
         loss_D = adv_D + cls_D  # stargan-wgan-gp.yaml:11 players.D.minimize
         optimizers["D"].zero_grad(set_to_none=True)
+        del D_fake, D_src_fake, D_x, D_src_x, mix, mix_in, D_mix_in, D_src_mix_in, grad_D_src_mix_in, D_cls_x  # no later line reads them: the backward frees what only they held
         loss_D.backward(inputs=parameters["D"])
         optimizers["D"].step()
     # G: minimize adv + cls + rec over G
@@ -80,6 +81,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     rec = 10 * (x - G_fake_c_s).abs().mean()  # stargan.yaml:40 players.G.minimize.rec.expr
     loss_G = adv_G + cls_G + rec  # stargan-wgan-gp.yaml:14 players.G.minimize
     optimizers["G"].zero_grad(set_to_none=True)
+    del fake, D_fake, D_src_fake, D_cls_fake, G_fake_c_s  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"])
     optimizers["G"].step()
     return {

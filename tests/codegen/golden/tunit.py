@@ -95,11 +95,11 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     weight_rec = inputs["weight/G/rec"]
     weight_sty = inputs["weight/G/sty"]
     # C: minimize moco + mi over C
-    C_x = C(x)  # tunit.yaml:73 players.C.minimize.moco.expr (+4 more)
-    C_style_x = C_x[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
     with torch.no_grad():
         C_ema_x_tf = C_ema(x_tf)  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
         C_ema_style_x_tf = C_ema_x_tf[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
+    C_x = C(x)  # tunit.yaml:73 players.C.minimize.moco.expr (+4 more)
+    C_style_x = C_x[1]  # tunit.yaml:73 players.C.minimize.moco.expr (+1 more)
     moco = weight_moco * info_nce(C_style_x, C_ema_style_x_tf, Q, 0.07).mean()  # tunit.yaml:73 players.C.minimize.moco.expr
     C_cls_x = C_x[0]  # tunit.yaml:56 let.p (+2 more)
     p = F.softmax(C_cls_x, dim=1)  # tunit.yaml:56 let.p (+1 more)
@@ -109,6 +109,7 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     mi = weight_mi * mutual_information(p, p_tf)  # tunit.yaml:74 players.C.minimize.mi.expr
     loss_C = moco + mi  # tunit.yaml:72 players.C.minimize
     optimizers["C"].zero_grad(set_to_none=True)
+    del C_ema_x_tf, C_x, C_style_x, C_cls_x, p, C_x_tf, C_cls_x_tf, p_tf  # no later line reads them: the backward frees what only they held
     loss_C.backward(inputs=parameters["C"])
     optimizers["C"].step()
     # D: minimize adv + r1 over D
@@ -130,9 +131,13 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     r1 = weight_r1 * (grad_pick_D_x_in_y.flatten(1).norm(dim=1) ** 2).mean()  # tunit.yaml:80 players.D.minimize.r1.expr (+1 more)
     loss_D = adv_D + r1  # tunit.yaml:78 players.D.minimize
     optimizers["D"].zero_grad(set_to_none=True)
+    del x_in, D_x_in, C_cls_x_D, pick_D_x_in_y, C_x_ref, C_style_x_ref, D_fake, grad_pick_D_x_in_y  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     # G: minimize adv + rec + sty over C, Dec, Enc
+    with torch.no_grad():
+        C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:67 let.g_sty
+        C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:67 let.g_sty
     D_fake = D(fake)  # tunit.yaml:65 let.g_adv (+1 more)
     C_style_x = C_x_D[1]  # tunit.yaml:63 let.rec (+1 more)
     rec = Dec(content, C_style_x)  # tunit.yaml:63 let.rec (+4 more)
@@ -143,15 +148,13 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     rec_G = weight_rec * g_rec  # tunit.yaml:86 players.G.minimize.rec.expr (+2 more)
     C_fake = C(fake)  # tunit.yaml:67 let.g_sty
     C_style_fake = C_fake[1]  # tunit.yaml:67 let.g_sty
-    with torch.no_grad():
-        C_ema_x_ref = C_ema(x_ref)  # tunit.yaml:67 let.g_sty
-        C_ema_style_x_ref = C_ema_x_ref[1]  # tunit.yaml:67 let.g_sty
     g_sty = info_nce(C_style_fake, C_ema_style_x_ref, Q, 0.07).mean()  # tunit.yaml:67 let.g_sty (+1 more)
     sty = weight_sty * g_sty  # tunit.yaml:87 players.G.minimize.sty.expr (+1 more)
     loss_G = adv_G + rec_G + sty  # tunit.yaml:84 players.G.minimize
     # one backward: G's gradient also steps C's networks with C's optimizer
     optimizers["G"].zero_grad(set_to_none=True)
     optimizers["C"].zero_grad(set_to_none=True)
+    del C_x_D, y, content, x_ref, fake, y_ref, C_ema_x_ref, C_ema_style_x_ref, D_fake, C_style_x, rec, D_rec, g_adv, g_rec, C_fake, C_style_fake, g_sty  # no later line reads them: the backward frees what only they held
     loss_G.backward(inputs=parameters["G"] + parameters["C"])
     optimizers["G"].step()
     optimizers["C"].step()
