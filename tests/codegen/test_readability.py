@@ -3,7 +3,7 @@
 One training function; every line that computes a value says where the spec wrote it, and under
 a player's step it cites that player's terms (or a let), never another player's; names from the
 spec or from what a value computes, never numbered (`v_2`, `fake_2`); no private torch API; no
-per-sample mean averaged again.
+per-sample mean averaged again; no value computed that nothing reads.
 """
 
 import re
@@ -106,3 +106,28 @@ def test_a_let_keeps_its_name_where_a_term_freezes_its_network():
     assert re.search(r"^\s*sr1_G_ref = .*\(S_x_ref_G_ref, ", losses, re.M)
     assert "S_x_ref_G_ref = torch.func.functional_call(S, frozen(S), (x_ref,))" in losses
     assert 'weight_ds_G = inputs["weight/G/ds"]' in losses and 'weight_ds_G_ref = inputs["weight/G_ref/ds"]' in losses
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_every_value_the_iteration_computes_is_read(name):
+    """No dead line: a let under a call a step reads kept is not written again there (BicycleGAN's
+    z_enc and UNIT's z1, z2 were, in D's step), and every name bound is read later or returned."""
+    import ast
+
+    tree = ast.parse(PROGRAMS[name].code)
+    iteration = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "iteration")
+    statements = [node for node in ast.walk(iteration) if isinstance(node, (ast.Assign, ast.AugAssign))]
+    reads = [(node.lineno, node.id) for node in ast.walk(iteration) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)]
+    dead = []
+    for statement in statements:
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        for target in targets:
+            for bound in (n for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)):
+                if isinstance(statement.value, ast.Constant) and statement.value.value is None:
+                    continue  # `a = b = None`: a repeat frees the previous repeat's graph
+                if bound.id == "_" or any(line > statement.lineno and read == bound.id for line, read in reads):
+                    continue
+                if any(line == statement.lineno and read == bound.id for line, read in reads):
+                    continue  # `x.grad = None` style and reads in its own loop
+                dead.append(f"{bound.id} (line {statement.lineno})")
+    assert not dead, dead

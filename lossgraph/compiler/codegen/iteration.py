@@ -132,6 +132,7 @@ class _Phase:
             writer.body.depth = 1
             loop_top, named_before = len(writer.body.lines), dict(writer.named)
         deferred = set(self.partner.values()) | {head for heads in self.waiting.values() for head in heads}
+        deferred |= set(self.order) - self._needed()  # what only values the step already has read
         for node in self._first_without_autograd(deferred):  # with what they read, and their heads
             below = set(node.walk())
             for needed in self.order:
@@ -167,6 +168,19 @@ class _Phase:
             name = writer.named[term.value]
             self.owner.pinned.add(name)
             self.owner.stats[f"{phase.player}/{term.name}"] = f"{name}.detach()"
+
+    def _needed(self) -> set[Expr]:
+        """What this step computes: its loss and what that reads, down to values it already has
+        (kept calls, carried values, data). A let under a kept call alone is not written again
+        (BicycleGAN's z_enc in D's step, whose fake_vae is G's step's)."""
+        needed, stack = set(), [self.phase.loss]
+        while stack:
+            node = stack.pop()
+            if node in needed or node in self.writer.named:
+                continue
+            needed.add(node)
+            stack.extend(arg for arg in node.args if isinstance(arg, Expr))
+        return needed
 
     def _carried(self) -> dict[Expr, str]:
         """Gradient-free values an earlier step computed from the very calls this step reads kept:

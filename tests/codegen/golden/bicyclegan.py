@@ -79,19 +79,18 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # G's backward frees the graph below fake_vae_in, fake_lr_in but keeps the one above them, which D's step
     # differentiates again: it runs to fake_vae_in, fake_lr_in retaining the graph, then on from fake_vae, fake_lr
     torch.autograd.backward(loss_G, inputs=(fake_vae_in, fake_lr_in), retain_graph=True)
-    del E_y, z_enc, E_fake_lr, E_mu_fake_lr  # no later line reads them: the backward frees what only they held
+    del E_y, E_mu_y, E_logvar_y, z_enc, E_fake_lr, E_mu_fake_lr  # no later line reads them: the backward frees what only they held
     torch.autograd.backward((loss_G, fake_vae, fake_lr), (None, fake_vae_in.grad, fake_lr_in.grad), inputs=parameters["G"])
     fake_vae_in.grad = fake_lr_in.grad = None
     optimizers["G"].step()
     # D: maximize vae + lr over D_LR, D_VAE
     D_VAE_y = D_VAE(y)  # bicyclegan.yaml:28 players.D.maximize.vae
-    z_enc_D = E_mu_y + torch.exp(E_logvar_y / 2) * eps  # bicyclegan.yaml:20 let.z_enc (+1 more)
     vae = -F.softplus(-D_VAE_y).mean() - F.softplus(D_VAE_fake_vae_in).mean()  # bicyclegan.yaml:28 players.D.maximize.vae
     D_LR_y = D_LR(y)  # bicyclegan.yaml:29 players.D.maximize.lr
     lr = -F.softplus(-D_LR_y).mean() - F.softplus(D_LR_fake_lr_in).mean()  # bicyclegan.yaml:29 players.D.maximize.lr
     loss_D = -(vae + lr)  # bicyclegan.yaml:27 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
-    del E_mu_y, E_logvar_y, fake_vae, fake_vae_in, D_VAE_fake_vae_in, fake_lr, fake_lr_in, D_LR_fake_lr_in, D_VAE_y, z_enc_D, D_LR_y  # no later line reads them: the backward frees what only they held
+    del fake_vae, fake_vae_in, D_VAE_fake_vae_in, fake_lr, fake_lr_in, D_LR_fake_lr_in, D_VAE_y, D_LR_y  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {

@@ -106,20 +106,18 @@ def iteration(nets, inputs, optimizers, parameters, pools):
     # G's backward frees the graph below x21_in, x12_in but keeps the one above them, which D's step
     # differentiates again: it runs to x21_in, x12_in retaining the graph, then on from x21, x12
     torch.autograd.backward(loss_G, inputs=(x21_in, x12_in), retain_graph=True)
-    del E_mu1_sq, z1, G1_z1, z2, mu12, x121, E_mu2_sq, G2_z2, mu21, x212  # no later line reads them: the backward frees what only they held
+    del mu1, E_mu1_sq, z1, G1_z1, mu2, z2, mu12, x121, E_mu2_sq, G2_z2, mu21, x212  # no later line reads them: the backward frees what only they held
     torch.autograd.backward((loss_G, x21, x12), (None, x21_in.grad, x12_in.grad), inputs=parameters["G"])
     x21_in.grad = x12_in.grad = None
     optimizers["G"].step()
     # D: maximize GAN_1 + GAN_2 over D1, D2
     D1_x1 = D1(x1)  # unit.yaml:37 let.GAN_1
-    z2_D = mu2 + eps2  # unit.yaml:28 let.z2 (+2 more)
     GAN_1_D = 10 * (-F.softplus(-D1_x1).mean() - F.softplus(D1_x21_in).mean())  # unit.yaml:37 let.GAN_1 (+2 more)
     D2_x2 = D2(x2)  # unit.yaml:38 let.GAN_2
-    z1_D = mu1 + eps1  # unit.yaml:27 let.z1 (+2 more)
     GAN_2_D = 10 * (-F.softplus(-D2_x2).mean() - F.softplus(D2_x12_in).mean())  # unit.yaml:38 let.GAN_2 (+2 more)
     loss_D = -(GAN_1_D + GAN_2_D)  # unit.yaml:46 players.D.maximize
     optimizers["D"].zero_grad(set_to_none=True)
-    del mu1, mu2, x21, x21_in, D1_x21_in, x12, x12_in, D2_x12_in, D1_x1, z2_D, D2_x2, z1_D  # no later line reads them: the backward frees what only they held
+    del x21, x21_in, D1_x21_in, x12, x12_in, D2_x12_in, D1_x1, D2_x2  # no later line reads them: the backward frees what only they held
     loss_D.backward(inputs=parameters["D"])
     optimizers["D"].step()
     return {
