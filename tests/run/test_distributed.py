@@ -112,6 +112,13 @@ def assert_same_runs(one: Path, two: Path) -> None:
         torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+def assert_trains_as_one_process(spec: Path, folder: Path, steps: int = 6) -> None:
+    """`spec` run for `steps` steps in one process and under torchrun in two: the same run."""
+    one_process(spec, folder / "one", "--steps", str(steps))
+    torchrun(spec, folder / "two", "--steps", str(steps))
+    assert_same_runs(folder / "one", folder / "two")
+
+
 def final_networks(run: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -198,9 +205,7 @@ def test_a_generator_first_schedule_trains_as_one_process(tmp_path):
     text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("pool:"))
     assert text != SPEC and "schedule: [G, D]" in text
     spec.write_text(text + "\n")
-    one_process(spec, tmp_path / "one", "--steps", "6")
-    torchrun(spec, tmp_path / "two", "--steps", "6")
-    assert_same_runs(tmp_path / "one", tmp_path / "two")
+    assert_trains_as_one_process(spec, tmp_path)
 
 
 def test_a_moving_average_in_a_loss_and_a_warm_up_train_as_one_process(tmp_path):
@@ -212,9 +217,7 @@ def test_a_moving_average_in_a_loss_and_a_warm_up_train_as_one_process(tmp_path)
     text = text.replace('      l1: {weight: 10, expr: "E[l1(fake_y - x)]"}', '      l1: {weight: 10, expr: "E[l1(fake_y - x)]"}\n      lag: E[l1(fake_y - G_avg(x))]')
     assert text.count("G_avg") == 2 and "warmup: 3" in text
     spec.write_text(text)
-    one_process(spec, tmp_path / "one", "--steps", "6")
-    torchrun(spec, tmp_path / "two", "--steps", "6")
-    assert_same_runs(tmp_path / "one", tmp_path / "two")
+    assert_trains_as_one_process(spec, tmp_path)
 
 
 def test_a_network_two_passes_reach_in_different_parts_trains_as_one_process(tmp_path):
@@ -225,6 +228,4 @@ def test_a_network_two_passes_reach_in_different_parts_trains_as_one_process(tmp
     text = SPEC.replace("schedule: [D, G]", "  G2: {step_of: G, minimize: {spread: \"E[Enc.logvar(y)^2]\"}}\nschedule: [D, G, G2]")
     assert "G2" in text
     spec.write_text(text)
-    one_process(spec, tmp_path / "one", "--steps", "6")
-    torchrun(spec, tmp_path / "two", "--steps", "6")
-    assert_same_runs(tmp_path / "one", tmp_path / "two")
+    assert_trains_as_one_process(spec, tmp_path)
