@@ -91,7 +91,8 @@ class SpecError(LossgraphError, ValueError):
             problems = [Problem(problems, origin, hint)]
         elif isinstance(problems, Problem):
             problems = [problems]
-        self.problems: tuple[Problem, ...] = tuple(problems)
+        # one mistake reached twice (a network built for each of its calls) is said once
+        self.problems: tuple[Problem, ...] = tuple(dict.fromkeys(problems))
         super().__init__(self._render())
 
     def _render(self) -> str:

@@ -128,3 +128,14 @@ def test_kl_takes_a_mean_and_log_variance_of_one_shape(capsys):
     assert main(["check", "bicyclegan", "players.G.minimize.kl.expr=E[kl(E.mu(y), E[E.logvar(y)])]"]) == 2
     err = capsys.readouterr().err
     assert "kl(mu, logvar) takes a mean and a log-variance of one shape; E.mu(y) has shape (2, 8) and E[E.logvar(y)] ()" in err
+
+
+def test_a_network_that_cannot_be_built_is_reported_once(capsys):
+    """MUNIT's discriminators are called on several images; each call used to report the same
+    failed build again."""
+    assert main(["check", "munit", "train.image_size=8"]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems:" in err
+    for name, line in (("D1", 37), ("D2", 38)):
+        message = f"munit.yaml:{line}:7: networks.{name}: cannot build network '{name}': scales=2 and layers=3 need image_size divisible by 2**4 = 16"
+        assert err.count(message) == 1, err
