@@ -3,7 +3,7 @@ eager and compiled.
 
     python -m benchmarks.bench [--methods cyclegan,discogan] [--scale small|realistic]
                                [--batch-size N] [--image-size S] [--iters N] [--warmup N]
-                               [--device cpu|cuda] [--threads N] [--clock wall|thread] [--seed S]
+                               [--device cpu|cuda] [--threads N] [--clock wall|thread] [--seed S] [--keep-caches]
                                [--compile | --no-compile] [--precision fp32|bf16] [--cuda-graphs | --no-cuda-graphs]
 
 For each method up to four steps run, each on identical networks (`program.build_networks(seed)`,
@@ -23,7 +23,8 @@ warm-up's end.
 `--no-compile` (with fp32) leaves out the compiled pair. Each step first runs `--warmup`
 iterations on its own (the compiled ones compile there: compile time is the warm-up's wall time
 beyond as many of its fastest step, with inductor's on-disk caches off so that it is a first
-compile, and torch.compile's one-off start paid before the first method);
+compile (`--keep-caches`: on, for a run that compiled the same steps before), and torch.compile's
+one-off start paid before the first method);
 then the steps alternate in one process, the order rotating every iteration, and the median of
 each one's times is reported. Outside the timed loop: peak memory of one iteration of each, and
 network forwards and FLOPs of the eager steps (measure.py says how). Compiled graphs and graph
@@ -235,6 +236,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="thread: step times in this thread's CPU time, which other processes' load leaves out; "
                              "needs --threads 1 on the CPU (default: wall)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-caches", action="store_true",
+                        help="let torch.compile read and fill inductor's on-disk caches (default: off, so that "
+                             "compile times are a first compile's)")
     add_acceleration_arguments(parser, "the compiled pair's ")
     args = parser.parse_args(argv)
     baselines, iters, warmup = SCALES[args.scale]
@@ -267,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.machine(device) + ("; step times in thread CPU time" if args.clock == "thread" else ""))
     results, failures = [], {}
     # compile times as a first run sees them: nothing read back from inductor's on-disk caches
-    with torch._inductor.config.patch(fx_graph_cache=False), torch._functorch.config.patch(enable_autograd_cache=False):
+    # (unless --keep-caches: a run that compiled the same steps before, as on_gpu.py's does)
+    keep = args.keep_caches
+    if keep:
+        print("compile times read inductor's on-disk caches (--keep-caches): a warm cache's, not a first compile's")
+    with torch._inductor.config.patch(fx_graph_cache=keep), torch._functorch.config.patch(enable_autograd_cache=keep):
         if args.acceleration.compile:
             print(f"torch.compile's one-off start (imports, compile workers), on a small network: {warm_compiler(device):.1f} s")
         for method in args.methods:
