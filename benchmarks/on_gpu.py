@@ -22,7 +22,7 @@ timed run measures the methods one after another, alone on the GPU.
 
 A part gets the budget's share left to it (a part that finishes early leaves its time to the next
 ones); a part that runs out of time is stopped and its output kept; a part with under a minute left
-is not started. `summary.md` says how each part ended and holds the tables the benchmark printed;
+is not started. `summary.txt` says how each part ended and holds the tables the benchmark printed;
 each part's whole output is in `<part>.log`. Run again with `--parts` (and `--methods`) for what
 was left. The exit status is 0 when every part ran to the end and passed.
 """
@@ -178,7 +178,7 @@ def run(parts: list[Part], out: Path, budget: float, workers: int, header: str =
             code = run_limited(part.command, log, seconds - (clock() - start))
         status = "out of time" if code is None else "passed" if code == 0 else f"failed (exit {code})"
         outcomes.append(Outcome(part, status, clock() - start, tables(log_path.read_text(errors="replace"))))
-    (out / "summary.md").write_text(summary(outcomes, header))
+    (out / "summary.txt").write_text(summary(outcomes, header))
     return outcomes
 
 
@@ -195,7 +195,7 @@ def summary(outcomes: list[Outcome], header: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     names = ["tests", "bench-128", "bench-256", "authors", "bench-128-more"]
     parser = argparse.ArgumentParser(prog="python -m benchmarks.on_gpu", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder for summary.md and each part's log")
+    parser.add_argument("--out", required=True, type=Path, help="folder for summary.txt and each part's log")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for all the parts together (default 540)")
     parser.add_argument("--parts", default=",".join(names), help=f"comma-separated, of {', '.join(names)}")
     parser.add_argument("--methods", default=None, help="comma-separated: only these in the benchmark parts")
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = run(chosen, args.out, args.budget, args.workers, header=header)
     for outcome in outcomes:
         print(f"{outcome.part.name}: {outcome.status} ({outcome.seconds:.0f} s)")
-    print(f"summary: {args.out / 'summary.md'}")
+    print(f"summary: {args.out / 'summary.txt'}")
     return 0 if all(o.status == "passed" for o in outcomes) else 1
 
 

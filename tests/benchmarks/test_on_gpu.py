@@ -80,7 +80,7 @@ def test_a_run_keeps_what_each_part_printed_and_says_how_it_ended(tmp_path):
     log = (tmp_path / "fast.log").read_text()
     # the compile commands' output is in the log, indented, each with its exit status, and not in the tables
     assert "    | from the compile |" in log and "(exit 5)" in log and "(exit 0)" in log
-    summary = (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.txt").read_text()
     assert summary.startswith("machine: test\n")
     for row in ("| fast | passed |", "| broken | failed (exit 3) |", "| slow | out of time |", "| late | not started | 0 |"):
         assert row in summary, row
