@@ -22,8 +22,8 @@ warm-up's end.
 
 `--no-compile` (with fp32) leaves out the compiled pair. Each step first runs `--warmup`
 iterations on its own (the compiled ones compile there: compile time is the warm-up's wall time
-beyond as many of its fastest step, with inductor's on-disk caches off so that it is a first
-compile (`--keep-caches`: on, for a run that compiled the same steps before), and torch.compile's
+beyond as many of its fastest step, each compiled step in a fresh inductor cache so that it is a
+first compile (`--keep-caches`: the caches as an earlier run left them), and torch.compile's
 one-off start paid before the first method);
 then the steps alternate in one process, the order rotating every iteration, and the median of
 each one's times is reported. Outside the timed loop: peak memory of one iteration of each, and
@@ -38,6 +38,7 @@ after one that warms the caches. The tables are markdown (report.py), to paste i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import statistics
 import sys
@@ -50,6 +51,7 @@ from typing import Mapping
 import torch
 import torch._functorch.config
 import torch._inductor.config
+import torch._inductor.utils
 
 import lossgraph
 from lossgraph.cli import add_acceleration_arguments
@@ -163,8 +165,19 @@ def make_sides(method: str, program, baseline, *, batch_size: int, device: torch
                     Side("hand-written compiled", hand_step, nets, counted=False)]
 
 
+def first_compile(side: Side, keep_caches: bool):
+    """Where a side's warm-up compiles: for a compiled side, a fresh inductor cache (an empty
+    on-disk folder, in-memory caches cleared), so that its compile time is a first compile's and
+    not cut short by kernels an earlier side or an earlier run built; `keep_caches`: the caches
+    as they are."""
+    if side.counted or keep_caches:
+        return contextlib.nullcontext()
+    return torch._inductor.utils.fresh_cache()
+
+
 def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
-              device: torch.device, seed: int, acceleration: accelerate.Acceleration, clock: str = "wall") -> Result:
+              device: torch.device, seed: int, acceleration: accelerate.Acceleration, clock: str = "wall",
+              keep_caches: bool = False) -> Result:
     torch._dynamo.reset()  # each method's compiles from scratch, clear of the recompile limit
     program = load_program(method, image_size)
     batch_size = batch_size or program.spec.train.batch_size
@@ -175,7 +188,8 @@ def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int 
 
     for side in sides:
         graphs, breaks = dynamo_counts()
-        side.warmup_times = [timed(side.step, inputs, device) for _ in range(warmup)]  # wall: compiles run in workers too
+        with first_compile(side, keep_caches):
+            side.warmup_times = [timed(side.step, inputs, device) for _ in range(warmup)]  # wall: compiles run in workers too
         after = dynamo_counts()
         side.graphs, side.breaks = after[0] - graphs, after[1] - breaks
 
@@ -270,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lossgraph {lossgraph.__version__} against hand-written steps, eager and compiled")
     print(report.machine(device) + ("; step times in thread CPU time" if args.clock == "thread" else ""))
     results, failures = [], {}
-    # compile times as a first run sees them: nothing read back from inductor's on-disk caches
-    # (unless --keep-caches: a run that compiled the same steps before, as on_gpu.py's does)
+    # compile times as a first run sees them: nothing read back from inductor's on-disk caches, and
+    # each compiled step in a fresh one (first_compile); --keep-caches reads what a run that compiled
+    # the same steps left (as on_gpu.py's runs do)
     keep = args.keep_caches
     if keep:
         print("compile times read inductor's on-disk caches (--keep-caches): a warm cache's, not a first compile's")
@@ -282,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = benchmark(method, args.baselines[method], batch_size=args.batch_size,
                                    image_size=args.image_size, iters=args.iters, warmup=args.warmup, device=device,
-                                   seed=args.seed, acceleration=args.acceleration, clock=args.clock)
+                                   seed=args.seed, acceleration=args.acceleration, clock=args.clock, keep_caches=keep)
             except Exception as error:  # one method's failure is reported; the others are still measured
                 traceback.print_exc()
                 failures[method] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

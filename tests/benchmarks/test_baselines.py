@@ -5,10 +5,13 @@ same state (losses and every parameter's gradient), the hyper-parameters against
 history pool, and `python -m benchmarks.bench` end to end on one method.
 """
 
+import os
+
 import pytest
 import torch
 
 import lossgraph
+from lossgraph.train import accelerate
 from benchmarks import bench
 from benchmarks.baselines import BASELINES
 from benchmarks.baselines.common import HistoryPool
@@ -271,3 +274,35 @@ def test_bench_rejects_an_unknown_method(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--methods", "pix2pixx"])
     assert "unknown method(s) pix2pixx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep_caches", [False, True])
+def test_each_compiled_step_compiles_in_a_fresh_cache(monkeypatch, keep_caches):
+    """The second compiled step used to reuse the kernels the first one built (and both those of
+    earlier runs): the hand-written step compiled in 2 s what took lossgraph's 26. Each compiled
+    side now warms up in its own empty inductor cache, unless --keep-caches."""
+    seen: dict[str, list[str]] = {}
+
+    def recording(name: str, counted: bool) -> bench.Side:
+        def step(inputs):
+            seen.setdefault(name, []).append(os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default"))
+            return {"D": 0.0, "G": 0.0}
+        return bench.Side(name, step, {}, counted=counted)
+
+    monkeypatch.setattr(bench, "make_sides", lambda *args, **kwargs: [
+        recording("lossgraph", True), recording("hand-written", True),
+        recording("lossgraph compiled", False), recording("hand-written compiled", False)])
+    monkeypatch.setattr(bench, "peak_memory", lambda *args: 0)
+    monkeypatch.setattr(bench, "time_spec_compile", lambda method: 0.0)
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default")
+    bench.benchmark("pix2pix", None, batch_size=2, image_size=None, iters=1, warmup=2, device=torch.device("cpu"), seed=0,
+                    acceleration=accelerate.Acceleration.for_device(torch.device("cpu"), compile=True), keep_caches=keep_caches)
+    warm = {name: dirs[:2] for name, dirs in seen.items()}  # the warm-up's two steps; the timed one after
+    assert warm["lossgraph"] == warm["hand-written"] == [before, before]
+    compiled = [warm["lossgraph compiled"], warm["hand-written compiled"]]
+    if keep_caches:
+        assert compiled == [[before, before]] * 2
+    else:
+        assert all(dirs[0] == dirs[1] != before for dirs in compiled)  # one cache for a side's whole warm-up
+        assert compiled[0][0] != compiled[1][0] and not any(os.path.exists(dirs[0]) for dirs in compiled)
+        assert seen["lossgraph compiled"][2] == before  # the timed loop is outside it
