@@ -22,9 +22,9 @@ warm-up's end.
 
 `--no-compile` (with fp32) leaves out the compiled pair. Each step first runs `--warmup`
 iterations on its own (the compiled ones compile there: compile time is the warm-up's wall time
-beyond as many of its fastest step, each compiled step in a fresh inductor cache so that it is a
-first compile (`--keep-caches`: the caches as an earlier run left them), and torch.compile's
-one-off start paid before the first method);
+beyond as many of its fastest step, timed for each compiled step in a process of its own, whose
+compiled graphs this one then reads (`--keep-caches`: this process's warm-up, with the caches as
+an earlier run left them), and torch.compile's one-off start paid before the first method);
 then the steps alternate in one process, the order rotating every iteration, and the median of
 each one's times is reported. Outside the timed loop: peak memory of one iteration of each, and
 network forwards and FLOPs of the eager steps (measure.py says how). Compiled graphs and graph
@@ -40,8 +40,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -51,7 +54,6 @@ from typing import Mapping
 import torch
 import torch._functorch.config
 import torch._inductor.config
-import torch._inductor.utils
 
 import lossgraph
 from lossgraph.cli import add_acceleration_arguments
@@ -87,6 +89,7 @@ class Side:
     graphs: int = 0        # graphs TorchDynamo compiled during the warm-up
     breaks: int = 0        # graph breaks during the warm-up
     recompiled: int = 0    # graphs compiled during the timed loop
+    first_compile: float | None = None  # seconds, timed in a process of its own (compile_in_child)
 
     @property
     def median(self) -> float:
@@ -95,7 +98,10 @@ class Side:
     @property
     def compile_seconds(self) -> float:
         """The warm-up's wall time beyond as many of its fastest step (the median step with one
-        warm-up step): torch.compile's first compiles."""
+        warm-up step): torch.compile's first compiles; where it was timed in a process of its
+        own, that process's."""
+        if self.first_compile is not None:
+            return self.first_compile
         steady = min(self.warmup_times) if len(self.warmup_times) > 1 else self.median
         return max(0.0, sum(self.warmup_times) - len(self.warmup_times) * steady)
 
@@ -165,30 +171,84 @@ def make_sides(method: str, program, baseline, *, batch_size: int, device: torch
                     Side("hand-written compiled", hand_step, nets, counted=False)]
 
 
-def first_compile(side: Side, keep_caches: bool):
-    """Where a side's warm-up compiles: for a compiled side, a fresh inductor cache (an empty
-    on-disk folder, in-memory caches cleared), so that its compile time is a first compile's and
-    not cut short by kernels an earlier side or an earlier run built; `keep_caches`: the caches
-    as they are."""
-    if side.counted or keep_caches:
-        return contextlib.nullcontext()
-    return torch._inductor.utils.fresh_cache()
+COMPILE_SECONDS = "first compile, seconds: "
 
 
-def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
-              device: torch.device, seed: int, acceleration: accelerate.Acceleration, clock: str = "wall",
-              keep_caches: bool = False) -> Result:
+def compile_in_child(argv: list[str], method: str, side: str, cache: str) -> float:
+    """A compiled side's first compile, timed in a process of its own (`--compile-only`): in this
+    one, the compiled side that warms up second finds the first one's graphs in TorchDynamo's and
+    inductor's in-process caches (the same network classes, inputs of the same shapes) and compiles
+    in a tenth of the time. The child leaves its compiled graphs in the inductor cache `cache`,
+    which this process's warm-up then reads."""
+    command = [sys.executable, "-m", "benchmarks.bench", *argv, "--methods", method, "--compile-only", side]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(COMPILE_SECONDS):
+            return float(line[len(COMPILE_SECONDS):])
+    raise RuntimeError(f"compiling {method}'s {side} step in a process of its own failed (exit {done.returncode}):\n"
+                       f"{done.stdout[-2000:]}{done.stderr[-4000:]}")
+
+
+@contextlib.contextmanager
+def reading_cache(cache: str):
+    """Inductor's on-disk caches on, in `cache`."""
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    try:
+        with torch._inductor.config.patch(fx_graph_cache=True), torch._functorch.config.patch(enable_autograd_cache=True):
+            yield
+    finally:
+        if before is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+def prepare(method: str, baseline, *, batch_size: int | None, image_size: int | None, device: torch.device, seed: int,
+            acceleration: accelerate.Acceleration):
+    """The method's program, its batch and its sides, each counting its iterations from the warm-up's end."""
     torch._dynamo.reset()  # each method's compiles from scratch, clear of the recompile limit
     program = load_program(method, image_size)
     batch_size = batch_size or program.spec.train.batch_size
     inputs = {name: value.to(device) for name, value in program.example_inputs(batch_size=batch_size, seed=seed).items()}
-    first = program.full_iteration
     sides = make_sides(method, program, baseline, batch_size=batch_size, device=device, seed=seed, acceleration=acceleration,
-                       start=first)
+                       start=program.full_iteration)
+    return program, inputs, sides
+
+
+def compile_only(args: argparse.Namespace, device: torch.device) -> int:
+    """`--compile-only SIDE` (compile_in_child's process): one method's SIDE step warmed up alone,
+    with inductor's on-disk caches on, and its first compile's seconds printed."""
+    method = args.methods[0]
+    _, inputs, sides = prepare(method, args.baselines[method], batch_size=args.batch_size, image_size=args.image_size,
+                               device=device, seed=args.seed, acceleration=args.acceleration)
+    side = next(side for side in sides if side.name == args.compile_only)
+    if not side.counted:
+        warm_compiler(device)  # torch.compile's one-off start, left out as in the parent
+    with torch._inductor.config.patch(fx_graph_cache=True), torch._functorch.config.patch(enable_autograd_cache=True):
+        side.warmup_times = [timed(side.step, inputs, device) for _ in range(args.warmup)]
+        side.times = [timed(side.step, inputs, device)]
+    print(f"{COMPILE_SECONDS}{side.compile_seconds}")
+    return 0
+
+
+def benchmark(method: str, baseline, *, batch_size: int | None, image_size: int | None, iters: int, warmup: int,
+              device: torch.device, seed: int, acceleration: accelerate.Acceleration, clock: str = "wall",
+              child_argv: list[str] | None = None) -> Result:
+    """`child_argv`: the command line that times each compiled side's first compile in a process
+    of its own (compile_in_child); None: the warm-up's own compile time (--keep-caches)."""
+    program, inputs, sides = prepare(method, baseline, batch_size=batch_size, image_size=image_size, device=device,
+                                     seed=seed, acceleration=acceleration)
+    batch_size, first = batch_size or program.spec.train.batch_size, program.full_iteration
 
     for side in sides:
         graphs, breaks = dynamo_counts()
-        with first_compile(side, keep_caches):
+        with contextlib.ExitStack() as context:
+            if not side.counted and child_argv is not None:
+                cache = context.enter_context(tempfile.TemporaryDirectory(prefix="lossgraph-bench-"))
+                side.first_compile = compile_in_child(child_argv, method, side.name, cache)
+                context.enter_context(reading_cache(cache))
             side.warmup_times = [timed(side.step, inputs, device) for _ in range(warmup)]  # wall: compiles run in workers too
         after = dynamo_counts()
         side.graphs, side.breaks = after[0] - graphs, after[1] - breaks
@@ -250,6 +310,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="thread: step times in this thread's CPU time, which other processes' load leaves out; "
                              "needs --threads 1 on the CPU (default: wall)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile-only", default=None, choices=[report.LG, report.HW, report.LGC, report.HWC],
+                        help=argparse.SUPPRESS)  # compile_in_child's process
     parser.add_argument("--keep-caches", action="store_true",
                         help="let torch.compile read and fill inductor's on-disk caches (default: off, so that "
                              "compile times are a first compile's)")
@@ -281,12 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.compile_only:
+        return compile_only(args, device)
     print(f"lossgraph {lossgraph.__version__} against hand-written steps, eager and compiled")
     print(report.machine(device) + ("; step times in thread CPU time" if args.clock == "thread" else ""))
     results, failures = [], {}
-    # compile times as a first run sees them: nothing read back from inductor's on-disk caches, and
-    # each compiled step in a fresh one (first_compile); --keep-caches reads what a run that compiled
-    # the same steps left (as on_gpu.py's runs do)
+    # compile times as a first run sees them: each compiled step's first compile in a process of its
+    # own (compile_in_child), and nothing read back from inductor's on-disk caches here but what that
+    # process left; --keep-caches: the warm-up's own compile, reading what earlier runs left (as
+    # on_gpu.py's runs do)
     keep = args.keep_caches
     if keep:
         print("compile times read inductor's on-disk caches (--keep-caches): a warm cache's, not a first compile's")
@@ -297,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = benchmark(method, args.baselines[method], batch_size=args.batch_size,
                                    image_size=args.image_size, iters=args.iters, warmup=args.warmup, device=device,
-                                   seed=args.seed, acceleration=args.acceleration, clock=args.clock, keep_caches=keep)
+                                   seed=args.seed, acceleration=args.acceleration, clock=args.clock,
+                                   child_argv=None if keep else list(sys.argv[1:] if argv is None else argv))
             except Exception as error:  # one method's failure is reported; the others are still measured
                 traceback.print_exc()
                 failures[method] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

@@ -64,7 +64,7 @@ def method_table(result, device: torch.device, spec_repeats: int) -> str:
     ]
     if LGC in sides:
         rows += [
-            row("compile (warm-up beyond median steps)", lambda side: f"{side.compile_seconds:.1f} s" if not side.counted else ""),
+            row("compile (first, beyond median steps)", lambda side: f"{side.compile_seconds:.1f} s" if not side.counted else ""),
             row("graphs compiled / graph breaks", lambda side: f"{side.graphs} / {side.breaks}" if not side.counted else ""),
         ]
     compiled = f"; compiled pair: {result.compiled_as}" if result.compiled_as else ""
