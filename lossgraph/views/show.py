@@ -134,7 +134,12 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
             done[node] = args[0]
         elif row.infix or _is_notation(node.op):
             with sp.evaluate(False):
-                done[node] = row.sympy(sp, *[done[child] for child in row.written(node.args)])
+                form = row.sympy(sp, *[done[child] for child in row.written(node.args)])
+                if isinstance(form, sp.Add) and isinstance(form.args[0], sp.Add):
+                    # a sum read left to right needs no brackets: (a + b) - c prints as a + b - c,
+                    # where a twelve-term sum would otherwise open eleven of them
+                    form = sp.Add(*form.args[0].args, *form.args[1:])
+                done[node] = form
         else:
             done[node] = sp.Function(row.spelling)(*args)
     return done[expr]
