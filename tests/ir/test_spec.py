@@ -181,6 +181,23 @@ def test_wrong_types_and_values(old, new, needle, key, words):
     assert_located(message, text, needle, key, within=new, width=len(needle.rstrip("}")))
 
 
+@pytest.mark.parametrize(
+    "old, new, hint",
+    [
+        ("      adv: E[(D_Y(fake_y)", "\tadv: E[(D_Y(fake_y)", "YAML indents with spaces only: replace the tab with spaces"),
+        ('{weight: 10, expr: "E[l1(G_YX(fake_y) - x)] + E[l1(G_XY(fake_x) - y)]"}', "{weight: 10, expr: E[l1(G_YX(fake_y) - x)]}",
+         'inside {...} a formula needs quotes: {weight: 10, expr: "E[l1(a - b)]"}'),
+        ("schedule: [D, G]", "schedule: [D, E[x]]", "inside [...] a value holding brackets, ':' or ',' needs quotes"),
+        ("      cycle:", "       cycle:", 'quote a value that holds ": " (adv: "E[...]"), or indent this line as the keys beside it'),
+        ("schedule: [D, G]", "schedule: [D, G]\n  bad: indent", "indent this line as the keys beside it, with spaces"),
+    ],
+)
+def test_yaml_syntax_errors_say_how_to_fix_the_usual_slips(old, new, hint):
+    message = str(error_of(edit(old, new)))
+    assert message.startswith(f"{FILE}:") and "invalid YAML: " in message
+    assert f"({hint})\n" in message, message
+
+
 def test_duplicate_yaml_key():
     text = edit("schedule: [D, G]\n", "schedule: [D, G]\nschedule: [G, D]\n")
     message = str(error_of(text))
