@@ -491,6 +491,20 @@ def test_names_that_python_reads_differently_are_rejected():
     assert f"{FILE}:2:28: data.𝑧: " in message
 
 
+def test_term_player_and_head_names_that_python_reads_as_another_are_rejected():
+    # the generated code names a term's value after the term: terms 'ﬁx' and 'fix' were one
+    # variable, so G minimized the second term twice and the first not at all
+    text = edit("      adv: E[(D_Y(fake_y) - 1)^2] + E[(D_X(fake_x) - 1)^2]",
+                "      ﬁx: E[(D_Y(fake_y) - 1)^2]\n      fix: E[(D_X(fake_x) - 1)^2]")
+    text = edit("  G:\n", "  Ｇ:\n", text).replace("[D, G]", "[D, Ｇ]")
+    message = str(error_of(text))
+    line, _ = where(text, "      ﬁx:")
+    assert f"{FILE}:{line}:7: players.Ｇ.minimize.ﬁx: term name 'ﬁx' reads as 'fix' in the generated code (write 'fix')" in message
+    assert "player name 'Ｇ' reads as 'G' in the generated code (write 'G')" in message
+    heads = edit("  D_Y: {arch: patchgan, width: 8, layers: 2}", "  D_Y: {arch: patchgan, width: 8, layers: 2, heads: {ﬁrst: raw}}")
+    assert "head name 'ﬁrst' reads as 'first' in the generated code (write 'first')" in str(error_of(heads))
+
+
 # -- files and built-in names ----------------------------------------------------------------------------
 
 
