@@ -223,6 +223,9 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
                 times = r"\cdot" if latex else "·"
                 # a scheduled weight: its schedule, in words, as the factor
                 weight = f"[{term.schedule.describe()}]" if term.schedule is not None else number_text(term.weight)
+                if latex and term.schedule is not None:  # words in math mode would run together in italics
+                    words = term.schedule.describe().replace("→", r"$\rightarrow$")
+                    weight = rf"\left[\text{{{words}}}\right]"
                 shown = f"{weight} {times} {grouped}"
             body.append(f"  {term.name} = {shown}")
         body.append("")
