@@ -54,7 +54,28 @@ def _softmax(v) -> str | None:
     return None
 
 
-SHAPE_RULES: dict[Ops, Callable[..., str | None]] = {Ops.NCE: _nce, Ops.MI: _mi, Ops.SOFTMAX: _softmax}
+def _elementwise(name: str) -> Callable[[Any, Any], str | None]:
+    """`a - b` and the other arithmetic pair the elements of two values as PyTorch broadcasts them;
+    where the shapes do not broadcast the message shows both and what usually went wrong, rather
+    than torch's words about a dimension at index -1."""
+    def rule(a: Any, b: Any) -> str | None:
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return None
+        try:
+            torch.broadcast_shapes(a.shape, b.shape)
+        except RuntimeError:
+            return (f"the two sides of '{name}' do not fit: shapes {_shape(a)} and {_shape(b)} do not broadcast "
+                    f"(elementwise arithmetic needs equal sizes, or 1, in each trailing dimension; compare values of "
+                    f"one kind, an image with an image, or reduce first: l1(a), E[a])")
+        return None
+    return rule
+
+
+SHAPE_RULES: dict[Ops, Callable[..., str | None]] = {
+    Ops.NCE: _nce, Ops.MI: _mi, Ops.SOFTMAX: _softmax,
+    Ops.ADD: _elementwise("+"), Ops.SUB: _elementwise("-"), Ops.MUL: _elementwise("*"), Ops.DIV: _elementwise("/"),
+    Ops.POW: _elementwise("^"),
+}
 
 
 def shape_problem(op: Ops, args: Sequence[Any]) -> str | None:

@@ -5,6 +5,7 @@
 - data, random variables, lets and networks: valid identifiers that a formula can spell (Python
   reads names NFKC-normalised), each declared once across the four;
 - data and random kinds that parse (`image`, `label(10)`, `normal(8)`), macro signatures;
+- player, term and head names: identifiers that read as themselves after NFKC normalisation;
 - players: exactly one of minimize/maximize, networks that exist and belong to one player;
   schedule entries, optimizers, history pools, judges, EMAs and `share:` that name what exists;
   a term's `updates:` among the networks its step updates; `also_steps:` naming other players of
@@ -115,6 +116,16 @@ def _check_fresh(spec: Spec, name: str, source: Source, problems: Problems) -> N
                          "fresh names networks of other players, read as the earlier steps left them: leave it out")
 
 
+def _check_label(name: str, what: str, path: tuple, source: Source, problems: Problems) -> None:
+    """A player, term or head name: an identifier that reads as itself. Python NFKC-normalises names,
+    so terms `ﬁx` and `fix` would be one variable in the generated code, one term's value lost."""
+    if not name.isidentifier():
+        problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
+    elif unicodedata.normalize("NFKC", name) != name:
+        normal = unicodedata.normalize("NFKC", name)
+        problems.add(f"{what} name '{name}' reads as '{normal}' in the generated code", source.origin(path, at_key=True), f"write '{normal}'")
+
+
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
     """Add to `problems` every name that is malformed, taken twice or refers to nothing."""
     declared: dict[str, tuple] = {}
@@ -187,13 +198,14 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             if "output" in (net.model_fields_set or set()):
                 problems.add("give either output: or heads:, not both", source.origin(("networks", name, "output"), at_key=True), "a head's entry says how it is read")
             for head in net.heads:
-                if not head.isidentifier() or head.startswith("_"):
+                if head.startswith("_"):
                     problems.add(f"head name '{head}' is not a valid name", source.origin(("networks", name, "heads", head), at_key=True))
+                else:
+                    _check_label(head, "head", ("networks", name, "heads", head), source, problems)
 
     owner: dict[str, str] = {}
     for player_name, player in spec.players.items():
-        if not player_name.isidentifier():
-            problems.add(f"player name '{player_name}' is not a valid name", source.origin(("players", player_name), at_key=True))
+        _check_label(player_name, "player", ("players", player_name), source, problems)
         if (player.minimize is None) == (player.maximize is None):
             problems.add(
                 "a player has exactly one of 'minimize' or 'maximize'",
@@ -215,8 +227,7 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
             else:
                 owner[net] = player_name
         for term in player.terms:
-            if not term.isidentifier():
-                problems.add(f"term name '{term}' is not a valid name", source.origin(("players", player_name, player.sense, term), at_key=True))
+            _check_label(term, "term", ("players", player_name, player.sense, term), source, problems)
     for index, entry in enumerate(spec.schedule or []):
         items = entry.items() if isinstance(entry, dict) else [(entry, 1)]
         if isinstance(entry, dict) and len(entry) != 1:

@@ -35,6 +35,22 @@ _HEX_ESCAPES = yaml.scanner.Scanner.ESCAPE_CODES  # `\x` -> 2 hex digits, `\u` 4
 Path = tuple  # a dotted key path as a tuple of str keys and int indices
 
 
+# PyYAML's words for the usual slips in a spec, and the fix (checked in order; the first that
+# the problem contains gives the hint)
+_YAML_HINTS = (
+    ("'\\t' that cannot start any token", "YAML indents with spaces only: replace the tab with spaces"),
+    ("expected ',' or '}'", 'inside {...} a formula needs quotes: {weight: 10, expr: "E[l1(a - b)]"}'),
+    ("expected ',' or ']'", "inside [...] a value holding brackets, ':' or ',' needs quotes"),
+    ("mapping values are not allowed here",
+     'quote a value that holds ": " (adv: "E[...]"), or indent this line as the keys beside it'),
+    ("expected <block end>", "indent this line as the keys beside it, with spaces"),
+)
+
+
+def _yaml_hint(problem: str | None) -> str | None:
+    return next((hint for words, hint in _YAML_HINTS if problem and words in problem), None)
+
+
 @dataclass(frozen=True)
 class Span:
     """Where a YAML node sits in the file (0-based marks, as PyYAML gives them)."""
@@ -85,7 +101,8 @@ class Source:
             if error.context_mark is not None and error.problem and mark.line >= len(source.lines):
                 # at the end of the file there is no line to show: point where the unfinished thing starts
                 mark, problem = error.context_mark, f"{error.problem} {error.context}"
-            raise SpecError(Problem(f"invalid YAML: {problem}", source._origin_at(mark.line, mark.column, 1))) from None
+            raise SpecError(Problem(f"invalid YAML: {problem}", source._origin_at(mark.line, mark.column, 1),
+                                    _yaml_hint(problem))) from None
         except yaml.reader.ReaderError as error:
             line = text.count("\n", 0, error.position)
             col = error.position - (text.rfind("\n", 0, error.position) + 1)

@@ -3,13 +3,17 @@
 pydantic reports an error at a `loc` such as `('players', 'G', 'minimize', 'cycle', 'str')`;
 `_data_path` keeps the parts that address the data (dropping union-member tags) so the source
 points at the value, or at the key for an unknown key, with the keys its model has as the hint.
-A union reports one error per member; one is kept. Then `names.check_names` checks what needs the
+A union reports one error per member; one is kept. Numbers are checked on the data itself:
+`_check_finite` refuses inf and nan anywhere (`.inf`, `.nan`), and `_check_numbers_read` a
+`true` that pydantic read as the number 1 (`weight: true`) and a string it read as an infinite
+number (`1e400`, which YAML leaves a string). Then `names.check_names` checks what needs the
 whole spec, `dataset_options.check_dataset_options` the dataset's load_size, crop_size and flip,
 `schedules.check_units` that steps and epochs are not mixed, and every problem is raised together.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,12 +34,16 @@ def validated(source: Source | Layered, data: dict, file: str) -> Spec:
                      source.origin(("macros",), at_key=True),
                      "specs call the standard library's macros (specs/stdlib.yaml) by name, and declare their own under `macros:`")
         problems.raise_if_any()
+    _check_finite(data, (), source, problems)
+    problems.raise_if_any()
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         _collect_validation(error, source, data, problems)
         problems.raise_if_any()
         raise  # unreachable: a ValidationError always has errors
+    _check_numbers_read(data, spec, (), source, problems)
+    problems.raise_if_any()
     spec._source = source
     spec._path = file
     check_names(spec, source, problems)
@@ -43,6 +51,54 @@ def validated(source: Source | Layered, data: dict, file: str) -> Spec:
     check_units(spec, source, problems)
     problems.raise_if_any()
     return spec
+
+
+def _check_finite(data: Any, path: tuple, source: Source | Layered, problems: Problems) -> None:
+    """Every number in the spec is finite: YAML reads `.inf`, `.nan` and `1e400` as floats that no
+    weight, rate or option means (an infinite weight would make every loss inf or nan)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        problems.add(f"{data} is not a finite number", source.origin(path),
+                     "write a finite number; YAML reads .inf, .nan and values beyond about 1.8e308 as infinite or not a number")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            _check_finite(value, path + (key,), source, problems)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_finite(value, path + (i,), source, problems)
+
+
+_UNREADABLE = object()
+
+
+def _check_numbers_read(data: Any, value: Any, path: tuple, source: Source | Layered, problems: Problems) -> None:
+    """A `true` or `false` where the spec's model holds a number: pydantic reads a YAML boolean as
+    1 or 0 for an int or float field (`weight: true` would be weight 1); and a string it read as a
+    number that is not finite. `value` is the validated counterpart of `data`; where the two cannot
+    be walked together the check stops."""
+    if isinstance(data, str) and isinstance(value, float) and not math.isfinite(value):
+        problems.add(f"{data} reads as {value}, not a finite number", source.origin(path), "write a finite number")
+        return
+    if isinstance(data, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            problems.add(f"{str(data).lower()} is a boolean, but a number goes here", source.origin(path),
+                         f"write the number itself, e.g. {int(data)}")
+        return
+    if isinstance(data, dict):
+        for key, item in data.items():
+            _check_numbers_read(item, _part(value, key), path + (key,), source, problems)
+    elif isinstance(data, list) and isinstance(value, (list, tuple)) and len(value) == len(data):
+        for i, item in enumerate(data):
+            _check_numbers_read(item, value[i], path + (i,), source, problems)
+
+
+def _part(value: Any, key: Any) -> Any:
+    if value is _UNREADABLE:
+        return value
+    if isinstance(value, dict):
+        return value.get(key, _UNREADABLE)
+    if isinstance(getattr(value, "model_fields", None), dict) and key in type(value).model_fields:
+        return getattr(value, key)
+    return _UNREADABLE
 
 
 def _data_path(loc: tuple, data: Any) -> tuple:

@@ -134,7 +134,12 @@ def to_math(expr: Expr, names: dict[Expr, str], top: Expr | None = None, graph: 
             done[node] = args[0]
         elif row.infix or _is_notation(node.op):
             with sp.evaluate(False):
-                done[node] = row.sympy(sp, *[done[child] for child in row.written(node.args)])
+                form = row.sympy(sp, *[done[child] for child in row.written(node.args)])
+                if isinstance(form, sp.Add) and isinstance(form.args[0], sp.Add):
+                    # a sum read left to right needs no brackets: (a + b) - c prints as a + b - c,
+                    # where a twelve-term sum would otherwise open eleven of them
+                    form = sp.Add(*form.args[0].args, *form.args[1:])
+                done[node] = form
         else:
             done[node] = sp.Function(row.spelling)(*args)
     return done[expr]
@@ -218,6 +223,9 @@ def render(graph: Graph, latex: bool = False, paper: str | None = None, spec=Non
                 times = r"\cdot" if latex else "·"
                 # a scheduled weight: its schedule, in words, as the factor
                 weight = f"[{term.schedule.describe()}]" if term.schedule is not None else number_text(term.weight)
+                if latex and term.schedule is not None:  # words in math mode would run together in italics
+                    words = term.schedule.describe().replace("→", r"$\rightarrow$")
+                    weight = rf"\left[\text{{{words}}}\right]"
                 shown = f"{weight} {times} {grouped}"
             body.append(f"  {term.name} = {shown}")
         body.append("")

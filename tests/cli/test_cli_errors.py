@@ -130,6 +130,17 @@ def test_kl_takes_a_mean_and_log_variance_of_one_shape(capsys):
     assert "kl(mu, logvar) takes a mean and a log-variance of one shape; E.mu(y) has shape (2, 8) and E[E.logvar(y)] ()" in err
 
 
+@pytest.mark.parametrize("op, right", [("-", "z"), ("+", "z"), ("*", "z"), ("/", "(1 + z^2)")])
+def test_arithmetic_on_values_that_do_not_broadcast_names_both_shapes(capsys, op, right):
+    """An image less a latent code: torch's own words ('a dimension of length 8 at -1') named
+    neither side."""
+    assert main(["check", "bicyclegan", f"players.G.minimize.latent.expr=E[l1(G(x, z) {op} {right})]"]) == 2
+    err = capsys.readouterr().err
+    assert (f"<override 1>:1:37: players.G.minimize.latent.expr: the two sides of '{op}' do not fit: "
+            "shapes (2, 3, 32, 32) and (2, 8) do not broadcast") in err, err
+    assert "Traceback" not in err and "at -1" not in err
+
+
 def test_a_network_that_cannot_be_built_is_reported_once(capsys):
     """MUNIT's discriminators are called on several images; each call used to report the same
     failed build again."""

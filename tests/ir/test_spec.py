@@ -181,6 +181,23 @@ def test_wrong_types_and_values(old, new, needle, key, words):
     assert_located(message, text, needle, key, within=new, width=len(needle.rstrip("}")))
 
 
+@pytest.mark.parametrize(
+    "old, new, hint",
+    [
+        ("      adv: E[(D_Y(fake_y)", "\tadv: E[(D_Y(fake_y)", "YAML indents with spaces only: replace the tab with spaces"),
+        ('{weight: 10, expr: "E[l1(G_YX(fake_y) - x)] + E[l1(G_XY(fake_x) - y)]"}', "{weight: 10, expr: E[l1(G_YX(fake_y) - x)]}",
+         'inside {...} a formula needs quotes: {weight: 10, expr: "E[l1(a - b)]"}'),
+        ("schedule: [D, G]", "schedule: [D, E[x]]", "inside [...] a value holding brackets, ':' or ',' needs quotes"),
+        ("      cycle:", "       cycle:", 'quote a value that holds ": " (adv: "E[...]"), or indent this line as the keys beside it'),
+        ("schedule: [D, G]", "schedule: [D, G]\n  bad: indent", "indent this line as the keys beside it, with spaces"),
+    ],
+)
+def test_yaml_syntax_errors_say_how_to_fix_the_usual_slips(old, new, hint):
+    message = str(error_of(edit(old, new)))
+    assert message.startswith(f"{FILE}:") and "invalid YAML: " in message
+    assert f"({hint})\n" in message, message
+
+
 def test_duplicate_yaml_key():
     text = edit("schedule: [D, G]\n", "schedule: [D, G]\nschedule: [G, D]\n")
     message = str(error_of(text))
@@ -472,6 +489,20 @@ def test_names_that_python_reads_differently_are_rejected():
     message = str(error_of(text))
     assert "data name '𝑧' reads as 'z' in formulas (write 'z')" in message
     assert f"{FILE}:2:28: data.𝑧: " in message
+
+
+def test_term_player_and_head_names_that_python_reads_as_another_are_rejected():
+    # the generated code names a term's value after the term: terms 'ﬁx' and 'fix' were one
+    # variable, so G minimized the second term twice and the first not at all
+    text = edit("      adv: E[(D_Y(fake_y) - 1)^2] + E[(D_X(fake_x) - 1)^2]",
+                "      ﬁx: E[(D_Y(fake_y) - 1)^2]\n      fix: E[(D_X(fake_x) - 1)^2]")
+    text = edit("  G:\n", "  Ｇ:\n", text).replace("[D, G]", "[D, Ｇ]")
+    message = str(error_of(text))
+    line, _ = where(text, "      ﬁx:")
+    assert f"{FILE}:{line}:7: players.Ｇ.minimize.ﬁx: term name 'ﬁx' reads as 'fix' in the generated code (write 'fix')" in message
+    assert "player name 'Ｇ' reads as 'G' in the generated code (write 'G')" in message
+    heads = edit("  D_Y: {arch: patchgan, width: 8, layers: 2}", "  D_Y: {arch: patchgan, width: 8, layers: 2, heads: {ﬁrst: raw}}")
+    assert "head name 'ﬁrst' reads as 'first' in the generated code (write 'first')" in str(error_of(heads))
 
 
 # -- files and built-in names ----------------------------------------------------------------------------

@@ -180,6 +180,17 @@ def test_show_writes_the_schedule_as_the_factor(capsys, tmp_path):
     assert "late = [0 until iteration 2, then 5] · 𝔼[l2sq(G(x, z))]" in out
 
 
+def test_show_latex_writes_the_schedule_as_text(capsys, tmp_path):
+    # words in math mode read as one italic product of letters ("0untiliteration2")
+    path = tmp_path / "schedules.yaml"
+    path.write_text(SPEC)
+    assert main(["show", str(path), "--latex"]) == 0
+    out = capsys.readouterr().out
+    assert r"ds = \left[\text{-2 $\rightarrow$ 0 over iterations 0..4}\right] \cdot " in out
+    assert r"late = \left[\text{0 until iteration 2, then 5}\right] \cdot " in out
+    assert "→" not in out
+
+
 def test_a_run_logs_the_weights_in_metrics_csv(tmp_path):
     path = tmp_path / "schedules.yaml"
     path.write_text(SPEC + "dataset: {builtin: shapes, size: 16, styles: {x: [flat]}}\n")

@@ -17,7 +17,7 @@ where
   mix = interpolate(x, fake)
 
 D minimizes over D:
-  adv = (𝔼[D.src(fake)] - 𝔼[D.src(x)]) + 10*𝔼[(norm(grad(D.src(mix), mix)) - 1)²]
+  adv = 𝔼[D.src(fake)] - 𝔼[D.src(x)] + 10*𝔼[(norm(grad(D.src(mix), mix)) - 1)²]
   cls = 𝔼[ce(D.cls(x), c_s)]
 
 G minimizes over G:
@@ -114,6 +114,36 @@ def test_ops_are_shown_as_written(tmp_path, capsys):
     assert r"\sqrt{\left|{D{\left(x \right)}}\right|}" in latex
     assert r"\operatorname{stop\_gradient}{\left(fake \right)}" in latex
     assert "unused" not in latex
+
+
+SUMS = """\
+name: sums
+data: {x: image}
+random: {z: normal(8)}
+networks:
+  G: {arch: dcgan_generator}
+  D: {arch: dcgan_discriminator, output: raw}
+let:
+  a: E[D(x)]
+  b: E[D(G(z))]
+players:
+  D:
+    networks: [D]
+    minimize:
+      chain: a - b + a - b + a
+      nested: a - (b - a) - (a + b)
+  G: {networks: [G], minimize: {adv: -b}}
+"""
+
+
+def test_a_sum_read_left_to_right_has_no_brackets_and_keeps_those_the_math_needs(tmp_path, capsys):
+    spec = tmp_path / "sums.yaml"
+    spec.write_text(SUMS)
+    text = _show(capsys, str(spec))
+    assert "chain = a - b + a - b + a\n" in text
+    assert "nested = a - (b - a) - (a + b)\n" in text
+    latex = _show(capsys, str(spec), "--latex")
+    assert "chain = a - b + a - b + a\n" in latex
 
 
 def test_notation_or_definition_comes_from_the_op_table():
