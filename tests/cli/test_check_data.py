@@ -74,3 +74,12 @@ def test_a_batch_size_below_one_is_refused_not_replaced_by_the_specs(tmp_path, c
     assert "Traceback" not in err
     assert f"batch size must be at least 1, got {size}" in err
     assert not out.exists()
+
+
+def test_a_derived_spec_with_a_folder_is_told_to_drop_its_parents_builtin(tmp_path, capsys):
+    # dataset: mappings merge, so the parent's `builtin: photos` stays beside the child's folder
+    (tmp_path / "mine.yaml").write_text("extends: pix2pix\ndataset: {folder: facades, layout: aligned}\n")
+    assert main(["run", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "mine.yaml:2:10: dataset: give either 'builtin' or 'folder', not both" in err
+    assert "{builtin: null, folder: PATH}" in err
