@@ -255,10 +255,12 @@ def _run(args) -> int:
 
         require_archs(spec, Path(args.out) if args.out else Path("runs") / spec.name)
     program = _compile(spec)
-    dataset = open_located(spec, config, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base)
+    dataset = open_located(spec, config, spec.train.image_size, seed=args.seed, base_dir=None if args.data else base,
+                           given_by=f"--data {args.data}" if args.data else None)
     options = RunOptions(
         steps=args.steps,  # None: the spec's train.steps, or its train.epochs in steps (train/epochs.py)
-        batch_size=args.batch_size or spec.train.batch_size,
+        # None: the spec's; 0 or less is refused by the run's plan, not replaced by the spec's
+        batch_size=spec.train.batch_size if args.batch_size is None else args.batch_size,
         device=args.device,
         seed=args.seed,
         out_dir=Path(args.out) if args.out else None,

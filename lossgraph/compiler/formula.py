@@ -127,7 +127,11 @@ def parse(text: str, scope: Scope, site: Site) -> Expr:
     except SyntaxError as error:
         offset = (error.offset or 1) - 1  # characters, unlike the UTF-8 bytes of ast columns
         start = to_original(max(0, min(offset, len(source) - 1)))
-        raise site.error(f"syntax error: {error.msg}", (start, start + 1)) from None
+        # YAML ends an unquoted value at a comma inside { } or [ ], so `{fid_XY: fid(fake_y, y)}` arrives
+        # here as `fid(fake_y`: the formula as written is fine, its quoting is not
+        hint = ("inside a YAML { } or [ ], a comma ends an unquoted value: quote the formula, "
+                "\"f(a, b)\", or write it on a line of its own") if "never closed" in error.msg else None
+        raise site.error(f"syntax error: {error.msg}", (start, start + 1), hint) from None
     except (RecursionError, MemoryError, ValueError) as error:
         raise site.error(f"cannot parse formula: {error}", (0, 1)) from None
     return _Builder(source, to_original, scope, site).build(tree.body, 0)

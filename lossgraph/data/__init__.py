@@ -159,7 +159,9 @@ def open_dataset(
     if not isinstance(config, Mapping):
         raise DataError(f"dataset: expected a mapping such as {EXAMPLE}, got {type(config).__name__}")
     if "builtin" in config and "folder" in config:
-        raise DataError("dataset: give either 'builtin' or 'folder', not both")
+        # a derived spec that writes `folder:` merges it into its parent's `builtin:` (mappings merge)
+        raise DataError("dataset: give either 'builtin' or 'folder', not both; a spec that extends one "
+                        "with the other source removes it with null ({builtin: null, folder: PATH})")
     if "builtin" not in config and "folder" not in config:
         raise DataError(
             f"dataset: needs a source: 'builtin' (one of {quoted(BUILTINS)}) or 'folder' (a path); "

@@ -3,7 +3,8 @@
 Images are files with a suffix in `IMAGE_SUFFIXES` (any case), found recursively and sorted by
 their path relative to the folder searched; names starting with a dot are skipped (macOS writes
 `._name.png` companions that are not images). Each is decoded with Pillow when a batch needs it,
-turned upright by its EXIF orientation, converted to RGB (or grey for an `image(1)` variable),
+turned upright by its EXIF orientation, converted to RGB (or grey for an `image(1)` variable;
+16-bit grey scaled to 8 bits),
 resized so its shorter side is the dataset's load size (`load_size`, else `image_size`),
 centre-cropped to a square and scaled to [-1, 1]; augment.py then cuts training crops from it.
 
@@ -62,12 +63,25 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"cannot read image {path}: {error}") from None
 
 
+# Pillow's modes of 16-bit grey (a 16-bit PNG opens as one): its `convert` clips them to 0..255
+# instead of scaling, which turns all but the darkest pixels white.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def converted(image: Image.Image, channels: int = 3) -> Image.Image:
+    """`image` in RGB (3 channels) or grey (1), 16-bit grey scaled to 8 bits (65535 -> 255)."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        pixels = numpy.asarray(image, dtype=numpy.float64) / 257
+        image = Image.fromarray(numpy.clip(numpy.rint(pixels), 0, 255).astype(numpy.uint8))  # 2-D uint8: mode L
+    return image.convert("RGB" if channels == 3 else "L")
+
+
 def to_tensor(image: Image.Image, image_size: int, channels: int = 3) -> torch.Tensor:
     """A decoded image as (channels, image_size, image_size) float32 in [-1, 1].
 
     Resized so its shorter side is `image_size`, then centre-cropped to a square.
     """
-    image = image.convert("RGB" if channels == 3 else "L")
+    image = converted(image, channels)
     width, height = image.size
     scale = image_size / min(width, height)
     resized = (max(image_size, round(width * scale)), max(image_size, round(height * scale)))
@@ -79,7 +93,7 @@ def to_tensor(image: Image.Image, image_size: int, channels: int = 3) -> torch.T
 
 def as_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
     """A decoded image at its own size as (channels, height, width) float32 in [-1, 1]."""
-    image = image.convert("RGB" if channels == 3 else "L")
+    image = converted(image, channels)
     pixels = torch.from_numpy(numpy.asarray(image, dtype=numpy.float32))
     if pixels.dim() == 2:
         pixels = pixels.unsqueeze(-1)

@@ -297,7 +297,8 @@ def read_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
         # containers, tensors, numbers and strings.
         state = torch.load(state_file, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated zip, bad pickle, unreadable file: all "cannot read"
-        raise LossgraphError(f"cannot read checkpoint file {state_file}: {error}") from error
+        # the type too: an unpickler's KeyError reads as a bare number
+        raise LossgraphError(f"cannot read checkpoint file {state_file}: {type(error).__name__}: {error}") from error
     if not isinstance(state, dict) or "step" not in state or "trainer" not in state:
         raise LossgraphError(f"cannot read checkpoint file {state_file}: not a lossgraph checkpoint state")
     return state

@@ -48,3 +48,38 @@ def test_a_keyed_data_mistake_points_at_its_key(tmp_path, capsys):
 def test_good_builtin_data_passes_check(tmp_path, capsys):
     assert main(["check", str(write(tmp_path))]) == 0
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("ok: ")
+
+
+def test_a_data_folder_mistake_names_the_flag_not_the_specs_dataset_line(tmp_path, capsys):
+    # `--data DIR` replaces the spec's source: a mistake in that folder is the flag's, and the
+    # spec's `dataset: {builtin: shapes, ...}` line, which names no folder, is not pointed at
+    (tmp_path / "data" / "trainA").mkdir(parents=True)
+    (tmp_path / "data" / "trainB").mkdir()
+    (tmp_path / "data" / "trainA" / "notes.txt").write_text("not an image")
+    out = tmp_path / "run"
+    assert main(["run", "discogan", "--data", str(tmp_path / "data"), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith(f"error: --data {tmp_path / 'data'}: dataset folder ")
+    assert "trainA holds 0 images (1 other files ignored)" in err
+    assert "discogan.yaml" not in err and "builtin: shapes" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("size", ["0", "-2"])
+def test_a_batch_size_below_one_is_refused_not_replaced_by_the_specs(tmp_path, capsys, size):
+    out = tmp_path / "run"
+    assert main(["run", "discogan", "--batch-size", size, "--steps", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"batch size must be at least 1, got {size}" in err
+    assert not out.exists()
+
+
+def test_a_derived_spec_with_a_folder_is_told_to_drop_its_parents_builtin(tmp_path, capsys):
+    # dataset: mappings merge, so the parent's `builtin: photos` stays beside the child's folder
+    (tmp_path / "mine.yaml").write_text("extends: pix2pix\ndataset: {folder: facades, layout: aligned}\n")
+    assert main(["run", str(tmp_path / "mine.yaml"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "mine.yaml:2:10: dataset: give either 'builtin' or 'folder', not both" in err
+    assert "{builtin: null, folder: PATH}" in err

@@ -150,3 +150,19 @@ def test_a_network_that_cannot_be_built_is_reported_once(capsys):
     for name, line in (("D1", 37), ("D2", 38)):
         message = f"munit.yaml:{line}:7: networks.{name}: cannot build network '{name}': scales=2 and layers=3 need image_size divisible by 2**4 = 16"
         assert err.count(message) == 1, err
+
+
+def test_a_formula_cut_at_a_comma_by_a_yaml_flow_mapping_says_to_quote_it(tmp_path, monkeypatch, capsys):
+    # YAML ends `{err: mean(l1(fake_y, y))}` at the comma (the rest, `y))`, becomes a key whose null
+    # a derived spec drops): the formula arrives as `mean(l1(fake_y`, unclosed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("extends: discogan\nevaluate: {err: mean(l1(fake_y, y))}\n")
+    assert main(["check", "mine.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "mine.yaml:2:24: evaluate.err: syntax error: '(' was never closed" in err
+    assert 'inside a YAML { } or [ ], a comma ends an unquoted value: quote the formula, "f(a, b)"' in err
+    # other syntax errors get no such hint
+    (tmp_path / "mine.yaml").write_text("extends: discogan\nevaluate: {err: l1(fake_y - y) +}\n")
+    assert main(["check", "mine.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate.err: syntax error" in err and "quote the formula" not in err

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from lossgraph.data import open_dataset
+from lossgraph.data import image_folder
 from lossgraph.data.folders import FolderDataset
 from lossgraph.language.errors import DataError
 
@@ -195,3 +196,21 @@ def test_truncated_image_is_named(tmp_path):
     with pytest.raises(DataError, match="cannot read image .*big.png"):
         for step in range(2):
             dataset.batch(step, 1)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_16_bit_grey_png_is_scaled_not_clipped(tmp_path, channels):
+    # Pillow's convert clips 16-bit grey (mode I;16) to 0..255, so mid-grey 32768 read as white
+    levels = numpy.array([[0, 257 * 64, 32768, 65535]], dtype=numpy.uint16).repeat(4, axis=0)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels).save(path)
+    with Image.open(path) as opened:
+        assert opened.mode in image_folder.SIXTEEN_BIT_MODES
+    pixels = image_folder.as_tensor(image_folder.open_image(path), channels)
+    expected = torch.tensor([0.0, 64.0, 127.5, 255.0]) / 127.5 - 1  # 32768 / 257 = 127.5 rounds to 128
+    expected[2] = 128 / 127.5 - 1
+    assert pixels.shape == (channels, 4, 4)
+    assert torch.allclose(pixels[:, 0], expected.expand(channels, 4), atol=1e-6)
+    # the resizing path (what training reads) agrees: a uniform 16-bit image keeps its level
+    Image.fromarray(numpy.full((10, 14), 257 * 200, dtype=numpy.uint16)).save(path)
+    assert torch.allclose(image_folder.load_image(path, 8, channels), torch.full((channels, 8, 8), 200 / 127.5 - 1))

@@ -95,3 +95,8 @@ def test_a_missing_or_wrong_weights_file_is_an_error_naming_it(tmp_path, network
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(LossgraphError, match="cannot read .*garbage.pth as a weights file"):
         load_inception(garbage)
+    # a text file: the unpickler's KeyError is a bare number, so the message names its type and the file expected
+    (tmp_path / "notes.pth").write_text("junk\n")
+    with pytest.raises(LossgraphError, match=r"cannot read .*notes.pth as a weights file \(KeyError: \d+\); "
+                                             r"expected pt_inception-2015-12-05-6726825d.pth"):
+        load_inception(tmp_path / "notes.pth")

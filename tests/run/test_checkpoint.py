@@ -157,6 +157,11 @@ def test_unreadable_files_are_named_in_the_error(tmp_path):
     with pytest.raises(LossgraphError, match="cannot read checkpoint file .*state.pt"):
         load_checkpoint(path, nets)
 
+    path = save_checkpoint(tmp_path, 3, nets, {}, {})
+    (path / "state.pt").write_text("junk\n")  # the unpickler's KeyError alone reads as a bare number
+    with pytest.raises(LossgraphError, match=r"cannot read checkpoint file .*state.pt: KeyError: \d+"):
+        load_checkpoint(path, nets)
+
 
 def test_networks_that_do_not_fit_are_reported(tmp_path):
     path = save_checkpoint(tmp_path, 1, small_nets(), {}, {})

@@ -240,7 +240,9 @@ def load_inception(path: str | Path, where: str = "train.fid_weights") -> FIDInc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: a weights file is data
     except Exception as error:  # a truncated file, a pickle with code, not a torch file: all "cannot read"
-        raise LossgraphError(f"{where}: cannot read {path} as a weights file: {error}") from None
+        # the type too: an unpickler's KeyError reads as a bare number (`174812789`)
+        raise LossgraphError(f"{where}: cannot read {path} as a weights file ({type(error).__name__}: {error}); "
+                             f"expected pt_inception-2015-12-05-6726825d.pth as torch.save wrote it") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     network = FIDInception()
