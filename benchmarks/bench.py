@@ -191,12 +191,19 @@ def compile_in_child(argv: list[str], method: str, side: str, cache: str) -> flo
 
 
 @contextlib.contextmanager
+def disk_caches(on: bool):
+    """Inductor's on-disk caches of compiled graphs (forward and backward) on or off."""
+    with torch._inductor.config.patch(fx_graph_cache=on), torch._functorch.config.patch(enable_autograd_cache=on):
+        yield
+
+
+@contextlib.contextmanager
 def reading_cache(cache: str):
     """Inductor's on-disk caches on, in `cache`."""
     before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     try:
-        with torch._inductor.config.patch(fx_graph_cache=True), torch._functorch.config.patch(enable_autograd_cache=True):
+        with disk_caches(True):
             yield
     finally:
         if before is None:
@@ -226,7 +233,7 @@ def compile_only(args: argparse.Namespace, device: torch.device) -> int:
     side = next(side for side in sides if side.name == args.compile_only)
     if not side.counted:
         warm_compiler(device)  # torch.compile's one-off start, left out as in the parent
-    with torch._inductor.config.patch(fx_graph_cache=True), torch._functorch.config.patch(enable_autograd_cache=True):
+    with disk_caches(True):  # the parent reads what this process compiles
         side.warmup_times = [timed(side.step, inputs, device) for _ in range(args.warmup)]
         side.times = [timed(side.step, inputs, device)]
     print(f"{COMPILE_SECONDS}{side.compile_seconds}")
@@ -355,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     keep = args.keep_caches
     if keep:
         print("compile times read inductor's on-disk caches (--keep-caches): a warm cache's, not a first compile's")
-    with torch._inductor.config.patch(fx_graph_cache=keep), torch._functorch.config.patch(enable_autograd_cache=keep):
+    with disk_caches(keep):
         if args.acceleration.compile:
             print(f"torch.compile's one-off start (imports, compile workers), on a small network: {warm_compiler(device):.1f} s")
         for method in args.methods:

@@ -98,31 +98,40 @@ def plan(parts: list[str], methods: list[str] | None, device: str, workers: int)
     return [every[name] for name in every if name in parts and every[name] is not None]
 
 
-def run_limited(command: tuple[str, ...], log, seconds: float) -> int | None:
+def start(command: tuple[str, ...], path: Path, mode: str = "ab") -> subprocess.Popen:
+    """`command` in a session of its own (so that stopping it stops what it started), its output
+    written to `path` unbuffered."""
+    with path.open(mode) as out:  # the child holds its own copy of the file
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def run_limited(command: tuple[str, ...], log: Path, seconds: float) -> int | None:
     """Runs `command` with its output appended to `log`; None when it ran out of time (it is
     stopped with everything it started)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    process = start(command, log)
     try:
         return process.wait(timeout=max(seconds, 0.0))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop(process)
         return None
 
 
-def run_side_by_side(commands: tuple[tuple[str, ...], ...], log, seconds: float, workers: int) -> bool:
+def run_side_by_side(commands: tuple[tuple[str, ...], ...], log: Path, seconds: float, workers: int) -> bool:
     """Runs `commands`, `workers` at a time, each one's output appended to `log` when it ends;
     False when the time ran out first."""
     deadline = time.monotonic() + seconds
     pending, running = list(commands), []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     while pending or running:
         while pending and len(running) < workers:
             command = pending.pop(0)
             out = log.parent / f".{log.name}.{len(pending)}"
-            running.append((subprocess.Popen(command, stdout=out.open("wb"), stderr=subprocess.STDOUT, env=env,
-                                             start_new_session=True), out, command))
+            running.append((start(command, out, "wb"), out, command))
         for entry in list(running):
             process, out, command = entry
             if process.poll() is not None:
@@ -133,8 +142,7 @@ def run_side_by_side(commands: tuple[tuple[str, ...], ...], log, seconds: float,
                 out.unlink()
         if time.monotonic() > deadline:
             for process, out, _ in running:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                stop(process)
                 out.unlink(missing_ok=True)
             return False
         time.sleep(0.2)
@@ -167,17 +175,16 @@ def run(parts: list[Part], out: Path, budget: float, workers: int, header: str =
             outcomes.append(Outcome(part, "not started"))
             continue
         log_path = out / f"{part.name}.log"
-        start = clock()
+        began = clock()
         with log_path.open("wb") as log:
             log.write(f"$ {' '.join(part.command)}\n".encode())
         if part.precompile:
             with log_path.open("ab") as log:
                 log.write(f"# compiling first, {workers} processes at once (untimed)\n".encode())
             run_side_by_side(part.precompile, log_path, seconds * 0.6, workers)
-        with log_path.open("ab") as log:
-            code = run_limited(part.command, log, seconds - (clock() - start))
+        code = run_limited(part.command, log_path, seconds - (clock() - began))
         status = "out of time" if code is None else "passed" if code == 0 else f"failed (exit {code})"
-        outcomes.append(Outcome(part, status, clock() - start, tables(log_path.read_text(errors="replace"))))
+        outcomes.append(Outcome(part, status, clock() - began, tables(log_path.read_text(errors="replace"))))
     (out / "summary.txt").write_text(summary(outcomes, header))
     return outcomes
 

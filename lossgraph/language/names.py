@@ -116,14 +116,20 @@ def _check_fresh(spec: Spec, name: str, source: Source, problems: Problems) -> N
                          "fresh names networks of other players, read as the earlier steps left them: leave it out")
 
 
-def _check_label(name: str, what: str, path: tuple, source: Source, problems: Problems) -> None:
-    """A player, term or head name: an identifier that reads as itself. Python NFKC-normalises names,
-    so terms `ﬁx` and `fix` would be one variable in the generated code, one term's value lost."""
-    if not name.isidentifier():
+def _check_label(name: str, what: str, path: tuple, source: Source, problems: Problems, *,
+                 keywords: bool = True, read_in: str = "the generated code") -> bool:
+    """A name that reads as itself; False, with the problem added, where it does not. Python
+    NFKC-normalises names, so terms `ﬁx` and `fix` would be one variable in the generated code
+    (one term's value lost) and a formula could never spell a let named `ﬁx`. `keywords`: whether
+    a Python keyword will do (a term's is renamed in the code; a formula cannot spell one)."""
+    if not name.isidentifier() or (not keywords and keyword.iskeyword(name)):
         problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
-    elif unicodedata.normalize("NFKC", name) != name:
-        normal = unicodedata.normalize("NFKC", name)
-        problems.add(f"{what} name '{name}' reads as '{normal}' in the generated code", source.origin(path, at_key=True), f"write '{normal}'")
+        return False
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        problems.add(f"{what} name '{name}' reads as '{normal}' in {read_in}", source.origin(path, at_key=True), f"write '{normal}'")
+        return False
+    return True
 
 
 def check_names(spec: Spec, source: Source, problems: Problems) -> None:
@@ -131,13 +137,9 @@ def check_names(spec: Spec, source: Source, problems: Problems) -> None:
     declared: dict[str, tuple] = {}
 
     def claim(name: str, path: tuple, what: str) -> None:
-        if not name.isidentifier() or keyword.iskeyword(name):
-            problems.add(f"{what} name '{name}' is not a valid name", source.origin(path, at_key=True), "use letters, digits and _")
-        elif unicodedata.normalize("NFKC", name) != name:
-            # Python's parser NFKC-normalizes names, so a formula could never refer to this one
-            normal = unicodedata.normalize("NFKC", name)
-            problems.add(f"{what} name '{name}' reads as '{normal}' in formulas", source.origin(path, at_key=True), f"write '{normal}'")
-        elif name in declared:
+        if not _check_label(name, what, path, source, problems, keywords=False, read_in="formulas"):
+            return
+        if name in declared:
             problems.add(f"'{name}' is already declared at {dotted(declared[name])}", source.origin(path, at_key=True), "names of data, lets and networks must differ")
         else:
             declared[name] = path
